@@ -1,0 +1,143 @@
+import { availableParallelism } from 'node:os';
+
+/** Server configuration, spelled as etcd's flags. */
+export interface Config {
+  name: string;
+  dataDir: string;
+  walDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  initialCluster: Map<string, string[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  shards: number;
+  /** Apply lag (committed - applied) past which writes get "too many requests". */
+  maxPendingProposals: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type FlagKind = 'string' | 'int' | 'list' | 'bool';
+interface FlagSpec { kind: FlagKind; help: string }
+
+export const FLAGS: Record<string, FlagSpec> = {
+  'name': { kind: 'string', help: 'Human-readable name for this member.' },
+  'data-dir': { kind: 'string', help: 'Path to the data directory (default "${name}.etsd").' },
+  'wal-dir': { kind: 'string', help: 'Path to the dedicated WAL directory (default: <data-dir>/member/wal).' },
+  'listen-client-urls': { kind: 'list', help: 'List of URLs to listen on for client traffic.' },
+  'advertise-client-urls': { kind: 'list', help: 'List of this member\'s client URLs to advertise to the public.' },
+  'listen-peer-urls': { kind: 'list', help: 'List of URLs to listen on for peer traffic.' },
+  'initial-advertise-peer-urls': { kind: 'list', help: 'List of this member\'s peer URLs to advertise to the rest of the cluster.' },
+  'initial-cluster': { kind: 'string', help: 'Initial cluster configuration for bootstrapping (name=url,...).' },
+  'initial-cluster-state': { kind: 'string', help: 'Initial cluster state (\'new\' or \'existing\').' },
+  'initial-cluster-token': { kind: 'string', help: 'Initial cluster token for the cluster during bootstrap.' },
+  'max-request-bytes': { kind: 'int', help: 'Maximum client request size in bytes the server will accept.' },
+  'max-txn-ops': { kind: 'int', help: 'Maximum number of operations permitted in a transaction.' },
+  'log-level': { kind: 'string', help: 'Configures log level: debug, info, warn, error, panic, or fatal.' },
+  'shards': { kind: 'int', help: 'Number of shard worker threads serving reads (default cores-1, at least 1).' },
+  'help': { kind: 'bool', help: 'Show this help.' },
+  'version': { kind: 'bool', help: 'Print the version and exit.' },
+};
+
+export interface ParsedArgs { config: Config; help: boolean; version: boolean }
+
+/** Parses etcd-style flags: --flag=value, --flag value, -flag value; booleans bare or =true/false. */
+export function parseArgs(argv: string[]): ParsedArgs {
+  const raw = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) throw new ConfigError(`'${arg}' is not a valid flag`);
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    const spec = FLAGS[name];
+    if (!spec) throw new ConfigError(`flag provided but not defined: -${name}`);
+    if (eq >= 0) raw.set(name, body.slice(eq + 1));
+    else if (spec.kind === 'bool') raw.set(name, 'true');
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`flag needs an argument: -${name}`);
+      raw.set(name, next);
+    }
+  }
+  const str = (k: string, d: string) => raw.get(k) ?? d;
+  const int = (k: string, d: number) => {
+    const v = raw.get(k);
+    if (v === undefined) return d;
+    if (!/^\d+$/.test(v)) throw new ConfigError(`invalid value "${v}" for flag -${k}: parse error`);
+    return Number(v);
+  };
+  const list = (k: string, d: string) => str(k, d).split(',').map((s) => s.trim()).filter(Boolean);
+  const bool = (k: string) => raw.get(k) === 'true';
+
+  const name = str('name', 'default');
+  const dataDir = str('data-dir', `${name}.etsd`);
+  const listenClientUrls = list('listen-client-urls', 'http://127.0.0.1:2379');
+  const advertiseClientUrls = list('advertise-client-urls', raw.has('listen-client-urls') ? listenClientUrls.join(',') : 'http://127.0.0.1:2379');
+  const listenPeerUrls = list('listen-peer-urls', 'http://127.0.0.1:2380');
+  const initialAdvertisePeerUrls = list('initial-advertise-peer-urls', 'http://127.0.0.1:2380');
+  const initialCluster = parseInitialCluster(str('initial-cluster', `${name}=${initialAdvertisePeerUrls.join(',')}`));
+  const state = str('initial-cluster-state', 'new');
+  if (state !== 'new' && state !== 'existing') {
+    throw new ConfigError(`invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`);
+  }
+  const logLevel = str('log-level', 'info');
+  if (!['debug', 'info', 'warn', 'error', 'panic', 'fatal'].includes(logLevel)) {
+    throw new ConfigError(`unknown log level "${logLevel}"`);
+  }
+  const shards = int('shards', Math.max(1, availableParallelism() - 1));
+  if (shards < 1 || shards > 64) throw new ConfigError('--shards must be between 1 and 64');
+  const maxRequestBytes = int('max-request-bytes', 1.5 * 1024 * 1024);
+  if (maxRequestBytes < 1) throw new ConfigError('--max-request-bytes must be positive');
+
+  const config: Config = {
+    name,
+    dataDir,
+    walDir: str('wal-dir', ''),
+    listenClientUrls,
+    advertiseClientUrls,
+    listenPeerUrls,
+    initialAdvertisePeerUrls,
+    initialCluster,
+    initialClusterState: state,
+    initialClusterToken: str('initial-cluster-token', 'etcd-cluster'),
+    maxRequestBytes,
+    maxTxnOps: int('max-txn-ops', 128),
+    logLevel: logLevel as Config['logLevel'],
+    shards,
+    maxPendingProposals: 5000,
+  };
+  if (!initialCluster.has(name)) {
+    throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
+  }
+  if (initialCluster.size !== 1) {
+    throw new ConfigError('etsd does not support clusters of more than one member yet (--initial-cluster must name only this member)');
+  }
+  return { config, help: bool('help'), version: bool('version') };
+}
+
+function parseInitialCluster(s: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`invalid --initial-cluster entry "${part}"`);
+    const n = part.slice(0, eq);
+    const urls = out.get(n) ?? [];
+    urls.push(part.slice(eq + 1));
+    out.set(n, urls);
+  }
+  return out;
+}
+
+export function usage(): string {
+  const lines = ['Usage: etsd [flags]', '', 'Flags (spelled as etcd\'s):'];
+  for (const [name, spec] of Object.entries(FLAGS)) lines.push(`  --${name}${spec.kind === 'bool' ? '' : ' <' + spec.kind + '>'}\n        ${spec.help}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,73 @@
+// The one place that knows etcd's gRPC error codes and messages. Clients map
+// errors back by exact message text, so these strings must match etcd's
+// api/v3rpc/rpctypes word for word.
+
+export const enum GrpcCode {
+  OK = 0,
+  CANCELLED = 1,
+  UNKNOWN = 2,
+  INVALID_ARGUMENT = 3,
+  DEADLINE_EXCEEDED = 4,
+  NOT_FOUND = 5,
+  ALREADY_EXISTS = 6,
+  PERMISSION_DENIED = 7,
+  RESOURCE_EXHAUSTED = 8,
+  FAILED_PRECONDITION = 9,
+  ABORTED = 10,
+  OUT_OF_RANGE = 11,
+  UNIMPLEMENTED = 12,
+  INTERNAL = 13,
+  UNAVAILABLE = 14,
+  DATA_LOSS = 15,
+  UNAUTHENTICATED = 16,
+}
+
+/** An error with the gRPC status an etcd server would answer. */
+export class EtcdError extends Error {
+  constructor(readonly code: GrpcCode, message: string) {
+    super(message);
+    this.name = 'EtcdError';
+  }
+}
+
+const def = (code: GrpcCode, message: string) => () => new EtcdError(code, message);
+
+export const Errors = {
+  emptyKey: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: key is not provided'),
+  keyNotFound: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: key not found'),
+  valueProvided: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: value is provided'),
+  leaseProvided: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: lease is provided'),
+  tooManyOps: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'),
+  duplicateKey: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'),
+  invalidSortOption: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: invalid sort option'),
+  compacted: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
+  futureRev: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
+  noSpace: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
+  leaseNotFound: def(GrpcCode.NOT_FOUND, 'etcdserver: requested lease not found'),
+  requestTooLarge: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: request is too large'),
+  tooManyRequests: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
+  noLeader: def(GrpcCode.UNAVAILABLE, 'etcdserver: no leader'),
+  stopped: def(GrpcCode.UNAVAILABLE, 'etcdserver: server stopped'),
+  timeout: def(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out'),
+  /** grpc-go's own text for a message over the receive limit. */
+  messageTooLarge: (got: number, max: number) =>
+    new EtcdError(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${got} vs. ${max})`),
+  malformed: (what: string) =>
+    new EtcdError(GrpcCode.INTERNAL, `grpc: error unmarshalling request: ${what}`),
+  unimplemented: (method: string) =>
+    new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
+} as const;
+
+/** Wire form used between threads: 1 byte code + UTF-8 message. */
+export function encodeError(err: EtcdError): Buffer {
+  const msg = Buffer.from(err.message, 'utf8');
+  const out = Buffer.allocUnsafe(1 + msg.length);
+  out[0] = err.code;
+  msg.copy(out, 1);
+  return out;
+}
+
+export function decodeError(buf: Uint8Array): EtcdError {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return new EtcdError(b[0] as GrpcCode, b.toString('utf8', 1));
+}

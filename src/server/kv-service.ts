@@ -1,0 +1,141 @@
+import * as codec from '../proto/kv-codec.js';
+import type { RequestOp, TxnRequest } from '../proto/kv-types.js';
+import { EntryKind } from '../workers/messages.js';
+import { checkSortOptions } from '../storage/mvcc/range.js';
+import { Errors } from './errors.js';
+import type { UnaryHandler } from './grpc-server.js';
+import type { Member } from './member.js';
+
+/** Extra bytes etcd's InternalRaftRequest wrapper adds around a request (header with a 64-bit id, field tag, length). */
+function raftRequestSize(requestBytes: number): number {
+  const lenVarint = requestBytes < 128 ? 1 : requestBytes < 16384 ? 2 : requestBytes < 2097152 ? 3 : 4;
+  return 12 + 1 + lenVarint + requestBytes;
+}
+
+/**
+ * etcd's KV service: the checks of etcd's v3rpc/key.go on the main thread,
+ * then writes go through raft and the apply worker, ranges to a shard.
+ */
+export function kvHandlers(member: Member): Map<string, UnaryHandler> {
+  const { maxRequestBytes, maxTxnOps } = member.cfg;
+  const checkSize = (req: Buffer) => {
+    if (raftRequestSize(req.length) > maxRequestBytes) throw Errors.requestTooLarge();
+  };
+  const h = new Map<string, UnaryHandler>();
+
+  h.set('/etcdserverpb.KV/Range', (req) => {
+    const r = codec.decodeRangeRequest(req);
+    if (r.key.length === 0) throw Errors.emptyKey();
+    checkSortOptions(r);
+    return member.range(req, r.serializable);
+  });
+
+  h.set('/etcdserverpb.KV/Put', (req) => {
+    const p = codec.decodePutRequest(req);
+    checkPut(p);
+    checkSize(req);
+    // Until leases exist, no lease can be found (etcd checks this before proposing, too).
+    if (p.lease !== 0n) throw Errors.leaseNotFound();
+    return member.propose(EntryKind.Put, req);
+  });
+
+  h.set('/etcdserverpb.KV/DeleteRange', (req) => {
+    const d = codec.decodeDeleteRangeRequest(req);
+    if (d.key.length === 0) throw Errors.emptyKey();
+    checkSize(req);
+    return member.propose(EntryKind.DeleteRange, req);
+  });
+
+  h.set('/etcdserverpb.KV/Txn', (req) => {
+    const t = codec.decodeTxnRequest(req);
+    checkTxn(t, maxTxnOps);
+    checkIntervals(t.success);
+    checkIntervals(t.failure);
+    checkSize(req);
+    return member.propose(EntryKind.Txn, req);
+  });
+
+  h.set('/etcdserverpb.KV/Compact', (req) => {
+    codec.decodeCompactionRequest(req);
+    checkSize(req);
+    return member.propose(EntryKind.Compaction, req);
+  });
+  return h;
+}
+
+function checkPut(p: { key: Buffer; value: Buffer; lease: bigint; ignoreValue: boolean; ignoreLease: boolean }): void {
+  if (p.key.length === 0) throw Errors.emptyKey();
+  if (p.ignoreValue && p.value.length !== 0) throw Errors.valueProvided();
+  if (p.ignoreLease && p.lease !== 0n) throw Errors.leaseProvided();
+}
+
+/** etcd's checkTxnRequest / checkRequestOp. */
+function checkTxn(t: TxnRequest, maxTxnOps: number): void {
+  const opc = Math.max(t.compare.length, t.success.length, t.failure.length);
+  if (opc > maxTxnOps) throw Errors.tooManyOps();
+  for (const c of t.compare) if (c.key.length === 0) throw Errors.emptyKey();
+  for (const op of [...t.success, ...t.failure]) checkOp(op, maxTxnOps - opc);
+}
+
+function checkOp(op: RequestOp, maxTxnOps: number): void {
+  switch (op.kind) {
+    case 'range':
+      if (op.range.key.length === 0) throw Errors.emptyKey();
+      checkSortOptions(op.range);
+      return;
+    case 'put': return checkPut(op.put);
+    case 'deleteRange':
+      if (op.deleteRange.key.length === 0) throw Errors.emptyKey();
+      return;
+    case 'txn': return checkTxn(op.txn, maxTxnOps);
+    case 'none': throw Errors.keyNotFound();
+  }
+}
+
+/** A half-open interval of keys; an empty `end` means "to infinity" (etcd's affine comparison). */
+interface Interval { start: Buffer; end: Buffer }
+
+function cmpAffine(a: Buffer, b: Buffer): number {
+  if (a.length === 0) return b.length === 0 ? 0 : 1;
+  if (b.length === 0) return -1;
+  return Buffer.compare(a, b);
+}
+
+function containsPoint(dels: Interval[], k: Buffer): boolean {
+  return dels.some((iv) => cmpAffine(iv.start, k) <= 0 && cmpAffine(k, iv.end) < 0);
+}
+
+/** etcd's checkIntervals: no key put twice, nor put and deleted, on one path through a txn. */
+function checkIntervals(ops: RequestOp[]): { puts: Set<string>; dels: Interval[] } {
+  const dels: Interval[] = [];
+  for (const op of ops) {
+    if (op.kind !== 'deleteRange') continue;
+    const d = op.deleteRange;
+    dels.push(d.rangeEnd.length !== 0
+      ? { start: d.key, end: d.rangeEnd }
+      : { start: d.key, end: Buffer.concat([d.key, Buffer.from([0])]) });
+  }
+  const puts = new Set<string>();
+  for (const op of ops) {
+    if (op.kind !== 'txn') continue;
+    const then = checkIntervals(op.txn.success);
+    const els = checkIntervals(op.txn.failure);
+    for (const k of then.puts) {
+      if (puts.has(k) || containsPoint(dels, Buffer.from(k, 'latin1'))) throw Errors.duplicateKey();
+      puts.add(k);
+    }
+    for (const k of els.puts) {
+      if (puts.has(k) && !then.puts.has(k)) throw Errors.duplicateKey();
+      if (containsPoint(dels, Buffer.from(k, 'latin1'))) throw Errors.duplicateKey();
+      puts.add(k);
+    }
+    dels.push(...then.dels, ...els.dels);
+  }
+  for (const op of ops) {
+    if (op.kind !== 'put') continue;
+    const k = op.put.key.toString('latin1');
+    if (puts.has(k) || containsPoint(dels, op.put.key)) throw Errors.duplicateKey();
+    puts.add(k);
+  }
+  return { puts, dels };
+}

@@ -1,0 +1,288 @@
+import { Worker } from 'node:worker_threads';
+import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../common/config.js';
+import type { Logger } from '../common/log.js';
+import { computeClusterId, computeMemberId, formatId } from '../common/ids.js';
+import { RaftNode } from '../raft/node.js';
+import type { Entry } from '../raft/types.js';
+import { Ring } from '../workers/ring/ring.js';
+import { Outbox } from '../workers/outbox.js';
+import {
+  EntryKind, ResultType, Shared, decodeResult, encodeEntryData, sharedState, storeShared,
+} from '../workers/messages.js';
+import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
+import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
+import { ShardOp, type ShardWorkerData } from '../workers/shard-worker.js';
+import { RecordType } from '../storage/wal/record.js';
+import { encodeHardState } from '../storage/wal/recover.js';
+import { EtcdError, Errors } from './errors.js';
+
+const MiB = 1024 * 1024;
+const WAL_SEGMENT_BYTES = 64 * MiB;
+
+interface Pending { resolve: (body: Buffer) => void; reject: (err: EtcdError) => void }
+interface WaitingRead { index: number; send: () => void }
+
+/**
+ * One etsd member on the main thread: owns the raft node and the workers, and
+ * turns client requests into proposals (writes) or shard reads (ranges).
+ */
+export class Member {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  private raft!: RaftNode;
+  private shared = new SharedArrayBuffer(Shared.Size * 8);
+  private state = sharedState(this.shared);
+  private workers: Worker[] = [];
+  private walOut!: Outbox;
+  private applyOut!: Outbox;
+  private shardOut: Outbox[] = [];
+  private nextShard = 0;
+  private pending = new Map<number, Pending>();
+  private waitingReads: WaitingRead[] = [];
+  private appliedIndex = 0;
+  private nextReqId: number;
+  private readyScheduled = false;
+  private stopping = false;
+
+  private constructor(readonly cfg: Config, readonly log: Logger, ids: { memberId: bigint; clusterId: bigint }) {
+    this.memberId = ids.memberId;
+    this.clusterId = ids.clusterId;
+    // Request ids only need to be unique among this process's in-flight requests;
+    // a random base keeps them apart from ids replayed from the log after restart.
+    this.nextReqId = Math.floor(Math.random() * 2 ** 40) * 1024;
+  }
+
+  static async start(cfg: Config, log: Logger): Promise<Member> {
+    const memberDir = join(cfg.dataDir, 'member');
+    mkdirSync(memberDir, { recursive: true });
+    const m = new Member(cfg, log, loadOrCreateIds(memberDir, cfg));
+    await m.boot(memberDir);
+    return m;
+  }
+
+  get raftTerm(): number { return this.raft.term; }
+  get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
+
+  private spawn<T>(file: string, data: unknown, name: string): { worker: Worker; ready: Promise<T> } {
+    const worker = new Worker(new URL(`../workers/${file}`, import.meta.url), { workerData: data, name });
+    this.workers.push(worker);
+    const ready = new Promise<T>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    worker.on('error', (err) => this.fatal(`${name} worker crashed`, err));
+    worker.on('exit', (code) => {
+      if (!this.stopping) this.fatal(`${name} worker exited with code ${code}`, null);
+    });
+    return { worker, ready };
+  }
+
+  private fatal(what: string, err: unknown): never {
+    this.log.fatal({ err }, what);
+    // A member with a dead worker must not stay half-alive.
+    process.exit(1);
+  }
+
+  private async boot(memberDir: string): Promise<void> {
+    const ringErr = (err: unknown) => this.fatal('ring drain failed', err);
+    const applyIn = Ring.allocate(16 * MiB);
+    const applyRes = Ring.allocate(16 * MiB);
+    const apply = this.spawn<ApplyReady>('apply-worker.js', {
+      dbDir: join(memberDir, 'db'), clusterId: this.clusterId, memberId: this.memberId,
+      shared: this.shared, inRing: applyIn, outRing: applyRes,
+    } satisfies ApplyWorkerData, 'apply');
+    const applied = await apply.ready;
+    this.appliedIndex = applied.appliedIndex;
+    this.applyOut = new Outbox(new Ring(applyIn), ringErr);
+
+    const walIn = Ring.allocate(16 * MiB);
+    const walRes = Ring.allocate(1 * MiB);
+    const wal = this.spawn<WalReady>('wal-worker.js', {
+      walDir: this.cfg.walDir || join(memberDir, 'wal'), segmentBytes: WAL_SEGMENT_BYTES, inRing: walIn, outRing: walRes,
+    } satisfies WalWorkerData, 'wal');
+    const recovered = await wal.ready;
+    if (recovered.repair) this.log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
+    this.walOut = new Outbox(new Ring(walIn), ringErr);
+
+    const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    this.raft = new RaftNode({
+      id: this.memberId,
+      voters: [this.memberId],
+      hardState: { term: recovered.log.hardState.term, vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit },
+      entries,
+      applied: { index: applied.appliedIndex, term: applied.appliedTerm },
+    });
+    this.log.info({ appliedIndex: applied.appliedIndex, revision: applied.rev, replay: entries.length }, 'recovered state');
+
+    const shardReady: Promise<unknown>[] = [];
+    for (let i = 0; i < this.cfg.shards; i++) {
+      const inRing = Ring.allocate(4 * MiB);
+      const outRing = Ring.allocate(16 * MiB);
+      const s = this.spawn<unknown>('shard-worker.js', {
+        shardId: i, handle: applied.handle, clusterId: this.clusterId, memberId: this.memberId,
+        shared: this.shared, inRing, outRing,
+      } satisfies ShardWorkerData, `shard-${i}`);
+      shardReady.push(s.ready);
+      this.shardOut.push(new Outbox(new Ring(inRing), ringErr));
+      this.readLoop(new Ring(outRing));
+    }
+    await Promise.all(shardReady);
+    this.readLoop(new Ring(applyRes));
+    this.durableLoop(new Ring(walRes));
+
+    this.raft.campaign();
+    storeShared(this.state, Shared.RaftTerm, this.raft.term);
+    this.log.info({ term: this.raft.term, member: formatId(this.memberId), cluster: formatId(this.clusterId) }, 'became leader');
+    this.scheduleReady();
+  }
+
+  // ---- the raft loop ----
+
+  private scheduleReady(): void {
+    if (this.readyScheduled) return;
+    this.readyScheduled = true;
+    // setImmediate runs after the poll phase, so every request that arrived in
+    // this turn of the event loop goes to the WAL in one batch (one fsync).
+    setImmediate(() => {
+      this.readyScheduled = false;
+      this.processReady();
+    });
+  }
+
+  private processReady(): void {
+    if (!this.raft.hasReady()) return;
+    const rd = this.raft.ready();
+    for (const e of rd.entries) this.walOut.send([walHeader(RecordType.Entry, e.index, e.term), e.data]);
+    if (rd.hardState) {
+      const hs = rd.hardState;
+      this.walOut.send([walHeader(RecordType.HardState, 0, hs.term), encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
+    }
+    for (const e of rd.committedEntries) {
+      const h = Buffer.allocUnsafe(16);
+      h.writeDoubleLE(e.index, 0);
+      h.writeDoubleLE(e.term, 8);
+      this.applyOut.send([h, e.data]);
+    }
+  }
+
+  private durableLoop(ring: Ring): void {
+    const loop = async () => {
+      while (!this.stopping) {
+        let last = -1;
+        ring.drain((view) => {
+          last = Math.max(last, Buffer.from(view.buffer, view.byteOffset, view.byteLength).readDoubleLE(0));
+        });
+        if (last >= 0) {
+          this.raft.persisted(last);
+          this.processReady();
+        }
+        await ring.waitReadableAsync(1000);
+      }
+    };
+    loop().catch((err) => this.fatal('durable loop failed', err));
+  }
+
+  private readLoop(ring: Ring): void {
+    const loop = async () => {
+      while (!this.stopping) {
+        ring.drain((view) => this.onResult(view));
+        await ring.waitReadableAsync(1000);
+      }
+    };
+    loop().catch((err) => this.fatal('result loop failed', err));
+  }
+
+  private onResult(view: Uint8Array): void {
+    const r = decodeResult(view);
+    if (r.type === ResultType.Applied) {
+      this.appliedIndex = r.index;
+      this.raft.appliedTo(r.index);
+      this.releaseReads();
+      return;
+    }
+    const p = this.pending.get(r.reqId);
+    if (!p) return; // a request replayed from the log after restart: nobody waits for it
+    this.pending.delete(r.reqId);
+    if (r.type === ResultType.Ok) p.resolve(r.body);
+    else p.reject(new EtcdError(r.code, r.message));
+  }
+
+  private releaseReads(): void {
+    let n = 0;
+    while (n < this.waitingReads.length && this.waitingReads[n]!.index <= this.appliedIndex) this.waitingReads[n++]!.send();
+    if (n > 0) this.waitingReads.splice(0, n);
+  }
+
+  // ---- client requests ----
+
+  private admit(): number {
+    if (this.stopping) throw Errors.stopped();
+    if (this.pending.size >= this.cfg.maxPendingProposals) throw Errors.tooManyRequests();
+    const id = this.nextReqId++;
+    return id;
+  }
+
+  /** Proposes a write; resolves with the encoded response once applied. */
+  propose(kind: EntryKind, request: Buffer): Promise<Buffer> {
+    const reqId = this.admit();
+    const data = encodeEntryData(kind, reqId, request);
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.set(reqId, { resolve, reject });
+      this.raft.propose(data);
+      this.scheduleReady();
+    });
+  }
+
+  /** Serves a Range on a shard; linearizable reads first wait for the read index to apply. */
+  range(request: Buffer, serializable: boolean): Promise<Buffer> {
+    const reqId = this.admit();
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.set(reqId, { resolve, reject });
+      const send = () => {
+        const h = Buffer.allocUnsafe(9);
+        h[0] = ShardOp.Range;
+        h.writeDoubleLE(reqId, 1);
+        const out = this.shardOut[this.nextShard]!;
+        this.nextShard = (this.nextShard + 1) % this.shardOut.length;
+        out.send([h, request]);
+      };
+      const readIndex = serializable ? 0 : this.raft.readIndex();
+      if (readIndex <= this.appliedIndex) send();
+      else this.waitingReads.push({ index: readIndex, send });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const p of this.pending.values()) p.reject(Errors.stopped());
+    this.pending.clear();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+function walHeader(type: number, index: number, term: number): Buffer {
+  const h = Buffer.allocUnsafe(17);
+  h[0] = type;
+  h.writeDoubleLE(index, 1);
+  h.writeDoubleLE(term, 9);
+  return h;
+}
+
+interface StoredIds { memberId: string; clusterId: string }
+
+/** IDs are derived from the first start's flags and then kept, as etcd keeps them in its WAL. */
+function loadOrCreateIds(memberDir: string, cfg: Config): { memberId: bigint; clusterId: bigint } {
+  const file = join(memberDir, 'ids.json');
+  if (existsSync(file)) {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as StoredIds;
+    return { memberId: BigInt('0x' + s.memberId), clusterId: BigInt('0x' + s.clusterId) };
+  }
+  const memberId = computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
+  const clusterId = computeClusterId([memberId]);
+  const tmp = file + '.tmp';
+  writeFileSync(tmp, JSON.stringify({ memberId: formatId(memberId), clusterId: formatId(clusterId) } satisfies StoredIds));
+  renameSync(tmp, file);
+  return { memberId, clusterId };
+}

@@ -1,0 +1,163 @@
+import type { ChainedBatch, RocksLevel } from '@nxtedition/rocksdb';
+import { byRevKey, historyKey, latestKey, metaKey } from './keys.js';
+import { DbReader, type LatestSource } from './reader.js';
+import { encodeVersion, type StoredVersion } from './record.js';
+
+const META_APPLIED = metaKey('applied_index');
+const META_REV = metaKey('current_rev');
+const META_COMPACT = metaKey('compact_rev');
+const META_COMPACT_DONE = metaKey('compact_done_rev');
+
+export interface WriterState {
+  appliedIndex: number;
+  appliedTerm: number;
+  rev: number;
+  compactRev: number;
+  compactDoneRev: number;
+}
+
+function readU48(db: RocksLevel, key: Buffer): number {
+  const [raw] = db._getManySync([key], { valueEncoding: 'buffer' });
+  return raw ? raw.readUIntBE(0, 6) : 0;
+}
+
+function u48(n: number): Buffer {
+  const b = Buffer.allocUnsafe(6);
+  b.writeUIntBE(n, 0, 6);
+  return b;
+}
+
+export function loadWriterState(db: RocksLevel): WriterState {
+  const [appliedRaw] = db._getManySync([META_APPLIED], { valueEncoding: 'buffer' });
+  return {
+    appliedIndex: appliedRaw ? appliedRaw.readUIntBE(0, 6) : 0,
+    appliedTerm: appliedRaw && appliedRaw.length >= 12 ? appliedRaw.readUIntBE(6, 6) : 0,
+    rev: readU48(db, META_REV),
+    compactRev: readU48(db, META_COMPACT),
+    compactDoneRev: readU48(db, META_COMPACT_DONE),
+  };
+}
+
+/**
+ * The single MVCC writer. Changes accumulate in one RocksDB WriteBatch (with an
+ * in-memory overlay so later entries of the same batch see earlier ones) and
+ * are written together with the applied raft index, so a crash leaves either
+ * all of a batch or none of it, and recovery replays the raft log from the
+ * stored applied index.
+ */
+export class MvccWriter implements LatestSource {
+  readonly reader: DbReader;
+  private batch: ChainedBatch;
+  private overlay = new Map<string, { key: Buffer; v: StoredVersion }>();
+  state: WriterState;
+
+  // Revision bookkeeping of the request being applied (etcd's storeTxnWrite).
+  private beginRev = 0;
+  private sub = 0;
+
+  constructor(readonly db: RocksLevel) {
+    this.reader = new DbReader(db);
+    this.batch = db.batch();
+    this.state = loadWriterState(db);
+  }
+
+  get pendingChanges(): number { return this.overlay.size; }
+
+  // ---- LatestSource: RocksDB as modified by the unwritten batch ----
+
+  getLatest(key: Buffer): StoredVersion | null {
+    const o = this.overlay.get(key.toString('latin1'));
+    return o ? o.v : this.reader.getLatest(key);
+  }
+
+  scanLatest(start: Buffer, end: Buffer | null, fn: (key: Buffer, v: StoredVersion) => void): void {
+    if (this.overlay.size === 0) return this.reader.scanLatest(start, end, fn);
+    const merged = new Map<string, { key: Buffer; v: StoredVersion }>();
+    this.reader.scanLatest(start, end, (key, v) => merged.set(key.toString('latin1'), { key, v }));
+    for (const [k, o] of this.overlay) {
+      if (Buffer.compare(o.key, start) >= 0 && (end === null || Buffer.compare(o.key, end) < 0)) merged.set(k, o);
+    }
+    const sorted = [...merged.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+    for (const { key, v } of sorted) fn(key, v);
+  }
+
+  // ---- one mutating request: begin, put/del, end ----
+
+  begin(): void {
+    this.beginRev = this.state.rev;
+    this.sub = 0;
+  }
+
+  /** The revision a read inside the current request sees (etcd: beginRev, +1 once it has changes). */
+  get viewRev(): number { return this.sub > 0 ? this.beginRev + 1 : this.beginRev; }
+  get changed(): boolean { return this.sub > 0; }
+
+  put(key: Buffer, value: Buffer, lease: bigint): StoredVersion {
+    const rev = this.beginRev + 1;
+    const prev = this.getLatest(key);
+    const live = prev && !prev.tombstone ? prev : null;
+    const v: StoredVersion = {
+      tombstone: false,
+      createRevision: live ? live.createRevision : rev,
+      modRevision: rev,
+      version: live ? live.version + 1 : 1,
+      lease,
+      sub: this.sub,
+      value,
+    };
+    this.write(key, v);
+    return v;
+  }
+
+  del(key: Buffer): void {
+    const v: StoredVersion = {
+      tombstone: true, createRevision: 0, modRevision: this.beginRev + 1, version: 0, lease: 0n, sub: this.sub, value: Buffer.alloc(0),
+    };
+    this.write(key, v);
+  }
+
+  private write(key: Buffer, v: StoredVersion): void {
+    const enc = encodeVersion(v);
+    this.batch.put(latestKey(key), enc);
+    this.batch.put(historyKey(key, v.modRevision), enc);
+    this.batch.put(byRevKey(v.modRevision, v.sub), key);
+    this.overlay.set(key.toString('latin1'), { key, v });
+    this.sub++;
+  }
+
+  end(): void {
+    if (this.sub > 0) this.state.rev = this.beginRev + 1;
+  }
+
+  // ---- batch boundaries ----
+
+  markApplied(index: number, term: number): void {
+    this.state.appliedIndex = index;
+    this.state.appliedTerm = term;
+  }
+
+  setCompactRev(rev: number): void {
+    this.state.compactRev = rev;
+    this.batch.put(META_COMPACT, u48(rev));
+  }
+
+  /** Writes the batch with the applied index and revision inside it. */
+  async flush(sync = false): Promise<void> {
+    const applied = Buffer.allocUnsafe(12);
+    applied.writeUIntBE(this.state.appliedIndex, 0, 6);
+    applied.writeUIntBE(this.state.appliedTerm, 6, 6);
+    this.batch.put(META_APPLIED, applied);
+    this.batch.put(META_REV, u48(this.state.rev));
+    const b = this.batch;
+    this.batch = this.db.batch();
+    this.overlay.clear();
+    await b.write({ sync });
+  }
+
+  async markCompactionDone(rev: number): Promise<void> {
+    this.state.compactDoneRev = rev;
+    const b = this.db.batch();
+    b.put(META_COMPACT_DONE, u48(rev));
+    await b.write({ sync: false });
+  }
+}

@@ -1,0 +1,33 @@
+// @nxtedition/rocksdb ships no declarations; these cover what etsd uses.
+declare module '@nxtedition/rocksdb' {
+  export interface QueryOptions {
+    gt?: Uint8Array; gte?: Uint8Array; lt?: Uint8Array; lte?: Uint8Array;
+    limit?: number; reverse?: boolean; keys?: boolean; values?: boolean;
+    keyEncoding?: 'buffer'; valueEncoding?: 'buffer'; fillCache?: boolean;
+  }
+  export interface QueryResult { rows: Buffer[]; finished: boolean }
+  export interface ChainedBatch {
+    put(key: Uint8Array, value: Uint8Array): this;
+    del(key: Uint8Array): this;
+    readonly length: number;
+    write(options?: { sync?: boolean }): Promise<void>;
+    close(): Promise<void>;
+  }
+  export interface OpenOptions {
+    keyEncoding?: 'buffer'; valueEncoding?: 'buffer';
+    createIfMissing?: boolean; cacheSize?: number; compression?: boolean;
+    walCompression?: boolean; parallelism?: number; infoLogLevel?: string;
+    optimize?: 'point-lookup' | 'range-lookup'; filterPolicy?: string;
+  }
+  export class RocksLevel {
+    constructor(locationOrHandle: string | bigint, options?: OpenOptions);
+    open(options?: OpenOptions): Promise<void>;
+    close(): Promise<void>;
+    readonly status: string;
+    readonly handle: bigint;
+    batch(): ChainedBatch;
+    querySync(options: QueryOptions): QueryResult;
+    _getManySync(keys: Uint8Array[], options?: { valueEncoding?: 'buffer'; fillCache?: boolean }): (Buffer | undefined)[];
+    getProperty(property: string): string;
+  }
+}

@@ -1,0 +1,162 @@
+// The apply worker: the single MVCC writer. Applies committed raft entries in
+// log order, one RocksDB WriteBatch per drained batch with the applied index
+// inside it, then publishes the revision and hands results to the main thread.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
+import { RocksLevel } from '@nxtedition/rocksdb';
+import { Ring } from './ring/ring.js';
+import {
+  EntryKind, Shared, decodeEntryData, encodeApplied, encodeResultError, encodeResultOk, readEntry,
+  sharedState, storeShared, writeBlocking,
+} from './messages.js';
+import { MvccWriter } from '../storage/mvcc/writer.js';
+import { Applier } from '../storage/mvcc/applier.js';
+import { compactRange } from '../storage/mvcc/compactor.js';
+import { EtcdError, Errors } from '../server/errors.js';
+import * as codec from '../proto/kv-codec.js';
+import type { ResponseHeader, TxnRequest } from '../proto/kv-types.js';
+
+export interface ApplyWorkerData {
+  dbDir: string;
+  clusterId: bigint;
+  memberId: bigint;
+  shared: SharedArrayBuffer;
+  inRing: SharedArrayBuffer;
+  outRing: SharedArrayBuffer;
+}
+
+export interface ApplyReady {
+  type: 'ready';
+  handle: bigint;
+  appliedIndex: number;
+  appliedTerm: number;
+  rev: number;
+  compactRev: number;
+}
+
+/** How many entries one apply batch takes at most (bounds the overlay and the batch). */
+const MAX_BATCH = 1000;
+
+async function main(): Promise<void> {
+  const d = workerData as ApplyWorkerData;
+  mkdirSync(d.dbDir, { recursive: true });
+  const db = new RocksLevel(d.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open({ createIfMissing: true, cacheSize: 64 * 1024 * 1024 });
+  const writer = new MvccWriter(db);
+  const applier = new Applier(writer, () => false);
+  const shared = sharedState(d.shared);
+  const inRing = new Ring(d.inRing);
+  const outRing = new Ring(d.outRing);
+
+  // A compaction whose sweep was cut short by a crash is finished first.
+  if (writer.state.compactDoneRev < writer.state.compactRev) {
+    await compactRange(db, writer.state.compactDoneRev, writer.state.compactRev);
+    await writer.markCompactionDone(writer.state.compactRev);
+  }
+  storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
+  storeShared(shared, Shared.Revision, writer.state.rev);
+  storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
+  const ready: ApplyReady = {
+    type: 'ready', handle: db.handle, appliedIndex: writer.state.appliedIndex, appliedTerm: writer.state.appliedTerm,
+    rev: writer.state.rev, compactRev: writer.state.compactRev,
+  };
+  parentPort!.postMessage(ready);
+
+  const hdr = (revision: number): ResponseHeader => ({
+    clusterId: d.clusterId, memberId: d.memberId, revision, raftTerm: Number(Atomics.load(shared, Shared.RaftTerm)),
+  });
+
+  let results: Uint8Array[][] = [];
+  const publish = async () => {
+    await writer.flush();
+    storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
+    storeShared(shared, Shared.Revision, writer.state.rev);
+    for (const r of results) writeBlocking(outRing, r);
+    writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev)]);
+    results = [];
+  };
+
+  const compact = async (rev: number): Promise<number> => {
+    if (rev <= writer.state.compactRev) throw Errors.compacted();
+    if (rev > writer.state.rev) throw Errors.futureRev();
+    const from = writer.state.compactRev;
+    writer.setCompactRev(rev);
+    await publish();
+    // Readers check the compact revision again after reading, so publishing it
+    // before the sweep keeps them from returning a half-swept past revision.
+    storeShared(shared, Shared.CompactRevision, rev);
+    await compactRange(db, from, rev);
+    await writer.markCompactionDone(rev);
+    return writer.state.rev;
+  };
+
+  const applyOne = async (kind: EntryKind, request: Buffer): Promise<Buffer | null> => {
+    switch (kind) {
+      case EntryKind.Noop: return null;
+      case EntryKind.Put: {
+        const r = applier.put(codec.decodePutRequest(request));
+        return codec.encodePutResponseBytes(hdr(r.header.revision), r.prevKv);
+      }
+      case EntryKind.DeleteRange: {
+        const r = applier.deleteRange(codec.decodeDeleteRangeRequest(request));
+        r.header = hdr(r.header.revision);
+        return codec.encodeDeleteRangeResponse(r);
+      }
+      case EntryKind.Txn: {
+        const t = codec.decodeTxnRequest(request);
+        // History of this batch is not in RocksDB yet; past-revision reads need it there.
+        if (writer.pendingChanges > 0 && hasPastRange(t)) await publish();
+        const r = applier.txn(t);
+        r.header = hdr(r.header.revision);
+        return codec.encodeTxnResponse(r);
+      }
+      case EntryKind.Compaction: {
+        const c = codec.decodeCompactionRequest(request);
+        const rev = await compact(c.revision);
+        return codec.encodeCompactionResponse({ header: hdr(rev) });
+      }
+      default:
+        throw new Error(`unknown entry kind ${kind as number}`);
+    }
+  };
+
+  for (;;) {
+    if (inRing.isEmpty()) {
+      inRing.waitReadable(1000);
+      continue;
+    }
+    const entries: { index: number; term: number; data: Buffer }[] = [];
+    inRing.drain((view) => {
+      const e = readEntry(view);
+      entries.push({ index: e.index, term: e.term, data: Buffer.from(e.data) });
+    }, MAX_BATCH);
+    for (const e of entries) {
+      if (e.index <= writer.state.appliedIndex) continue; // replayed after restart
+      const { kind, reqId, request } = decodeEntryData(e.data);
+      try {
+        const body = await applyOne(kind, request);
+        if (body) results.push(encodeResultOk(reqId, body));
+      } catch (err) {
+        if (!(err instanceof EtcdError)) throw err;
+        results.push(encodeResultError(reqId, err.code, err.message));
+      }
+      writer.markApplied(e.index, e.term);
+    }
+    await publish();
+  }
+}
+
+function hasPastRange(t: TxnRequest): boolean {
+  for (const op of [...t.success, ...t.failure]) {
+    if (op.kind === 'range' && op.range.revision > 0) return true;
+    if (op.kind === 'txn' && hasPastRange(op.txn)) return true;
+  }
+  return false;
+}
+
+main().catch((err: unknown) => {
+  // A half-alive member is worse than a dead one: the main thread exits on this.
+  console.error('apply worker failed:', err);
+  process.exit(70);
+});

@@ -1,0 +1,122 @@
+// Framing of the records that cross the rings. Every number that can pass
+// 2^32 (indexes, terms, request ids) travels as a float64: exact below 2^53.
+
+import type { Ring } from './ring/ring.js';
+
+/** Kinds of raft entry payloads (the first byte of entry data). */
+export const enum EntryKind {
+  Noop = 0,
+  Put = 1,
+  DeleteRange = 2,
+  Txn = 3,
+  Compaction = 4,
+}
+
+/** Records the apply worker and the shards send back to the main thread. */
+export const enum ResultType {
+  Ok = 1,
+  Error = 2,
+  Applied = 3,
+}
+
+/** Entry data = kind | reqId | request bytes (the client's protobuf, untouched). */
+export function encodeEntryData(kind: EntryKind, reqId: number, request: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(9 + request.length);
+  out[0] = kind;
+  out.writeDoubleLE(reqId, 1);
+  out.set(request, 9);
+  return out;
+}
+
+export interface EntryData { kind: EntryKind; reqId: number; request: Buffer }
+
+export function decodeEntryData(data: Uint8Array): EntryData {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (b.length === 0) return { kind: EntryKind.Noop, reqId: 0, request: b };
+  return { kind: b[0] as EntryKind, reqId: b.readDoubleLE(1), request: b.subarray(9) };
+}
+
+/** A raft entry on a ring: index | term | data. */
+export function writeEntry(ring: Ring, index: number, term: number, data: Uint8Array): boolean {
+  const view = ring.reserve(16 + data.length);
+  if (!view) return false;
+  const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+  b.writeDoubleLE(index, 0);
+  b.writeDoubleLE(term, 8);
+  b.set(data, 16);
+  ring.commit();
+  return true;
+}
+
+export interface RingEntry { index: number; term: number; data: Buffer }
+
+/** Reads an entry record; data is a view valid only inside the ring's drain callback. */
+export function readEntry(view: Uint8Array): RingEntry {
+  const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+  return { index: b.readDoubleLE(0), term: b.readDoubleLE(8), data: b.subarray(16) };
+}
+
+export function encodeResultOk(reqId: number, body: Uint8Array): Uint8Array[] {
+  const h = Buffer.allocUnsafe(9);
+  h[0] = ResultType.Ok;
+  h.writeDoubleLE(reqId, 1);
+  return [h, body];
+}
+
+export function encodeResultError(reqId: number, code: number, message: string): Uint8Array[] {
+  const h = Buffer.allocUnsafe(10);
+  h[0] = ResultType.Error;
+  h.writeDoubleLE(reqId, 1);
+  h[9] = code;
+  return [h, Buffer.from(message, 'utf8')];
+}
+
+export function encodeApplied(index: number, rev: number): Uint8Array {
+  const h = Buffer.allocUnsafe(17);
+  h[0] = ResultType.Applied;
+  h.writeDoubleLE(index, 1);
+  h.writeDoubleLE(rev, 9);
+  return h;
+}
+
+export type Result =
+  | { type: ResultType.Ok; reqId: number; body: Buffer }
+  | { type: ResultType.Error; reqId: number; code: number; message: string }
+  | { type: ResultType.Applied; index: number; rev: number };
+
+/** Decodes a result record; `body` is copied out so it outlives the ring slot. */
+export function decodeResult(view: Uint8Array): Result {
+  const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+  switch (b[0]) {
+    case ResultType.Ok: return { type: ResultType.Ok, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
+    case ResultType.Error: return { type: ResultType.Error, reqId: b.readDoubleLE(1), code: b[9]!, message: b.toString('utf8', 10) };
+    case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9) };
+    default: throw new Error(`unknown result record type ${b[0]}`);
+  }
+}
+
+/** Writes parts as one record, blocking (worker side) while the ring is full. */
+export function writeBlocking(ring: Ring, parts: Uint8Array[]): void {
+  while (!ring.tryWriteParts(parts)) ring.waitWritable(100);
+}
+
+/** Slots of the shared state words (BigInt64Array over a SharedArrayBuffer). */
+export const enum Shared {
+  AppliedIndex = 0,
+  Revision = 1,
+  CompactRevision = 2,
+  RaftTerm = 3,
+  Size = 8,
+}
+
+export function sharedState(sab: SharedArrayBuffer): BigInt64Array {
+  return new BigInt64Array(sab);
+}
+
+export function loadShared(s: BigInt64Array, slot: Shared): number {
+  return Number(Atomics.load(s, slot));
+}
+
+export function storeShared(s: BigInt64Array, slot: Shared, v: number): void {
+  Atomics.store(s, slot, BigInt(v));
+}

@@ -1,0 +1,68 @@
+// The WAL worker owns the raft log files: it drains the ring, appends every
+// record, issues ONE fdatasync per batch (group commit), and only then tells
+// the main thread which index is durable.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { Ring } from './ring/ring.js';
+import { Wal } from '../storage/wal/wal.js';
+import type { WalRecord } from '../storage/wal/record.js';
+import { recoverLog, type RecoveredLog } from '../storage/wal/recover.js';
+
+export interface WalWorkerData {
+  walDir: string;
+  segmentBytes: number;
+  inRing: SharedArrayBuffer;
+  outRing: SharedArrayBuffer;
+}
+
+export interface WalReady { type: 'ready'; log: RecoveredLog; repair: string | null }
+
+/** Ring records to the WAL worker: u8 type | f64 index | f64 term | payload. Type 0xff = release. */
+export const WAL_RELEASE = 0xff;
+
+/** Durable notices back: f64 index of the last durable record. */
+function main(): void {
+  const d = workerData as WalWorkerData;
+  const { wal, records, repair } = Wal.open(d.walDir, { segmentBytes: d.segmentBytes });
+  const ready: WalReady = {
+    type: 'ready',
+    log: recoverLog(records),
+    repair: repair ? `${repair.segment}@${repair.offset}: ${repair.reason}` : null,
+  };
+  parentPort!.postMessage(ready);
+  const inRing = new Ring(d.inRing);
+  const outRing = new Ring(d.outRing);
+  const notice = Buffer.allocUnsafe(8);
+
+  for (;;) {
+    if (inRing.isEmpty()) {
+      inRing.waitReadable(1000);
+      continue;
+    }
+    const batch: WalRecord[] = [];
+    let last = -1;
+    let release = 0;
+    inRing.drain((view) => {
+      const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+      const type = b[0]!;
+      const index = b.readDoubleLE(1);
+      if (type === WAL_RELEASE) { release = Math.max(release, index); return; }
+      batch.push({ type, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) });
+      if (index > last) last = index;
+    });
+    if (batch.length > 0) {
+      wal.append(batch);
+      wal.sync();
+      notice.writeDoubleLE(last, 0);
+      while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
+    }
+    if (release > 0) wal.releaseBefore(release);
+  }
+}
+
+try {
+  main();
+} catch (err) {
+  console.error('wal worker failed:', err);
+  process.exit(70);
+}
