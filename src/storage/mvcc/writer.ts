@@ -32,7 +32,8 @@ export function loadWriterState(db: RocksLevel): WriterState {
   return {
     appliedIndex: appliedRaw ? appliedRaw.readUIntBE(0, 6) : 0,
     appliedTerm: appliedRaw && appliedRaw.length >= 12 ? appliedRaw.readUIntBE(6, 6) : 0,
-    rev: readU48(db, META_REV),
+    // etcd's store starts at revision 1: the first write gets revision 2.
+    rev: Math.max(1, readU48(db, META_REV)),
     compactRev: readU48(db, META_COMPACT),
     compactDoneRev: readU48(db, META_COMPACT_DONE),
   };
