@@ -1,6 +1,7 @@
 // Hand-written codecs for the KV service messages (etcdserverpb + mvccpb),
 // on the server's hot path. Encoding is two-pass: size the message, allocate
-// once, write; the byte output is proto3 canonical (default-valued scalars
+// once, write with the put* primitives (writeX(buf, pos, m) returns the new
+// position, so other encoders can embed these messages); the byte output is proto3 canonical (default-valued scalars
 // omitted, fields in number order, oneof members written whenever set), the
 // same bytes etcd and protobufjs produce. Decoding reads fields in place:
 // bytes fields are views into the input buffer (no copy), so the caller must
@@ -27,7 +28,12 @@ import {
   EMPTY_BUFFER,
   ProtoDecodeError,
   ProtoReader,
-  ProtoWriter,
+  putBytes,
+  putInt32,
+  putRaw,
+  putVarint,
+  putVarint32,
+  putVarintBig,
   varintSize,
   varintSizeBig,
 } from './wire.js';
@@ -79,9 +85,9 @@ function embeddedEnd(r: ProtoReader): number {
   return r.pos + len;
 }
 
-function finishExact(w: ProtoWriter, size: number): Buffer {
-  if (w.pos !== size) throw new Error(`kv-codec: wrote ${w.pos} bytes, sized ${size}`);
-  return w.finish();
+function finishExact(buf: Buffer, pos: number, size: number): Buffer {
+  if (pos !== size) throw new Error(`kv-codec: wrote ${pos} bytes, sized ${size}`);
+  return buf;
 }
 
 // ================================================================ ResponseHeader
@@ -94,16 +100,17 @@ let idCacheBytes: Buffer = EMPTY_BUFFER;
 
 function headerIdBytes(h: ResponseHeader): Buffer {
   if (h.clusterId === idCacheCluster && h.memberId === idCacheMember) return idCacheBytes;
-  const w = new ProtoWriter(22);
+  const buf = Buffer.allocUnsafe(22);
+  let pos = 0;
   if (h.clusterId !== 0n) {
-    w.writeVarint32(T1_VARINT);
-    w.writeVarintBig(BigInt.asUintN(64, h.clusterId));
+    buf[pos++] = T1_VARINT;
+    pos = putVarintBig(buf, pos, BigInt.asUintN(64, h.clusterId));
   }
   if (h.memberId !== 0n) {
-    w.writeVarint32(T2_VARINT);
-    w.writeVarintBig(BigInt.asUintN(64, h.memberId));
+    buf[pos++] = T2_VARINT;
+    pos = putVarintBig(buf, pos, BigInt.asUintN(64, h.memberId));
   }
-  idCacheBytes = Buffer.from(w.finish());
+  idCacheBytes = Buffer.from(buf.subarray(0, pos));
   idCacheCluster = h.clusterId;
   idCacheMember = h.memberId;
   return idCacheBytes;
@@ -116,30 +123,33 @@ export function sizeResponseHeader(h: ResponseHeader): number {
   return s;
 }
 
-export function writeResponseHeader(w: ProtoWriter, h: ResponseHeader): void {
-  w.writeRaw(headerIdBytes(h));
+export function writeResponseHeader(buf: Buffer, pos: number, h: ResponseHeader): number {
+  pos = putRaw(buf, pos, headerIdBytes(h));
   if (h.revision !== 0) {
-    w.writeVarint32(T3_VARINT);
-    w.writeVarint(h.revision);
+    buf[pos++] = T3_VARINT;
+    pos = putVarint(buf, pos, h.revision);
   }
   if (h.raftTerm !== 0) {
-    w.writeVarint32(T4_VARINT);
-    w.writeVarint(h.raftTerm);
+    buf[pos++] = T4_VARINT;
+    pos = putVarint(buf, pos, h.raftTerm);
   }
+  return pos;
 }
 
 /** Writes `header = 1` (always present, as etcd always sets it). */
-function writeHeaderField(w: ProtoWriter, h: ResponseHeader, hs: number): void {
-  w.writeVarint32(T1_LDELIM);
-  w.writeVarint32(hs);
-  writeResponseHeader(w, h);
+function writeHeaderField(buf: Buffer, pos: number, h: ResponseHeader, hs: number): number {
+  buf[pos++] = T1_LDELIM;
+  pos = putVarint32(buf, pos, hs);
+  pos = writeResponseHeader(buf, pos, h);
+  return pos;
 }
 
 export function encodeResponseHeader(h: ResponseHeader): Buffer {
   const size = sizeResponseHeader(h);
-  const w = new ProtoWriter(size);
-  writeResponseHeader(w, h);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeResponseHeader(buf, pos, h);
+  return finishExact(buf, pos, size);
 }
 
 function readResponseHeader(r: ProtoReader, end: number): ResponseHeader {
@@ -181,45 +191,48 @@ export function sizeKeyValue(kv: KeyValue): number {
   return s;
 }
 
-export function writeKeyValue(w: ProtoWriter, kv: KeyValue): void {
+export function writeKeyValue(buf: Buffer, pos: number, kv: KeyValue): number {
   if (kv.key.length !== 0) {
-    w.writeVarint32(T1_LDELIM);
-    w.writeBytes(kv.key);
+    buf[pos++] = T1_LDELIM;
+    pos = putBytes(buf, pos, kv.key);
   }
   if (kv.createRevision !== 0) {
-    w.writeVarint32(T2_VARINT);
-    w.writeVarint(kv.createRevision);
+    buf[pos++] = T2_VARINT;
+    pos = putVarint(buf, pos, kv.createRevision);
   }
   if (kv.modRevision !== 0) {
-    w.writeVarint32(T3_VARINT);
-    w.writeVarint(kv.modRevision);
+    buf[pos++] = T3_VARINT;
+    pos = putVarint(buf, pos, kv.modRevision);
   }
   if (kv.version !== 0) {
-    w.writeVarint32(T4_VARINT);
-    w.writeVarint(kv.version);
+    buf[pos++] = T4_VARINT;
+    pos = putVarint(buf, pos, kv.version);
   }
   if (kv.value.length !== 0) {
-    w.writeVarint32(T5_LDELIM);
-    w.writeBytes(kv.value);
+    buf[pos++] = T5_LDELIM;
+    pos = putBytes(buf, pos, kv.value);
   }
   if (kv.lease !== 0n) {
-    w.writeVarint32(T6_VARINT);
-    w.writeVarintBig(kv.lease);
+    buf[pos++] = T6_VARINT;
+    pos = putVarintBig(buf, pos, kv.lease);
   }
+  return pos;
 }
 
 /** Writes a KeyValue as embedded field `tag` (length-delimited). */
-function writeKeyValueField(w: ProtoWriter, tag: number, kv: KeyValue, size: number): void {
-  w.writeVarint32(tag);
-  w.writeVarint32(size);
-  writeKeyValue(w, kv);
+function writeKeyValueField(buf: Buffer, pos: number, tag: number, kv: KeyValue, size: number): number {
+  pos = putVarint32(buf, pos, tag);
+  pos = putVarint32(buf, pos, size);
+  pos = writeKeyValue(buf, pos, kv);
+  return pos;
 }
 
 export function encodeKeyValue(kv: KeyValue): Buffer {
   const size = sizeKeyValue(kv);
-  const w = new ProtoWriter(size);
-  writeKeyValue(w, kv);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeKeyValue(buf, pos, kv);
+  return finishExact(buf, pos, size);
 }
 
 function readKeyValue(r: ProtoReader, end: number): KeyValue {
@@ -268,20 +281,21 @@ export function sizeRangeRequest(m: RangeRequest): number {
   return s;
 }
 
-export function writeRangeRequest(w: ProtoWriter, m: RangeRequest): void {
-  if (m.key.length !== 0) { w.writeVarint32(T1_LDELIM); w.writeBytes(m.key); }
-  if (m.rangeEnd.length !== 0) { w.writeVarint32(T2_LDELIM); w.writeBytes(m.rangeEnd); }
-  if (m.limit !== 0) { w.writeVarint32(T3_VARINT); w.writeVarint(m.limit); }
-  if (m.revision !== 0) { w.writeVarint32(T4_VARINT); w.writeVarint(m.revision); }
-  if (m.sortOrder !== 0) { w.writeVarint32(T5_VARINT); w.writeInt32(m.sortOrder); }
-  if (m.sortTarget !== 0) { w.writeVarint32(T6_VARINT); w.writeInt32(m.sortTarget); }
-  if (m.serializable) { w.writeVarint32(T7_VARINT); w.writeBool(true); }
-  if (m.keysOnly) { w.writeVarint32(T8_VARINT); w.writeBool(true); }
-  if (m.countOnly) { w.writeVarint32(T9_VARINT); w.writeBool(true); }
-  if (m.minModRevision !== 0) { w.writeVarint32(T10_VARINT); w.writeVarint(m.minModRevision); }
-  if (m.maxModRevision !== 0) { w.writeVarint32(T11_VARINT); w.writeVarint(m.maxModRevision); }
-  if (m.minCreateRevision !== 0) { w.writeVarint32(T12_VARINT); w.writeVarint(m.minCreateRevision); }
-  if (m.maxCreateRevision !== 0) { w.writeVarint32(T13_VARINT); w.writeVarint(m.maxCreateRevision); }
+export function writeRangeRequest(buf: Buffer, pos: number, m: RangeRequest): number {
+  if (m.key.length !== 0) { buf[pos++] = T1_LDELIM; pos = putBytes(buf, pos, m.key); }
+  if (m.rangeEnd.length !== 0) { buf[pos++] = T2_LDELIM; pos = putBytes(buf, pos, m.rangeEnd); }
+  if (m.limit !== 0) { buf[pos++] = T3_VARINT; pos = putVarint(buf, pos, m.limit); }
+  if (m.revision !== 0) { buf[pos++] = T4_VARINT; pos = putVarint(buf, pos, m.revision); }
+  if (m.sortOrder !== 0) { buf[pos++] = T5_VARINT; pos = putInt32(buf, pos, m.sortOrder); }
+  if (m.sortTarget !== 0) { buf[pos++] = T6_VARINT; pos = putInt32(buf, pos, m.sortTarget); }
+  if (m.serializable) { buf[pos++] = T7_VARINT; buf[pos++] = 1; }
+  if (m.keysOnly) { buf[pos++] = T8_VARINT; buf[pos++] = 1; }
+  if (m.countOnly) { buf[pos++] = T9_VARINT; buf[pos++] = 1; }
+  if (m.minModRevision !== 0) { buf[pos++] = T10_VARINT; pos = putVarint(buf, pos, m.minModRevision); }
+  if (m.maxModRevision !== 0) { buf[pos++] = T11_VARINT; pos = putVarint(buf, pos, m.maxModRevision); }
+  if (m.minCreateRevision !== 0) { buf[pos++] = T12_VARINT; pos = putVarint(buf, pos, m.minCreateRevision); }
+  if (m.maxCreateRevision !== 0) { buf[pos++] = T13_VARINT; pos = putVarint(buf, pos, m.maxCreateRevision); }
+  return pos;
 }
 
 function readRangeRequest(r: ProtoReader, end: number): RangeRequest {
@@ -331,9 +345,10 @@ export function decodeRangeRequest(buf: Uint8Array): RangeRequest {
 
 export function encodeRangeRequest(m: RangeRequest): Buffer {
   const size = sizeRangeRequest(m);
-  const w = new ProtoWriter(size);
-  writeRangeRequest(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeRangeRequest(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 // ================================================================ RangeResponse
@@ -347,19 +362,21 @@ export function sizeRangeResponse(m: RangeResponse): number {
   return s;
 }
 
-function writeRangeResponseTail(w: ProtoWriter, m: RangeResponse): void {
-  if (m.more) { w.writeVarint32(T3_VARINT); w.writeBool(true); }
-  if (m.count !== 0) { w.writeVarint32(T4_VARINT); w.writeVarint(m.count); }
+function writeRangeResponseTail(buf: Buffer, pos: number, m: RangeResponse): number {
+  if (m.more) { buf[pos++] = T3_VARINT; buf[pos++] = 1; }
+  if (m.count !== 0) { buf[pos++] = T4_VARINT; pos = putVarint(buf, pos, m.count); }
+  return pos;
 }
 
-export function writeRangeResponse(w: ProtoWriter, m: RangeResponse): void {
-  writeHeaderField(w, m.header, sizeResponseHeader(m.header));
+export function writeRangeResponse(buf: Buffer, pos: number, m: RangeResponse): number {
+  pos = writeHeaderField(buf, pos, m.header, sizeResponseHeader(m.header));
   const kvs = m.kvs;
   for (let i = 0; i < kvs.length; i++) {
     const kv = kvs[i]!;
-    writeKeyValueField(w, T2_LDELIM, kv, sizeKeyValue(kv));
+    pos = writeKeyValueField(buf, pos, T2_LDELIM, kv, sizeKeyValue(kv));
   }
-  writeRangeResponseTail(w, m);
+  pos = writeRangeResponseTail(buf, pos, m);
+  return pos;
 }
 
 // Per-kv sizes of the RangeResponse being encoded, so each KeyValue is sized
@@ -381,11 +398,12 @@ export function encodeRangeResponse(m: RangeResponse): Buffer {
   }
   if (m.more) size += 2;
   if (m.count !== 0) size += 1 + varintSize(m.count);
-  const w = new ProtoWriter(size);
-  writeHeaderField(w, m.header, hs);
-  for (let i = 0; i < n; i++) writeKeyValueField(w, T2_LDELIM, kvs[i]!, sizes[i]!);
-  writeRangeResponseTail(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeHeaderField(buf, pos, m.header, hs);
+  for (let i = 0; i < n; i++) pos = writeKeyValueField(buf, pos, T2_LDELIM, kvs[i]!, sizes[i]!);
+  pos = writeRangeResponseTail(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 function readRangeResponse(r: ProtoReader, end: number): RangeResponse {
@@ -423,13 +441,14 @@ export function sizePutRequest(m: PutRequest): number {
   return s;
 }
 
-export function writePutRequest(w: ProtoWriter, m: PutRequest): void {
-  if (m.key.length !== 0) { w.writeVarint32(T1_LDELIM); w.writeBytes(m.key); }
-  if (m.value.length !== 0) { w.writeVarint32(T2_LDELIM); w.writeBytes(m.value); }
-  if (m.lease !== 0n) { w.writeVarint32(T3_VARINT); w.writeVarintBig(m.lease); }
-  if (m.prevKv) { w.writeVarint32(T4_VARINT); w.writeBool(true); }
-  if (m.ignoreValue) { w.writeVarint32(T5_VARINT); w.writeBool(true); }
-  if (m.ignoreLease) { w.writeVarint32(T6_VARINT); w.writeBool(true); }
+export function writePutRequest(buf: Buffer, pos: number, m: PutRequest): number {
+  if (m.key.length !== 0) { buf[pos++] = T1_LDELIM; pos = putBytes(buf, pos, m.key); }
+  if (m.value.length !== 0) { buf[pos++] = T2_LDELIM; pos = putBytes(buf, pos, m.value); }
+  if (m.lease !== 0n) { buf[pos++] = T3_VARINT; pos = putVarintBig(buf, pos, m.lease); }
+  if (m.prevKv) { buf[pos++] = T4_VARINT; buf[pos++] = 1; }
+  if (m.ignoreValue) { buf[pos++] = T5_VARINT; buf[pos++] = 1; }
+  if (m.ignoreLease) { buf[pos++] = T6_VARINT; buf[pos++] = 1; }
+  return pos;
 }
 
 function readPutRequest(r: ProtoReader, end: number): PutRequest {
@@ -462,9 +481,10 @@ export function decodePutRequest(buf: Uint8Array): PutRequest {
 
 export function encodePutRequest(m: PutRequest): Buffer {
   const size = sizePutRequest(m);
-  const w = new ProtoWriter(size);
-  writePutRequest(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writePutRequest(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 // ================================================================ PutResponse
@@ -475,9 +495,10 @@ export function sizePutResponse(m: PutResponse): number {
   return s;
 }
 
-export function writePutResponse(w: ProtoWriter, m: PutResponse): void {
-  writeHeaderField(w, m.header, sizeResponseHeader(m.header));
-  if (m.prevKv !== null) writeKeyValueField(w, T2_LDELIM, m.prevKv, sizeKeyValue(m.prevKv));
+export function writePutResponse(buf: Buffer, pos: number, m: PutResponse): number {
+  pos = writeHeaderField(buf, pos, m.header, sizeResponseHeader(m.header));
+  if (m.prevKv !== null) pos = writeKeyValueField(buf, pos, T2_LDELIM, m.prevKv, sizeKeyValue(m.prevKv));
+  return pos;
 }
 
 /** PutResponse straight from its parts (no PutResponse object needed). */
@@ -489,10 +510,11 @@ export function encodePutResponseBytes(header: ResponseHeader, prevKv: KeyValue 
     ks = sizeKeyValue(prevKv);
     size += embeddedSize(ks);
   }
-  const w = new ProtoWriter(size);
-  writeHeaderField(w, header, hs);
-  if (prevKv !== null) writeKeyValueField(w, T2_LDELIM, prevKv, ks);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeHeaderField(buf, pos, header, hs);
+  if (prevKv !== null) pos = writeKeyValueField(buf, pos, T2_LDELIM, prevKv, ks);
+  return finishExact(buf, pos, size);
 }
 
 export function encodePutResponse(m: PutResponse): Buffer {
@@ -525,10 +547,11 @@ export function sizeDeleteRangeRequest(m: DeleteRangeRequest): number {
   return bytesFieldSize(m.key) + bytesFieldSize(m.rangeEnd) + (m.prevKv ? 2 : 0);
 }
 
-export function writeDeleteRangeRequest(w: ProtoWriter, m: DeleteRangeRequest): void {
-  if (m.key.length !== 0) { w.writeVarint32(T1_LDELIM); w.writeBytes(m.key); }
-  if (m.rangeEnd.length !== 0) { w.writeVarint32(T2_LDELIM); w.writeBytes(m.rangeEnd); }
-  if (m.prevKv) { w.writeVarint32(T3_VARINT); w.writeBool(true); }
+export function writeDeleteRangeRequest(buf: Buffer, pos: number, m: DeleteRangeRequest): number {
+  if (m.key.length !== 0) { buf[pos++] = T1_LDELIM; pos = putBytes(buf, pos, m.key); }
+  if (m.rangeEnd.length !== 0) { buf[pos++] = T2_LDELIM; pos = putBytes(buf, pos, m.rangeEnd); }
+  if (m.prevKv) { buf[pos++] = T3_VARINT; buf[pos++] = 1; }
+  return pos;
 }
 
 function readDeleteRangeRequest(r: ProtoReader, end: number): DeleteRangeRequest {
@@ -555,9 +578,10 @@ export function decodeDeleteRangeRequest(buf: Uint8Array): DeleteRangeRequest {
 
 export function encodeDeleteRangeRequest(m: DeleteRangeRequest): Buffer {
   const size = sizeDeleteRangeRequest(m);
-  const w = new ProtoWriter(size);
-  writeDeleteRangeRequest(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeDeleteRangeRequest(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 // ================================================================ DeleteRangeResponse
@@ -570,21 +594,23 @@ export function sizeDeleteRangeResponse(m: DeleteRangeResponse): number {
   return s;
 }
 
-export function writeDeleteRangeResponse(w: ProtoWriter, m: DeleteRangeResponse): void {
-  writeHeaderField(w, m.header, sizeResponseHeader(m.header));
-  if (m.deleted !== 0) { w.writeVarint32(T2_VARINT); w.writeVarint(m.deleted); }
+export function writeDeleteRangeResponse(buf: Buffer, pos: number, m: DeleteRangeResponse): number {
+  pos = writeHeaderField(buf, pos, m.header, sizeResponseHeader(m.header));
+  if (m.deleted !== 0) { buf[pos++] = T2_VARINT; pos = putVarint(buf, pos, m.deleted); }
   const kvs = m.prevKvs;
   for (let i = 0; i < kvs.length; i++) {
     const kv = kvs[i]!;
-    writeKeyValueField(w, T3_LDELIM, kv, sizeKeyValue(kv));
+    pos = writeKeyValueField(buf, pos, T3_LDELIM, kv, sizeKeyValue(kv));
   }
+  return pos;
 }
 
 export function encodeDeleteRangeResponse(m: DeleteRangeResponse): Buffer {
   const size = sizeDeleteRangeResponse(m);
-  const w = new ProtoWriter(size);
-  writeDeleteRangeResponse(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeDeleteRangeResponse(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 function readDeleteRangeResponse(r: ProtoReader, end: number): DeleteRangeResponse {
@@ -628,20 +654,21 @@ export function sizeCompare(c: Compare): number {
   return s;
 }
 
-export function writeCompare(w: ProtoWriter, c: Compare): void {
-  if (c.result !== 0) { w.writeVarint32(T1_VARINT); w.writeInt32(c.result); }
-  if (c.target !== 0) { w.writeVarint32(T2_VARINT); w.writeInt32(c.target); }
-  if (c.key.length !== 0) { w.writeVarint32(T3_LDELIM); w.writeBytes(c.key); }
+export function writeCompare(buf: Buffer, pos: number, c: Compare): number {
+  if (c.result !== 0) { buf[pos++] = T1_VARINT; pos = putInt32(buf, pos, c.result); }
+  if (c.target !== 0) { buf[pos++] = T2_VARINT; pos = putInt32(buf, pos, c.target); }
+  if (c.key.length !== 0) { buf[pos++] = T3_LDELIM; pos = putBytes(buf, pos, c.key); }
   // A oneof member is written whenever it is the one set, even if zero.
   switch (c.targetUnion) {
-    case 'version': w.writeVarint32(T4_VARINT); w.writeVarint(c.version); break;
-    case 'createRevision': w.writeVarint32(T5_VARINT); w.writeVarint(c.createRevision); break;
-    case 'modRevision': w.writeVarint32(T6_VARINT); w.writeVarint(c.modRevision); break;
-    case 'value': w.writeVarint32(T7_LDELIM); w.writeBytes(c.value); break;
-    case 'lease': w.writeVarint32(T8_VARINT); w.writeVarintBig(c.lease); break;
+    case 'version': buf[pos++] = T4_VARINT; pos = putVarint(buf, pos, c.version); break;
+    case 'createRevision': buf[pos++] = T5_VARINT; pos = putVarint(buf, pos, c.createRevision); break;
+    case 'modRevision': buf[pos++] = T6_VARINT; pos = putVarint(buf, pos, c.modRevision); break;
+    case 'value': buf[pos++] = T7_LDELIM; pos = putBytes(buf, pos, c.value); break;
+    case 'lease': buf[pos++] = T8_VARINT; pos = putVarintBig(buf, pos, c.lease); break;
     case null: break;
   }
-  if (c.rangeEnd.length !== 0) { w.writeVarint32(T64_LDELIM); w.writeBytes(c.rangeEnd); }
+  if (c.rangeEnd.length !== 0) { pos = putVarint32(buf, pos, T64_LDELIM); pos = putBytes(buf, pos, c.rangeEnd); }
+  return pos;
 }
 
 function readCompare(r: ProtoReader, end: number): Compare {
@@ -707,24 +734,25 @@ export function sizeRequestOp(op: RequestOp): number {
   }
 }
 
-export function writeRequestOp(w: ProtoWriter, op: RequestOp): void {
+export function writeRequestOp(buf: Buffer, pos: number, op: RequestOp): number {
   switch (op.kind) {
     case 'range':
-      w.writeVarint32(T1_LDELIM); w.writeVarint32(sizeRangeRequest(op.range)); writeRangeRequest(w, op.range);
+      buf[pos++] = T1_LDELIM; pos = putVarint32(buf, pos, sizeRangeRequest(op.range)); pos = writeRangeRequest(buf, pos, op.range);
       break;
     case 'put':
-      w.writeVarint32(T2_LDELIM); w.writeVarint32(sizePutRequest(op.put)); writePutRequest(w, op.put);
+      buf[pos++] = T2_LDELIM; pos = putVarint32(buf, pos, sizePutRequest(op.put)); pos = writePutRequest(buf, pos, op.put);
       break;
     case 'deleteRange':
-      w.writeVarint32(T3_LDELIM); w.writeVarint32(sizeDeleteRangeRequest(op.deleteRange));
-      writeDeleteRangeRequest(w, op.deleteRange);
+      buf[pos++] = T3_LDELIM; pos = putVarint32(buf, pos, sizeDeleteRangeRequest(op.deleteRange));
+      pos = writeDeleteRangeRequest(buf, pos, op.deleteRange);
       break;
     case 'txn':
-      w.writeVarint32(T4_LDELIM); w.writeVarint32(sizeTxnRequest(op.txn)); writeTxnRequest(w, op.txn);
+      buf[pos++] = T4_LDELIM; pos = putVarint32(buf, pos, sizeTxnRequest(op.txn)); pos = writeTxnRequest(buf, pos, op.txn);
       break;
     case 'none':
       break;
   }
+  return pos;
 }
 
 const NONE_OP: RequestOp = Object.freeze({ kind: 'none' as const });
@@ -762,19 +790,20 @@ function sizeRequestOpBody(op: RequestOp): number {
   return varintSize(n) + n;
 }
 
-export function writeTxnRequest(w: ProtoWriter, m: TxnRequest): void {
+export function writeTxnRequest(buf: Buffer, pos: number, m: TxnRequest): number {
   for (let i = 0; i < m.compare.length; i++) {
     const c = m.compare[i]!;
-    w.writeVarint32(T1_LDELIM); w.writeVarint32(sizeCompare(c)); writeCompare(w, c);
+    buf[pos++] = T1_LDELIM; pos = putVarint32(buf, pos, sizeCompare(c)); pos = writeCompare(buf, pos, c);
   }
   for (let i = 0; i < m.success.length; i++) {
     const op = m.success[i]!;
-    w.writeVarint32(T2_LDELIM); w.writeVarint32(sizeRequestOp(op)); writeRequestOp(w, op);
+    buf[pos++] = T2_LDELIM; pos = putVarint32(buf, pos, sizeRequestOp(op)); pos = writeRequestOp(buf, pos, op);
   }
   for (let i = 0; i < m.failure.length; i++) {
     const op = m.failure[i]!;
-    w.writeVarint32(T3_LDELIM); w.writeVarint32(sizeRequestOp(op)); writeRequestOp(w, op);
+    buf[pos++] = T3_LDELIM; pos = putVarint32(buf, pos, sizeRequestOp(op)); pos = writeRequestOp(buf, pos, op);
   }
+  return pos;
 }
 
 function readTxnRequest(r: ProtoReader, end: number, depth: number): TxnRequest {
@@ -801,9 +830,10 @@ export function decodeTxnRequest(buf: Uint8Array): TxnRequest {
 
 export function encodeTxnRequest(m: TxnRequest): Buffer {
   const size = sizeTxnRequest(m);
-  const w = new ProtoWriter(size);
-  writeTxnRequest(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeTxnRequest(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 // ================================================================ ResponseOp / TxnResponse
@@ -817,22 +847,23 @@ export function sizeResponseOp(op: ResponseOp): number {
   }
 }
 
-export function writeResponseOp(w: ProtoWriter, op: ResponseOp): void {
+export function writeResponseOp(buf: Buffer, pos: number, op: ResponseOp): number {
   switch (op.kind) {
     case 'range':
-      w.writeVarint32(T1_LDELIM); w.writeVarint32(sizeRangeResponse(op.range)); writeRangeResponse(w, op.range);
+      buf[pos++] = T1_LDELIM; pos = putVarint32(buf, pos, sizeRangeResponse(op.range)); pos = writeRangeResponse(buf, pos, op.range);
       break;
     case 'put':
-      w.writeVarint32(T2_LDELIM); w.writeVarint32(sizePutResponse(op.put)); writePutResponse(w, op.put);
+      buf[pos++] = T2_LDELIM; pos = putVarint32(buf, pos, sizePutResponse(op.put)); pos = writePutResponse(buf, pos, op.put);
       break;
     case 'deleteRange':
-      w.writeVarint32(T3_LDELIM); w.writeVarint32(sizeDeleteRangeResponse(op.deleteRange));
-      writeDeleteRangeResponse(w, op.deleteRange);
+      buf[pos++] = T3_LDELIM; pos = putVarint32(buf, pos, sizeDeleteRangeResponse(op.deleteRange));
+      pos = writeDeleteRangeResponse(buf, pos, op.deleteRange);
       break;
     case 'txn':
-      w.writeVarint32(T4_LDELIM); w.writeVarint32(sizeTxnResponse(op.txn)); writeTxnResponse(w, op.txn);
+      buf[pos++] = T4_LDELIM; pos = putVarint32(buf, pos, sizeTxnResponse(op.txn)); pos = writeTxnResponse(buf, pos, op.txn);
       break;
   }
+  return pos;
 }
 
 export function sizeTxnResponse(m: TxnResponse): number {
@@ -842,20 +873,22 @@ export function sizeTxnResponse(m: TxnResponse): number {
   return s;
 }
 
-export function writeTxnResponse(w: ProtoWriter, m: TxnResponse): void {
-  writeHeaderField(w, m.header, sizeResponseHeader(m.header));
-  if (m.succeeded) { w.writeVarint32(T2_VARINT); w.writeBool(true); }
+export function writeTxnResponse(buf: Buffer, pos: number, m: TxnResponse): number {
+  pos = writeHeaderField(buf, pos, m.header, sizeResponseHeader(m.header));
+  if (m.succeeded) { buf[pos++] = T2_VARINT; buf[pos++] = 1; }
   for (let i = 0; i < m.responses.length; i++) {
     const op = m.responses[i]!;
-    w.writeVarint32(T3_LDELIM); w.writeVarint32(sizeResponseOp(op)); writeResponseOp(w, op);
+    buf[pos++] = T3_LDELIM; pos = putVarint32(buf, pos, sizeResponseOp(op)); pos = writeResponseOp(buf, pos, op);
   }
+  return pos;
 }
 
 export function encodeTxnResponse(m: TxnResponse): Buffer {
   const size = sizeTxnResponse(m);
-  const w = new ProtoWriter(size);
-  writeTxnResponse(w, m);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeTxnResponse(buf, pos, m);
+  return finishExact(buf, pos, size);
 }
 
 function readResponseOp(r: ProtoReader, end: number, depth: number): ResponseOp {
@@ -919,10 +952,11 @@ export function decodeCompactionRequest(buf: Uint8Array): CompactionRequest {
 
 export function encodeCompactionRequest(m: CompactionRequest): Buffer {
   const size = (m.revision !== 0 ? 1 + varintSize(m.revision) : 0) + (m.physical ? 2 : 0);
-  const w = new ProtoWriter(size);
-  if (m.revision !== 0) { w.writeVarint32(T1_VARINT); w.writeVarint(m.revision); }
-  if (m.physical) { w.writeVarint32(T2_VARINT); w.writeBool(true); }
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  if (m.revision !== 0) { buf[pos++] = T1_VARINT; pos = putVarint(buf, pos, m.revision); }
+  if (m.physical) { buf[pos++] = T2_VARINT; buf[pos++] = 1; }
+  return finishExact(buf, pos, size);
 }
 
 /**
@@ -932,9 +966,10 @@ export function encodeCompactionRequest(m: CompactionRequest): Buffer {
 export function encodeHeaderOnlyResponse(header: ResponseHeader): Buffer {
   const hs = sizeResponseHeader(header);
   const size = embeddedSize(hs);
-  const w = new ProtoWriter(size);
-  writeHeaderField(w, header, hs);
-  return finishExact(w, size);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  pos = writeHeaderField(buf, pos, header, hs);
+  return finishExact(buf, pos, size);
 }
 
 export function encodeCompactionResponse(m: CompactionResponse): Buffer {

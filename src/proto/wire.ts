@@ -52,6 +52,97 @@ export function ldelimSize(len: number): number {
   return varintSize(len) + len;
 }
 
+// ---------------------------------------------------------------- put* (pre-sized)
+
+// Writers over a Buffer the caller has already sized exactly: each writes at
+// `pos` and returns the position after. No bounds checks here (a typed array
+// drops out-of-range stores silently), so callers must assert the final
+// position equals the size they computed. These are the hot-path encoders;
+// ProtoWriter wraps them with growth for code that cannot size up front.
+
+export function putVarint32(buf: Buffer, pos: number, n: number): number {
+  while (n > 0x7f) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** Varint from two unsigned 32-bit halves. */
+export function putVarint64(buf: Buffer, pos: number, lo: number, hi: number): number {
+  while (hi !== 0) {
+    buf[pos++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 0x7f) {
+    buf[pos++] = (lo & 0x7f) | 0x80;
+    lo >>>= 7;
+  }
+  buf[pos++] = lo;
+  return pos;
+}
+
+/** Safe integer as a varint; negatives as 64-bit two's complement (int64). */
+export function putVarint(buf: Buffer, pos: number, n: number): number {
+  if (n < 0x80 && n >= 0) {
+    buf[pos] = n;
+    return pos + 1;
+  }
+  if (n < 0) {
+    const hi = Math.floor(n / TWO_32);
+    return putVarint64(buf, pos, n - hi * TWO_32, hi >>> 0);
+  }
+  if (n > MAX_SAFE) throw new RangeError(`varint ${n} is not a safe integer`);
+  while (n > 0x7fffffff) {
+    buf[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  while (n > 0x7f) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** int32/enum: negatives sign-extend to 10 bytes. */
+export function putInt32(buf: Buffer, pos: number, n: number): number {
+  return n < 0 ? putVarint64(buf, pos, n >>> 0, 0xffffffff) : putVarint32(buf, pos, n);
+}
+
+/** 64-bit varint from a bigint; negatives as two's complement. */
+export function putVarintBig(buf: Buffer, pos: number, v: bigint): number {
+  if (v >= 0n && v <= BIG_MAX_SAFE) return putVarint(buf, pos, Number(v));
+  const u = BigInt.asUintN(64, v);
+  return putVarint64(buf, pos, Number(u & BIG_MASK_32), Number(u >> 32n));
+}
+
+/** Raw bytes, no length prefix. */
+export function putRaw(buf: Buffer, pos: number, b: Uint8Array): number {
+  const len = b.length;
+  if (len > 40) {
+    buf.set(b, pos);
+    return pos + len;
+  }
+  for (let i = 0; i < len; i++) buf[pos++] = b[i]!;
+  return pos;
+}
+
+/** Length-prefixed bytes. */
+export function putBytes(buf: Buffer, pos: number, b: Uint8Array): number {
+  const len = b.length;
+  if (len < 0x80) buf[pos++] = len;
+  else pos = putVarint32(buf, pos, len);
+  if (len > 40) {
+    buf.set(b, pos);
+    return pos + len;
+  }
+  for (let i = 0; i < len; i++) buf[pos++] = b[i]!;
+  return pos;
+}
+
 // ---------------------------------------------------------------- writer
 
 /**
@@ -85,14 +176,7 @@ export class ProtoWriter {
   /** Unsigned 32-bit varint (tags, lengths). */
   writeVarint32(n: number): void {
     this.ensure(5);
-    const buf = this.buf;
-    let pos = this.pos;
-    while (n > 0x7f) {
-      buf[pos++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    buf[pos++] = n;
-    this.pos = pos;
+    this.pos = putVarint32(this.buf, this.pos, n);
   }
 
   /**
@@ -100,59 +184,26 @@ export class ProtoWriter {
    * complement (10 bytes), which is the int64 encoding.
    */
   writeVarint(n: number): void {
-    if (n < 0) {
-      const hi = Math.floor(n / TWO_32);
-      this.writeVarint64(n - hi * TWO_32, hi >>> 0);
-      return;
-    }
-    if (n > MAX_SAFE) throw new RangeError(`varint ${n} is not a safe integer`);
     this.ensure(10);
-    const buf = this.buf;
-    let pos = this.pos;
-    while (n > 0x7fffffff) {
-      buf[pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    while (n > 0x7f) {
-      buf[pos++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    buf[pos++] = n;
-    this.pos = pos;
+    this.pos = putVarint(this.buf, this.pos, n);
   }
 
   /** int32/enum: negatives sign-extend to 10 bytes as protobuf requires. */
   writeInt32(n: number): void {
-    if (n < 0) this.writeVarint64(n >>> 0, 0xffffffff);
-    else this.writeVarint32(n);
+    this.ensure(10);
+    this.pos = putInt32(this.buf, this.pos, n);
   }
 
   /** 64-bit varint from a bigint; negatives as two's complement. */
   writeVarintBig(v: bigint): void {
-    if (v >= 0n && v <= BIG_MAX_SAFE) {
-      this.writeVarint(Number(v));
-      return;
-    }
-    const u = BigInt.asUintN(64, v);
-    this.writeVarint64(Number(u & BIG_MASK_32), Number(u >> 32n));
+    this.ensure(10);
+    this.pos = putVarintBig(this.buf, this.pos, v);
   }
 
   /** Varint from two unsigned 32-bit halves. */
   writeVarint64(lo: number, hi: number): void {
     this.ensure(10);
-    const buf = this.buf;
-    let pos = this.pos;
-    while (hi !== 0) {
-      buf[pos++] = (lo & 0x7f) | 0x80;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
-    }
-    while (lo > 0x7f) {
-      buf[pos++] = (lo & 0x7f) | 0x80;
-      lo >>>= 7;
-    }
-    buf[pos++] = lo;
-    this.pos = pos;
+    this.pos = putVarint64(this.buf, this.pos, lo, hi);
   }
 
   writeBool(b: boolean): void {
@@ -174,23 +225,14 @@ export class ProtoWriter {
 
   /** Raw bytes, no length prefix. */
   writeRaw(b: Uint8Array): void {
-    const len = b.length;
-    this.ensure(len);
-    const buf = this.buf;
-    let pos = this.pos;
-    if (len > 40) {
-      buf.set(b, pos);
-      pos += len;
-    } else {
-      for (let i = 0; i < len; i++) buf[pos++] = b[i]!;
-    }
-    this.pos = pos;
+    this.ensure(b.length);
+    this.pos = putRaw(this.buf, this.pos, b);
   }
 
   /** Length-prefixed bytes (the body of a bytes field). */
   writeBytes(b: Uint8Array): void {
-    this.writeVarint32(b.length);
-    this.writeRaw(b);
+    this.ensure(5 + b.length);
+    this.pos = putBytes(this.buf, this.pos, b);
   }
 
   /** Length-prefixed UTF-8 string. */

@@ -78,6 +78,7 @@ export class RaftNode {
     this.role = Role.Leader;
     // An empty entry of the new term lets earlier-term entries commit.
     this.termStart = this.append(new Uint8Array(0));
+    this.maybeCommit();
   }
 
   /** Time passes; an electable follower campaigns. */
@@ -104,6 +105,8 @@ export class RaftNode {
   }
 
   private maybeCommit(): void {
+    // Only a leader advances commit by counting replicas.
+    if (this.role !== Role.Leader) return;
     // Quorum of one: our durable index. Only an entry of the current term commits by counting.
     const candidate = this.durable;
     if (candidate > this.commit && this.termAt(candidate) === this.term) {

@@ -9,7 +9,7 @@ import type { Entry } from '../raft/types.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
@@ -154,16 +154,19 @@ export class Member {
   private processReady(): void {
     if (!this.raft.hasReady()) return;
     const rd = this.raft.ready();
-    for (const e of rd.entries) this.walOut.send([walHeader(RecordType.Entry, e.index, e.term), e.data]);
+    const toWal: Uint8Array[][] = rd.entries.map((e) => [walHeader(RecordType.Entry, e.index, e.term), e.data]);
     if (rd.hardState) {
       const hs = rd.hardState;
-      this.walOut.send([walHeader(RecordType.HardState, 0, hs.term), encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
+      toWal.push([walHeader(RecordType.HardState, 0, hs.term), encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
     }
-    for (const e of rd.committedEntries) {
-      const h = Buffer.allocUnsafe(16);
-      h.writeDoubleLE(e.index, 0);
-      h.writeDoubleLE(e.term, 8);
-      this.applyOut.send([h, e.data]);
+    if (toWal.length > 0) this.walOut.sendAll(toWal);
+    if (rd.committedEntries.length > 0) {
+      this.applyOut.sendAll(rd.committedEntries.map((e) => {
+        const h = Buffer.allocUnsafe(16);
+        h.writeDoubleLE(e.index, 0);
+        h.writeDoubleLE(e.term, 8);
+        return [h, e.data];
+      }));
     }
   }
 
@@ -200,6 +203,7 @@ export class Member {
       this.appliedIndex = r.index;
       this.raft.appliedTo(r.index);
       this.releaseReads();
+      if (r.synced) this.walOut.send([walHeader(WAL_RELEASE, r.index, 0)]);
       return;
     }
     const p = this.pending.get(r.reqId);

@@ -37,6 +37,12 @@ export interface ApplyReady {
 
 /** How many entries one apply batch takes at most (bounds the overlay and the batch). */
 const MAX_BATCH = 1000;
+/**
+ * Every this many applied entries the batch is written with sync, making
+ * RocksDB durable up to the applied index so the raft log before it can be
+ * released (etcd's --snapshot-count plays this role).
+ */
+const SYNC_EVERY_ENTRIES = 10000;
 
 async function main(): Promise<void> {
   const d = workerData as ApplyWorkerData;
@@ -68,12 +74,17 @@ async function main(): Promise<void> {
   });
 
   let results: Uint8Array[][] = [];
+  let syncedIndex = writer.state.appliedIndex;
   const publish = async () => {
-    await writer.flush();
+    const sync = writer.state.appliedIndex - syncedIndex >= SYNC_EVERY_ENTRIES;
+    await writer.flush(sync);
+    if (sync) syncedIndex = writer.state.appliedIndex;
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
     storeShared(shared, Shared.Revision, writer.state.rev);
+    outRing.cork();
     for (const r of results) writeBlocking(outRing, r);
-    writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev)]);
+    writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev, sync)]);
+    outRing.uncork();
     results = [];
   };
 

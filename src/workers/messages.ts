@@ -12,6 +12,9 @@ export const enum EntryKind {
   Compaction = 4,
 }
 
+/** Ring records to the WAL worker are u8 type | f64 index | f64 term | payload; this type releases the log before index. */
+export const WAL_RELEASE = 0xff;
+
 /** Records the apply worker and the shards send back to the main thread. */
 export const enum ResultType {
   Ok = 1,
@@ -71,18 +74,20 @@ export function encodeResultError(reqId: number, code: number, message: string):
   return [h, Buffer.from(message, 'utf8')];
 }
 
-export function encodeApplied(index: number, rev: number): Uint8Array {
-  const h = Buffer.allocUnsafe(17);
+/** `synced`: RocksDB holds everything up to index durably, so the raft log before it may go. */
+export function encodeApplied(index: number, rev: number, synced: boolean): Uint8Array {
+  const h = Buffer.allocUnsafe(18);
   h[0] = ResultType.Applied;
   h.writeDoubleLE(index, 1);
   h.writeDoubleLE(rev, 9);
+  h[17] = synced ? 1 : 0;
   return h;
 }
 
 export type Result =
   | { type: ResultType.Ok; reqId: number; body: Buffer }
   | { type: ResultType.Error; reqId: number; code: number; message: string }
-  | { type: ResultType.Applied; index: number; rev: number };
+  | { type: ResultType.Applied; index: number; rev: number; synced: boolean };
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
 export function decodeResult(view: Uint8Array): Result {
@@ -90,7 +95,7 @@ export function decodeResult(view: Uint8Array): Result {
   switch (b[0]) {
     case ResultType.Ok: return { type: ResultType.Ok, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
     case ResultType.Error: return { type: ResultType.Error, reqId: b.readDoubleLE(1), code: b[9]!, message: b.toString('utf8', 10) };
-    case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9) };
+    case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
     default: throw new Error(`unknown result record type ${b[0]}`);
   }
 }

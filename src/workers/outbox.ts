@@ -19,6 +19,16 @@ export class Outbox {
 
   get queued(): number { return this.queue.length; }
 
+  /** Sends a batch of records with one wake-up of the consumer. */
+  sendAll(records: Uint8Array[][]): void {
+    this.ring.cork();
+    try {
+      for (const r of records) this.send(r);
+    } finally {
+      this.ring.uncork();
+    }
+  }
+
   private async drain(): Promise<void> {
     this.draining = true;
     try {

@@ -65,7 +65,9 @@ async function main(): Promise<void> {
         replies.push(encodeResultError(reqId, err.code, err.message));
       }
     }, 256);
+    outRing.cork();
     for (const r of replies) writeBlocking(outRing, r);
+    outRing.uncork();
   }
 }
 

@@ -4,8 +4,9 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
+import { WAL_RELEASE } from './messages.js';
 import { Wal } from '../storage/wal/wal.js';
-import type { WalRecord } from '../storage/wal/record.js';
+import { RecordType, type WalRecord } from '../storage/wal/record.js';
 import { recoverLog, type RecoveredLog } from '../storage/wal/recover.js';
 
 export interface WalWorkerData {
@@ -17,8 +18,6 @@ export interface WalWorkerData {
 
 export interface WalReady { type: 'ready'; log: RecoveredLog; repair: string | null }
 
-/** Ring records to the WAL worker: u8 type | f64 index | f64 term | payload. Type 0xff = release. */
-export const WAL_RELEASE = 0xff;
 
 /** Durable notices back: f64 index of the last durable record. */
 function main(): void {
@@ -33,6 +32,9 @@ function main(): void {
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
   const notice = Buffer.allocUnsafe(8);
+  // The newest HardState must outlive the segment that held it.
+  let hardState: WalRecord | null = null;
+  for (const r of records) if (r.type === RecordType.HardState) hardState = r;
 
   for (;;) {
     if (inRing.isEmpty()) {
@@ -47,8 +49,10 @@ function main(): void {
       const type = b[0]!;
       const index = b.readDoubleLE(1);
       if (type === WAL_RELEASE) { release = Math.max(release, index); return; }
-      batch.push({ type, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) });
-      if (index > last) last = index;
+      const rec: WalRecord = { type, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
+      batch.push(rec);
+      if (type === RecordType.HardState) hardState = rec;
+      else if (index > last) last = index;
     });
     if (batch.length > 0) {
       wal.append(batch);
@@ -56,7 +60,14 @@ function main(): void {
       notice.writeDoubleLE(last, 0);
       while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
     }
-    if (release > 0) wal.releaseBefore(release);
+    if (release > 0) {
+      const before = wal.segmentNames().length;
+      wal.releaseBefore(release);
+      if (hardState && wal.segmentNames().length < before) {
+        wal.append([hardState]);
+        wal.sync();
+      }
+    }
   }
 }
 

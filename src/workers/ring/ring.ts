@@ -149,6 +149,8 @@ export class Ring {
   private reservedLen = 0;
   private reservedSkip = 0; // bytes skipped by a wrap marker
   private lastNeed = 0; // bytes a failed write needed (for waitWritable)
+  private corked = 0; // > 0: commits publish but do not wake the consumer
+  private wakePending = false;
 
   // Consumer-side state. cachedHead is a lower bound of the real head.
   private cachedHead: number;
@@ -239,6 +241,28 @@ export class Ring {
     const advance = this.reservedSkip + align8(RING_RECORD_HEADER_BYTES + len);
     this.reservedAt = -1;
     Atomics.store(this.ctl, HEAD, (head + advance) | 0);
+    if (this.corked > 0) this.wakePending = true;
+    else if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) Atomics.notify(this.ctl, HEAD);
+  }
+
+  /**
+   * Producer: hold back wake-ups until uncork(), so a consumer woken by the
+   * first record of a batch does not start on it alone while the rest is
+   * still being written (it would split one group commit into many).
+   */
+  cork(): void {
+    this.corked++;
+  }
+
+  uncork(): void {
+    if (this.corked === 0 || --this.corked > 0) return;
+    this.flushWake();
+  }
+
+  /** A producer about to wait for space must wake the consumer it held back. */
+  private flushWake(): void {
+    if (!this.wakePending) return;
+    this.wakePending = false;
     if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) Atomics.notify(this.ctl, HEAD);
   }
 
@@ -267,6 +291,7 @@ export class Ring {
    * that last failed would fit, or until `timeoutMs` passes. True if it fits.
    */
   waitWritable(timeoutMs: number): boolean {
+    this.flushWake();
     if (this.writableNow()) return true;
     for (let i = 0; i < this.spin; i++) if (this.writableNow()) return true;
     const deadline = performance.now() + timeoutMs;
@@ -288,6 +313,7 @@ export class Ring {
    * tryWrite after it resolves.
    */
   async waitWritableAsync(timeoutMs = Infinity): Promise<void> {
+    this.flushWake();
     if (this.writableNow()) return;
     for (let i = 0; i < this.spin; i++) if (this.writableNow()) return;
     const deadline = performance.now() + timeoutMs;
