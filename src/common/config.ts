@@ -96,6 +96,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (shards < 1 || shards > 64) throw new ConfigError('--shards must be between 1 and 64');
   const maxRequestBytes = int('max-request-bytes', 1.5 * 1024 * 1024);
   if (maxRequestBytes < 1) throw new ConfigError('--max-request-bytes must be positive');
+  if (maxRequestBytes > 256 * 1024 * 1024) throw new ConfigError('--max-request-bytes above 256 MiB is not supported');
 
   const config: Config = {
     name,

@@ -21,7 +21,7 @@ import { EtcdError, Errors } from './errors.js';
 const MiB = 1024 * 1024;
 const WAL_SEGMENT_BYTES = 64 * MiB;
 
-interface Pending { resolve: (body: Buffer) => void; reject: (err: EtcdError) => void }
+interface Pending { resolve: (body: Buffer) => void; reject: (err: EtcdError) => void; parts?: Buffer[] }
 interface WaitingRead { index: number; send: () => void }
 
 /**
@@ -87,7 +87,9 @@ export class Member {
 
   private async boot(memberDir: string): Promise<void> {
     const ringErr = (err: unknown) => this.fatal('ring drain failed', err);
-    const applyIn = Ring.allocate(16 * MiB);
+    // A ring record may be at most half a ring: inbound rings must hold the largest request.
+    const inboundBytes = ringBytesFor(this.cfg.maxRequestBytes + 1 * MiB);
+    const applyIn = Ring.allocate(inboundBytes);
     const applyRes = Ring.allocate(16 * MiB);
     const apply = this.spawn<ApplyReady>('apply-worker.js', {
       dbDir: join(memberDir, 'db'), clusterId: this.clusterId, memberId: this.memberId,
@@ -97,7 +99,7 @@ export class Member {
     this.appliedIndex = applied.appliedIndex;
     this.applyOut = new Outbox(new Ring(applyIn), ringErr);
 
-    const walIn = Ring.allocate(16 * MiB);
+    const walIn = Ring.allocate(inboundBytes);
     const walRes = Ring.allocate(1 * MiB);
     const wal = this.spawn<WalReady>('wal-worker.js', {
       walDir: this.cfg.walDir || join(memberDir, 'wal'), segmentBytes: WAL_SEGMENT_BYTES, inRing: walIn, outRing: walRes,
@@ -118,7 +120,7 @@ export class Member {
 
     const shardReady: Promise<unknown>[] = [];
     for (let i = 0; i < this.cfg.shards; i++) {
-      const inRing = Ring.allocate(4 * MiB);
+      const inRing = Ring.allocate(inboundBytes);
       const outRing = Ring.allocate(16 * MiB);
       const s = this.spawn<unknown>('shard-worker.js', {
         shardId: i, handle: applied.handle, clusterId: this.clusterId, memberId: this.memberId,
@@ -208,8 +210,12 @@ export class Member {
     }
     const p = this.pending.get(r.reqId);
     if (!p) return; // a request replayed from the log after restart: nobody waits for it
+    if (r.type === ResultType.OkPart) {
+      (p.parts ??= []).push(r.body);
+      return;
+    }
     this.pending.delete(r.reqId);
-    if (r.type === ResultType.Ok) p.resolve(r.body);
+    if (r.type === ResultType.Ok) p.resolve(p.parts ? Buffer.concat([...p.parts, r.body]) : r.body);
     else p.reject(new EtcdError(r.code, r.message));
   }
 
@@ -264,6 +270,12 @@ export class Member {
     this.pending.clear();
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+function ringBytesFor(largestRecord: number): number {
+  let n = 16 * MiB;
+  while (n / 2 - 64 < largestRecord) n *= 2;
+  return n;
 }
 
 function walHeader(type: number, index: number, term: number): Buffer {

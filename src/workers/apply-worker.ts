@@ -7,8 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring } from './ring/ring.js';
 import {
-  EntryKind, Shared, decodeEntryData, encodeApplied, encodeResultError, encodeResultOk, readEntry,
-  sharedState, storeShared, writeBlocking,
+  EntryKind, Shared, decodeEntryData, encodeApplied, encodeResultError, readEntry,
+  sharedState, storeShared, writeBlocking, writeResultOk,
 } from './messages.js';
 import { MvccWriter } from '../storage/mvcc/writer.js';
 import { Applier } from '../storage/mvcc/applier.js';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     clusterId: d.clusterId, memberId: d.memberId, revision, raftTerm: Number(Atomics.load(shared, Shared.RaftTerm)),
   });
 
-  let results: Uint8Array[][] = [];
+  let results: { reqId: number; body: Buffer | null; err: EtcdError | null }[] = [];
   let syncedIndex = writer.state.appliedIndex;
   const publish = async () => {
     const sync = writer.state.appliedIndex - syncedIndex >= SYNC_EVERY_ENTRIES;
@@ -82,7 +82,10 @@ async function main(): Promise<void> {
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
     storeShared(shared, Shared.Revision, writer.state.rev);
     outRing.cork();
-    for (const r of results) writeBlocking(outRing, r);
+    for (const r of results) {
+      if (r.body) writeResultOk(outRing, r.reqId, r.body);
+      else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
+    }
     writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev, sync)]);
     outRing.uncork();
     results = [];
@@ -147,10 +150,10 @@ async function main(): Promise<void> {
       const { kind, reqId, request } = decodeEntryData(e.data);
       try {
         const body = await applyOne(kind, request);
-        if (body) results.push(encodeResultOk(reqId, body));
+        if (body) results.push({ reqId, body, err: null });
       } catch (err) {
         if (!(err instanceof EtcdError)) throw err;
-        results.push(encodeResultError(reqId, err.code, err.message));
+        results.push({ reqId, body: null, err });
       }
       writer.markApplied(e.index, e.term);
     }

@@ -20,6 +20,8 @@ export const enum ResultType {
   Ok = 1,
   Error = 2,
   Applied = 3,
+  /** A leading piece of a response too large for one ring record; the final piece comes as Ok. */
+  OkPart = 4,
 }
 
 /** Entry data = kind | reqId | request bytes (the client's protobuf, untouched). */
@@ -86,6 +88,7 @@ export function encodeApplied(index: number, rev: number, synced: boolean): Uint
 
 export type Result =
   | { type: ResultType.Ok; reqId: number; body: Buffer }
+  | { type: ResultType.OkPart; reqId: number; body: Buffer }
   | { type: ResultType.Error; reqId: number; code: number; message: string }
   | { type: ResultType.Applied; index: number; rev: number; synced: boolean };
 
@@ -94,6 +97,7 @@ export function decodeResult(view: Uint8Array): Result {
   const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
   switch (b[0]) {
     case ResultType.Ok: return { type: ResultType.Ok, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
+    case ResultType.OkPart: return { type: ResultType.OkPart, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
     case ResultType.Error: return { type: ResultType.Error, reqId: b.readDoubleLE(1), code: b[9]!, message: b.toString('utf8', 10) };
     case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
     default: throw new Error(`unknown result record type ${b[0]}`);
@@ -103,6 +107,20 @@ export function decodeResult(view: Uint8Array): Result {
 /** Writes parts as one record, blocking (worker side) while the ring is full. */
 export function writeBlocking(ring: Ring, parts: Uint8Array[]): void {
   while (!ring.tryWriteParts(parts)) ring.waitWritable(100);
+}
+
+/** Writes a successful result, split into OkPart pieces when it is larger than a ring record may be. */
+export function writeResultOk(ring: Ring, reqId: number, body: Uint8Array): void {
+  const piece = Math.min(ring.maxPayload - 16, 4 * 1024 * 1024);
+  let at = 0;
+  while (body.length - at > piece) {
+    const h = Buffer.allocUnsafe(9);
+    h[0] = ResultType.OkPart;
+    h.writeDoubleLE(reqId, 1);
+    writeBlocking(ring, [h, body.subarray(at, at + piece)]);
+    at += piece;
+  }
+  writeBlocking(ring, encodeResultOk(reqId, at === 0 ? body : body.subarray(at)));
 }
 
 /** Slots of the shared state words (BigInt64Array over a SharedArrayBuffer). */

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring } from './ring/ring.js';
-import { Shared, encodeResultError, encodeResultOk, loadShared, sharedState, writeBlocking } from './messages.js';
+import { Shared, encodeResultError, loadShared, sharedState, writeBlocking, writeResultOk } from './messages.js';
 import { DbReader } from '../storage/mvcc/reader.js';
 import { checkSortOptions, executeRange } from '../storage/mvcc/range.js';
 import { EtcdError, Errors } from '../server/errors.js';
@@ -53,20 +53,23 @@ async function main(): Promise<void> {
       inRing.waitReadable(1000);
       continue;
     }
-    const replies: Uint8Array[][] = [];
+    const replies: { reqId: number; body: Buffer | null; err: EtcdError | null }[] = [];
     inRing.drain((view) => {
       const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
       const reqId = b.readDoubleLE(1);
       try {
         if (b[0] !== ShardOp.Range) throw new Error(`unknown shard op ${b[0]}`);
-        replies.push(encodeResultOk(reqId, serveRange(b.subarray(9))));
+        replies.push({ reqId, body: serveRange(b.subarray(9)), err: null });
       } catch (err) {
         if (!(err instanceof EtcdError)) throw err;
-        replies.push(encodeResultError(reqId, err.code, err.message));
+        replies.push({ reqId, body: null, err });
       }
     }, 256);
     outRing.cork();
-    for (const r of replies) writeBlocking(outRing, r);
+    for (const r of replies) {
+      if (r.body) writeResultOk(outRing, r.reqId, r.body);
+      else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
+    }
     outRing.uncork();
   }
 }
