@@ -1,0 +1,110 @@
+// Starts and stops the servers compare.ts measures: real etcd and etsd, with
+// the same etcd-style flags, on 127.0.0.1, free ports and a temporary data dir.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RawH2Conn } from './h2raw.js';
+import { messages, encodeFramed, PATHS } from './proto.js';
+
+export type Target = 'etcd' | 'etsd';
+
+export const ETSD_CLI = fileURLToPath(new URL('../../src/cli/etsd.js', import.meta.url));
+
+export interface Server {
+  target: Target;
+  pid: number;
+  endpoint: string;
+  dataDir: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Every server started and not yet stopped, so a failure path can stop them all. */
+export const running = new Set<Server>();
+
+export async function startServer(target: Target, opts: { etcdBin?: string; keepData?: boolean; readyTimeoutMs?: number } = {}): Promise<Server> {
+  if (target === 'etsd' && !existsSync(ETSD_CLI)) throw new Error(`etsd not built: ${ETSD_CLI} is missing`);
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `bench-${target}-`));
+  const name = `bench-${target}`;
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const args = [
+    '--name', name, '--data-dir', path.join(dataDir, 'data'),
+    '--listen-client-urls', client, '--advertise-client-urls', client,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `${name}=${peer}`,
+  ];
+  const logFile = path.join(dataDir, 'server.log');
+  const fd = openSync(logFile, 'w');
+  const child: ChildProcess = target === 'etcd'
+    ? spawn(opts.etcdBin ?? '/usr/bin/etcd', args, { stdio: ['ignore', fd, fd] })
+    : spawn(process.execPath, [ETSD_CLI, ...args], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  if (child.pid === undefined) throw new Error(`could not start ${target}`);
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let alive = true;
+  child.once('exit', () => { alive = false; });
+  const server: Server = {
+    target, pid, endpoint: `127.0.0.1:${clientPort}`, dataDir, logFile,
+    async stop() {
+      running.delete(server);
+      if (alive) {
+        process.kill(pid, 'SIGTERM');
+        const killer = setTimeout(() => { if (alive) process.kill(pid, 'SIGKILL'); }, 5000);
+        await exited;
+        clearTimeout(killer);
+      }
+      if (!opts.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  running.add(server);
+  try {
+    await waitReady(server.endpoint, () => alive, opts.readyTimeoutMs ?? 30_000);
+  } catch (err) {
+    await server.stop().catch(() => undefined);
+    throw new Error(`${target} did not become ready: ${(err as Error).message} (log: ${logFile})`);
+  }
+  return server;
+}
+
+/** Ready = a linearizable Range succeeds (so there is a leader). */
+async function waitReady(endpoint: string, alive: () => boolean, timeoutMs: number): Promise<void> {
+  const body = encodeFramed(messages().RangeRequest, { key: Buffer.from('bench-ready') });
+  const deadline = Date.now() + timeoutMs;
+  let last = 'timeout';
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error('process exited');
+    const conn = new RawH2Conn(endpoint);
+    try {
+      await conn.connect(1000);
+      await conn.unaryAsync(PATHS.range, body);
+      return;
+    } catch (err) {
+      last = (err as Error).message;
+    } finally {
+      conn.close();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(last);
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((s) => s.stop().catch(() => undefined)));
+}
