@@ -33,9 +33,10 @@ export class DbReader implements LatestSource {
     let gte: Buffer = latestKey(start);
     const lt = end ? latestKey(end) : LATEST_END;
     for (;;) {
-      const { rows, finished } = this.db.querySync({ ...Q, gte, lt, limit: CHUNK });
+      const { rows } = this.db.querySync({ ...Q, gte, lt, limit: CHUNK });
       for (let i = 0; i < rows.length; i += 2) fn(userKeyFromLatest(rows[i]!), decodeVersion(rows[i + 1]!));
-      if (finished || rows.length < CHUNK * 2) return;
+      // The binding reports finished whenever it hits the limit, so only a short chunk ends the scan.
+      if (rows.length < CHUNK * 2) return;
       const last = rows[rows.length - 2]!;
       gte = Buffer.concat([last, Buffer.from([0])]);
     }
@@ -56,7 +57,7 @@ export class DbReader implements LatestSource {
     let current: Buffer | null = null;
     let done = false; // found the visible version of `current`
     for (;;) {
-      const { rows, finished } = this.db.querySync({ ...Q, gte, lt, limit: CHUNK });
+      const { rows } = this.db.querySync({ ...Q, gte, lt, limit: CHUNK });
       for (let i = 0; i < rows.length; i += 2) {
         const hk = decodeHistoryKey(rows[i]!);
         if (current === null || !hk.key.equals(current)) { current = hk.key; done = false; }
@@ -65,7 +66,8 @@ export class DbReader implements LatestSource {
         const v = decodeVersion(rows[i + 1]!);
         if (!v.tombstone) fn(hk.key, v);
       }
-      if (finished || rows.length < CHUNK * 2) return;
+      // The binding reports finished whenever it hits the limit, so only a short chunk ends the scan.
+      if (rows.length < CHUNK * 2) return;
       gte = Buffer.concat([rows[rows.length - 2]!, Buffer.from([0])]);
     }
   }
