@@ -5,6 +5,7 @@ import { createLogger } from '../common/log.js';
 import { Member } from '../server/member.js';
 import { createGrpcServer, listen } from '../server/grpc-server.js';
 import { kvHandlers } from '../server/kv-service.js';
+import { watchHandlers } from '../server/watch-service.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   log.info({ version: version(), dataDir: cfg.dataDir, shards: cfg.shards }, 'starting etsd');
 
   const member = await Member.start(cfg, log);
-  const server = createGrpcServer(kvHandlers(member), { maxRequestBytes: cfg.maxRequestBytes, log });
+  const server = createGrpcServer(kvHandlers(member), watchHandlers(member), { maxRequestBytes: cfg.maxRequestBytes, log });
   await listen(server, cfg.listenClientUrls);
   log.info({ urls: cfg.listenClientUrls }, 'serving client requests');
 

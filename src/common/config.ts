@@ -18,6 +18,7 @@ export interface Config {
   shards: number;
   /** Apply lag (committed - applied) past which writes get "too many requests". */
   maxPendingProposals: number;
+  watchProgressNotifyIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -42,6 +43,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-txn-ops': { kind: 'int', help: 'Maximum number of operations permitted in a transaction.' },
   'log-level': { kind: 'string', help: 'Configures log level: debug, info, warn, error, panic, or fatal.' },
   'shards': { kind: 'int', help: 'Number of shard worker threads serving reads (default cores-1, at least 1).' },
+  'watch-progress-notify-interval': { kind: 'string', help: 'Duration of periodic watch progress notifications (default 10m).' },
+  'experimental-watch-progress-notify-interval': { kind: 'string', help: 'Alias of --watch-progress-notify-interval (etcd 3.4/3.5 name).' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -114,6 +117,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     logLevel: logLevel as Config['logLevel'],
     shards,
     maxPendingProposals: 5000,
+    watchProgressNotifyIntervalMs: parseDuration(
+      raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',
+      'watch-progress-notify-interval'),
   };
   if (!initialCluster.has(name)) {
     throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
@@ -122,6 +128,20 @@ export function parseArgs(argv: string[]): ParsedArgs {
     throw new ConfigError('etsd does not support clusters of more than one member yet (--initial-cluster must name only this member)');
   }
   return { config, help: bool('help'), version: bool('version') };
+}
+
+/** Go-style durations: 10m, 1.5s, 500ms, 1h2m. */
+export function parseDuration(s: string, flag: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  let total = 0;
+  let consumed = 0;
+  for (const m of s.matchAll(re)) {
+    total += Number(m[1]) * units[m[2]!]!;
+    consumed += m[0].length;
+  }
+  if (consumed !== s.length || s.length === 0) throw new ConfigError(`invalid value "${s}" for flag -${flag}: parse error`);
+  return total;
 }
 
 function parseInitialCluster(s: string): Map<string, string[]> {

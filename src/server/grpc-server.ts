@@ -3,6 +3,7 @@ import type { Logger } from '../common/log.js';
 import { listServices } from '../proto/registry.js';
 import { ProtoDecodeError } from '../proto/wire.js';
 import { EtcdError, Errors, GrpcCode } from './errors.js';
+import type { BidiStream, StreamHandler } from './stream.js';
 
 /** A unary handler gets the raw request bytes and returns raw response bytes. */
 export type UnaryHandler = (request: Buffer) => Promise<Buffer> | Buffer;
@@ -19,7 +20,9 @@ export interface GrpcServerOptions { maxRequestBytes: number; log: Logger }
  * (de)serializers: the hot path never goes through a generic protobuf codec.
  * A method with no handler answers UNIMPLEMENTED naming the method.
  */
-export function createGrpcServer(handlers: Map<string, UnaryHandler>, opts: GrpcServerOptions): grpc.Server {
+export function createGrpcServer(
+  handlers: Map<string, UnaryHandler>, streams: Map<string, StreamHandler>, opts: GrpcServerOptions,
+): grpc.Server {
   const maxRecv = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
     // grpc-js enforces a ceiling far above ours; the etcd-worded check is ours.
@@ -41,7 +44,10 @@ export function createGrpcServer(handlers: Map<string, UnaryHandler>, opts: Grpc
         originalName: m.name,
       };
       const handler = handlers.get(m.path);
-      if (handler && !m.requestStream && !m.responseStream) {
+      const streamHandler = streams.get(m.path);
+      if (streamHandler && m.requestStream && m.responseStream) {
+        impl[m.name] = (call: grpc.ServerDuplexStream<Buffer, Buffer>) => streamHandler(adaptDuplex(call));
+      } else if (handler && !m.requestStream && !m.responseStream) {
         impl[m.name] = unary(handler, maxRecv, opts.log);
       } else if (!m.requestStream && !m.responseStream) {
         impl[m.name] = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
@@ -72,6 +78,26 @@ function unary(handler: UnaryHandler, maxRecv: number, log: Logger) {
     }
     if (Buffer.isBuffer(result)) cb(null, result);
     else result.then((body) => cb(null, body), (err: unknown) => cb(toStatus(classify(err, log))));
+  };
+}
+
+function adaptDuplex(call: grpc.ServerDuplexStream<Buffer, Buffer>): BidiStream {
+  return {
+    onMessage: (cb) => { call.on('data', cb); },
+    onEnd: (cb) => {
+      let done = false;
+      const once = () => { if (!done) { done = true; cb(); } };
+      call.on('end', once);
+      call.on('cancelled', once);
+      call.on('error', once);
+      call.on('close', once);
+    },
+    write: (msg) => call.write(msg),
+    onDrain: (cb) => { call.on('drain', cb); },
+    end: (err) => {
+      if (err) call.emit('error', toStatus(err));
+      else call.end();
+    },
   };
 }
 

@@ -9,11 +9,11 @@ import type { Entry } from '../raft/types.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, ShardOp, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
-import { ShardOp, type ShardWorkerData } from '../workers/shard-worker.js';
+import type { ShardWorkerData } from '../workers/shard-worker.js';
 import { RecordType } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
 import { EtcdError, Errors } from './errors.js';
@@ -22,6 +22,12 @@ const MiB = 1024 * 1024;
 const WAL_SEGMENT_BYTES = 64 * MiB;
 
 interface Pending { resolve: (body: Buffer) => void; reject: (err: EtcdError) => void; parts?: Buffer[] }
+
+/** Where a shard's output for one watch stream goes (the Watch service's per-stream state). */
+export interface StreamSink {
+  onWatchData(watchId: number, body: Buffer): void;
+  onProgress(token: number, rev: number): void;
+}
 interface WaitingRead { index: number; send: () => void }
 
 /**
@@ -39,6 +45,10 @@ export class Member {
   private applyOut!: Outbox;
   private shardOut: Outbox[] = [];
   private nextShard = 0;
+  private watcherCounts!: Int32Array;
+  private sinks = new Map<number, StreamSink>();
+  private watchParts = new Map<string, Buffer[]>();
+  private nextStreamId = 1;
   private pending = new Map<number, Pending>();
   private waitingReads: WaitingRead[] = [];
   private appliedIndex = 0;
@@ -91,9 +101,14 @@ export class Member {
     const inboundBytes = ringBytesFor(this.cfg.maxRequestBytes + 1 * MiB);
     const applyIn = Ring.allocate(inboundBytes);
     const applyRes = Ring.allocate(16 * MiB);
+    const shards = this.cfg.shards;
+    const eventRings = Array.from({ length: shards }, () => Ring.allocate(16 * MiB));
+    const doorbells = Array.from({ length: shards }, () => new SharedArrayBuffer(4));
+    const countsSab = new SharedArrayBuffer(4 * shards);
+    this.watcherCounts = new Int32Array(countsSab);
     const apply = this.spawn<ApplyReady>('apply-worker.js', {
       dbDir: join(memberDir, 'db'), clusterId: this.clusterId, memberId: this.memberId,
-      shared: this.shared, inRing: applyIn, outRing: applyRes,
+      shared: this.shared, inRing: applyIn, outRing: applyRes, eventRings, doorbells, watcherCounts: countsSab,
     } satisfies ApplyWorkerData, 'apply');
     const applied = await apply.ready;
     this.appliedIndex = applied.appliedIndex;
@@ -119,15 +134,16 @@ export class Member {
     this.log.info({ appliedIndex: applied.appliedIndex, revision: applied.rev, replay: entries.length }, 'recovered state');
 
     const shardReady: Promise<unknown>[] = [];
-    for (let i = 0; i < this.cfg.shards; i++) {
+    for (let i = 0; i < shards; i++) {
       const inRing = Ring.allocate(inboundBytes);
       const outRing = Ring.allocate(16 * MiB);
       const s = this.spawn<unknown>('shard-worker.js', {
         shardId: i, handle: applied.handle, clusterId: this.clusterId, memberId: this.memberId,
-        shared: this.shared, inRing, outRing,
+        shared: this.shared, inRing, outRing, eventRing: eventRings[i]!, doorbell: doorbells[i]!,
+        maxRequestBytes: this.cfg.maxRequestBytes, progressNotifyMs: this.cfg.watchProgressNotifyIntervalMs,
       } satisfies ShardWorkerData, `shard-${i}`);
       shardReady.push(s.ready);
-      this.shardOut.push(new Outbox(new Ring(inRing), ringErr));
+      this.shardOut.push(new Outbox(new Ring(inRing, { doorbell: doorbells[i]! }), ringErr));
       this.readLoop(new Ring(outRing));
     }
     await Promise.all(shardReady);
@@ -201,6 +217,23 @@ export class Member {
 
   private onResult(view: Uint8Array): void {
     const r = decodeResult(view);
+    if (r.type === ResultType.WatchData || r.type === ResultType.WatchPart) {
+      const key = `${r.streamId}/${r.watchId}`;
+      if (r.type === ResultType.WatchPart) {
+        const parts = this.watchParts.get(key);
+        if (parts) parts.push(r.body);
+        else this.watchParts.set(key, [r.body]);
+        return;
+      }
+      const parts = this.watchParts.get(key);
+      if (parts) this.watchParts.delete(key);
+      this.sinks.get(r.streamId)?.onWatchData(r.watchId, parts ? Buffer.concat([...parts, r.body]) : r.body);
+      return;
+    }
+    if (r.type === ResultType.Progress) {
+      this.sinks.get(r.streamId)?.onProgress(r.token, r.rev);
+      return;
+    }
     if (r.type === ResultType.Applied) {
       this.appliedIndex = r.index;
       this.raft.appliedTo(r.index);
@@ -262,6 +295,35 @@ export class Member {
       if (readIndex <= this.appliedIndex) send();
       else this.waitingReads.push({ index: readIndex, send });
     });
+  }
+
+  // ---- watch streams (the Watch service drives these) ----
+
+  get shardCount(): number { return this.shardOut.length; }
+
+  openStream(sink: StreamSink): number {
+    const id = this.nextStreamId++;
+    this.sinks.set(id, sink);
+    return id;
+  }
+
+  closeStream(streamId: number): void {
+    this.sinks.delete(streamId);
+  }
+
+  /** Which shard holds a watcher: a hash of (stream, watch id). */
+  shardOf(streamId: number, watchId: number): number {
+    const h = Math.imul(streamId ^ Math.imul(watchId | 0, 0x9e3779b1), 0x85ebca6b) >>> 0;
+    return h % this.shardOut.length;
+  }
+
+  /** Counted before the create reaches the shard, so the apply worker starts sending it events first. */
+  addWatchers(shard: number, delta: number): void {
+    Atomics.add(this.watcherCounts, shard, delta);
+  }
+
+  sendShard(shard: number, parts: Uint8Array[]): void {
+    this.shardOut[shard]!.send(parts);
   }
 
   async stop(): Promise<void> {

@@ -16,6 +16,9 @@ import { compactRange } from '../storage/mvcc/compactor.js';
 import { EtcdError, Errors } from '../server/errors.js';
 import * as codec from '../proto/kv-codec.js';
 import type { ResponseHeader, TxnRequest } from '../proto/kv-types.js';
+import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';
+import { toKeyValue } from '../storage/mvcc/reader.js';
+import { writeRevisionEvents, type WireEvent } from './events.js';
 
 export interface ApplyWorkerData {
   dbDir: string;
@@ -24,6 +27,11 @@ export interface ApplyWorkerData {
   shared: SharedArrayBuffer;
   inRing: SharedArrayBuffer;
   outRing: SharedArrayBuffer;
+  /** Per shard: the ring carrying watch events, its consumer's doorbell. */
+  eventRings: SharedArrayBuffer[];
+  doorbells: SharedArrayBuffer[];
+  /** Int32 per shard: how many watchers it holds (events go only to shards with watchers). */
+  watcherCounts: SharedArrayBuffer;
 }
 
 export interface ApplyReady {
@@ -54,6 +62,29 @@ async function main(): Promise<void> {
   const shared = sharedState(d.shared);
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
+  const eventRings = d.eventRings.map((sab, i) => new Ring(sab, { doorbell: d.doorbells[i]! }));
+  const watcherCounts = new Int32Array(d.watcherCounts);
+
+  /** Sends the changes written so far to every shard that holds watchers. */
+  const fanOut = () => {
+    const changes = writer.takeChanges();
+    if (changes.length === 0) return;
+    const targets = eventRings.filter((_, i) => Atomics.load(watcherCounts, i) > 0);
+    if (targets.length === 0) return;
+    let i = 0;
+    while (i < changes.length) {
+      const rev = changes[i]!.v.modRevision;
+      const events: WireEvent[] = [];
+      for (; i < changes.length && changes[i]!.v.modRevision === rev; i++) {
+        const { key, v } = changes[i]!;
+        events.push({
+          key, event: encodeEvent(v.tombstone ? EVENT_DELETE : EVENT_PUT, toKeyValue(key, v)),
+          isCreate: !v.tombstone && v.createRevision === v.modRevision, isDelete: v.tombstone, modRevision: rev,
+        });
+      }
+      for (const ring of targets) writeRevisionEvents(ring, rev, events);
+    }
+  };
 
   // A compaction whose sweep was cut short by a crash is finished first.
   if (writer.state.compactDoneRev < writer.state.compactRev) {
@@ -80,7 +111,11 @@ async function main(): Promise<void> {
     await writer.flush(sync);
     if (sync) syncedIndex = writer.state.appliedIndex;
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
+    // Shards read storage up to the published revision, so events go out after it.
     storeShared(shared, Shared.Revision, writer.state.rev);
+    for (const r of eventRings) r.cork();
+    fanOut();
+    for (const r of eventRings) r.uncork();
     outRing.cork();
     for (const r of results) {
       if (r.body) writeResultOk(outRing, r.reqId, r.body);

@@ -22,6 +22,22 @@ export const enum ResultType {
   Applied = 3,
   /** A leading piece of a response too large for one ring record; the final piece comes as Ok. */
   OkPart = 4,
+  /** A WatchResponse for a stream: f64 streamId | f64 watchId | bytes. */
+  WatchData = 5,
+  WatchPart = 6,
+  /** Answer to a progress request: f64 streamId | f64 token | f64 revision. */
+  Progress = 7,
+}
+
+/** Requests from the main thread to a shard: u8 op | f64 reqId or streamId | ... */
+export const enum ShardOp {
+  Range = 1,
+  WatchCreate = 2,
+  WatchCancel = 3,
+  StreamClose = 4,
+  StreamPause = 5,
+  StreamResume = 6,
+  Progress = 7,
 }
 
 /** Entry data = kind | reqId | request bytes (the client's protobuf, untouched). */
@@ -90,7 +106,10 @@ export type Result =
   | { type: ResultType.Ok; reqId: number; body: Buffer }
   | { type: ResultType.OkPart; reqId: number; body: Buffer }
   | { type: ResultType.Error; reqId: number; code: number; message: string }
-  | { type: ResultType.Applied; index: number; rev: number; synced: boolean };
+  | { type: ResultType.Applied; index: number; rev: number; synced: boolean }
+  | { type: ResultType.WatchData; streamId: number; watchId: number; body: Buffer }
+  | { type: ResultType.WatchPart; streamId: number; watchId: number; body: Buffer }
+  | { type: ResultType.Progress; streamId: number; token: number; rev: number };
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
 export function decodeResult(view: Uint8Array): Result {
@@ -99,6 +118,11 @@ export function decodeResult(view: Uint8Array): Result {
     case ResultType.Ok: return { type: ResultType.Ok, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
     case ResultType.OkPart: return { type: ResultType.OkPart, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
     case ResultType.Error: return { type: ResultType.Error, reqId: b.readDoubleLE(1), code: b[9]!, message: b.toString('utf8', 10) };
+    case ResultType.WatchData:
+      return { type: ResultType.WatchData, streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), body: Buffer.from(b.subarray(17)) };
+    case ResultType.WatchPart:
+      return { type: ResultType.WatchPart, streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), body: Buffer.from(b.subarray(17)) };
+    case ResultType.Progress: return { type: ResultType.Progress, streamId: b.readDoubleLE(1), token: b.readDoubleLE(9), rev: b.readDoubleLE(17) };
     case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
     default: throw new Error(`unknown result record type ${b[0]}`);
   }
@@ -121,6 +145,31 @@ export function writeResultOk(ring: Ring, reqId: number, body: Uint8Array): void
     at += piece;
   }
   writeBlocking(ring, encodeResultOk(reqId, at === 0 ? body : body.subarray(at)));
+}
+
+/** Writes a WatchResponse for a stream, in pieces when it is larger than a ring record may be. */
+export function writeWatchData(ring: Ring, streamId: number, watchId: number, body: Uint8Array): void {
+  const piece = Math.min(ring.maxPayload - 32, 4 * 1024 * 1024);
+  let at = 0;
+  for (;;) {
+    const last = body.length - at <= piece;
+    const h = Buffer.allocUnsafe(17);
+    h[0] = last ? ResultType.WatchData : ResultType.WatchPart;
+    h.writeDoubleLE(streamId, 1);
+    h.writeDoubleLE(watchId, 9);
+    writeBlocking(ring, [h, last ? body.subarray(at) : body.subarray(at, at + piece)]);
+    if (last) return;
+    at += piece;
+  }
+}
+
+export function encodeProgress(streamId: number, token: number, rev: number): Uint8Array {
+  const h = Buffer.allocUnsafe(25);
+  h[0] = ResultType.Progress;
+  h.writeDoubleLE(streamId, 1);
+  h.writeDoubleLE(token, 9);
+  h.writeDoubleLE(rev, 17);
+  return h;
 }
 
 /** Slots of the shared state words (BigInt64Array over a SharedArrayBuffer). */

@@ -1,10 +1,15 @@
 // A shard worker: serves Range requests from the RocksDB handle the apply
-// worker opened, at the revision the apply worker last published.
+// worker opened, at the revision the apply worker last published, and holds
+// the watchers whose ids hash to it, fed by the apply worker's event stream.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { RocksLevel } from '@nxtedition/rocksdb';
-import { Ring } from './ring/ring.js';
-import { Shared, encodeResultError, loadShared, sharedState, writeBlocking, writeResultOk } from './messages.js';
+import { Ring, waitAnyReadable } from './ring/ring.js';
+import {
+  Shared, ShardOp, encodeProgress, encodeResultError, loadShared, sharedState, writeBlocking, writeResultOk, writeWatchData,
+} from './messages.js';
+import { readRevisionEvents } from './events.js';
+import { WatchHub, type WatchCreate } from './watch-hub.js';
 import { DbReader } from '../storage/mvcc/reader.js';
 import { checkSortOptions, executeRange } from '../storage/mvcc/range.js';
 import { EtcdError, Errors } from '../server/errors.js';
@@ -18,10 +23,11 @@ export interface ShardWorkerData {
   shared: SharedArrayBuffer;
   inRing: SharedArrayBuffer;
   outRing: SharedArrayBuffer;
+  eventRing: SharedArrayBuffer;
+  doorbell: SharedArrayBuffer;
+  maxRequestBytes: number;
+  progressNotifyMs: number;
 }
-
-/** Shard request records: u8 op | f64 reqId | request bytes. */
-export const enum ShardOp { Range = 1 }
 
 async function main(): Promise<void> {
   const d = workerData as ShardWorkerData;
@@ -29,8 +35,19 @@ async function main(): Promise<void> {
   await db.open();
   const reader = new DbReader(db);
   const shared = sharedState(d.shared);
-  const inRing = new Ring(d.inRing);
+  const inRing = new Ring(d.inRing, { doorbell: d.doorbell });
+  const eventRing = new Ring(d.eventRing, { doorbell: d.doorbell });
   const outRing = new Ring(d.outRing);
+  const header = (revision: number) => ({
+    clusterId: d.clusterId, memberId: d.memberId, revision, raftTerm: loadShared(shared, Shared.RaftTerm),
+  });
+  const hub = new WatchHub(reader, {
+    header,
+    publishedRev: () => loadShared(shared, Shared.Revision),
+    compactRev: () => loadShared(shared, Shared.CompactRevision),
+    send: (streamId, watchId, body) => writeWatchData(outRing, streamId, watchId, body),
+    maxRequestBytes: d.maxRequestBytes,
+  });
   parentPort!.postMessage({ type: 'ready' });
 
   const serveRange = (request: Buffer): Buffer => {
@@ -42,36 +59,64 @@ async function main(): Promise<void> {
     // A compaction that started while we read may have removed what we saw.
     const readRev = r.revision > 0 ? r.revision : rev;
     if (readRev < loadShared(shared, Shared.CompactRevision)) throw Errors.compacted();
-    return codec.encodeRangeResponse({
-      header: { clusterId: d.clusterId, memberId: d.memberId, revision: out.revision, raftTerm: loadShared(shared, Shared.RaftTerm) },
-      kvs: out.kvs, more: out.more, count: out.count,
-    });
+    return codec.encodeRangeResponse({ header: header(out.revision), kvs: out.kvs, more: out.more, count: out.count });
   };
 
+  const handleRequest = (b: Buffer) => {
+    const op = b[0];
+    const id = b.readDoubleLE(1);
+    switch (op) {
+      case ShardOp.Range:
+        try {
+          writeResultOk(outRing, id, serveRange(b.subarray(9)));
+        } catch (err) {
+          if (!(err instanceof EtcdError)) throw err;
+          writeBlocking(outRing, encodeResultError(id, err.code, err.message));
+        }
+        return;
+      case ShardOp.WatchCreate: return hub.create(decodeWatchCreate(b));
+      case ShardOp.WatchCancel: return hub.cancel(id, b.readDoubleLE(9));
+      case ShardOp.StreamClose: return hub.closeStream(id);
+      case ShardOp.StreamPause: return hub.pause(id);
+      case ShardOp.StreamResume: return hub.resume(id);
+      case ShardOp.Progress: return writeBlocking(outRing, [encodeProgress(id, b.readDoubleLE(9), hub.progressRev(id))]);
+      default: throw new Error(`unknown shard op ${op}`);
+    }
+  };
+
+  let nextProgress = Date.now() + d.progressNotifyMs;
   for (;;) {
-    if (inRing.isEmpty()) {
-      inRing.waitReadable(1000);
+    const behind = hub.syncStep();
+    if (!behind && !waitAnyReadable([eventRing, inRing], d.doorbell, 1000)) {
+      if (Date.now() >= nextProgress) { hub.notifyProgress(); nextProgress = Date.now() + d.progressNotifyMs; }
       continue;
     }
-    const replies: { reqId: number; body: Buffer | null; err: EtcdError | null }[] = [];
-    inRing.drain((view) => {
-      const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
-      const reqId = b.readDoubleLE(1);
-      try {
-        if (b[0] !== ShardOp.Range) throw new Error(`unknown shard op ${b[0]}`);
-        replies.push({ reqId, body: serveRange(b.subarray(9)), err: null });
-      } catch (err) {
-        if (!(err instanceof EtcdError)) throw err;
-        replies.push({ reqId, body: null, err });
-      }
-    }, 256);
     outRing.cork();
-    for (const r of replies) {
-      if (r.body) writeResultOk(outRing, r.reqId, r.body);
-      else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
-    }
+    // Events first: a watcher created after them must not see them live.
+    eventRing.drain((view) => {
+      const { last, rev, events } = readRevisionEvents(view);
+      hub.onEvents(last, rev, events);
+    }, 256);
+    inRing.drain((view) => handleRequest(Buffer.from(view.buffer, view.byteOffset, view.byteLength)), 256);
     outRing.uncork();
+    if (Date.now() >= nextProgress) { hub.notifyProgress(); nextProgress = Date.now() + d.progressNotifyMs; }
   }
+}
+
+/** u8 op | f64 streamId | f64 watchId | f64 minRev | u8 flags | u8 endKind | u32 keyLen | key | u32 endLen | end */
+export function decodeWatchCreate(b: Buffer): WatchCreate {
+  const flags = b[25]!;
+  const endKind = b[26]!;
+  const kl = b.readUInt32LE(27);
+  const key = Buffer.from(b.subarray(31, 31 + kl));
+  const el = b.readUInt32LE(31 + kl);
+  const end = Buffer.from(b.subarray(35 + kl, 35 + kl + el));
+  return {
+    streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), minRev: b.readDoubleLE(17),
+    prevKv: (flags & 1) !== 0, fragment: (flags & 2) !== 0, progressNotify: (flags & 4) !== 0,
+    noPut: (flags & 8) !== 0, noDelete: (flags & 16) !== 0,
+    key, end: endKind === 0 ? null : endKind === 1 ? Buffer.alloc(0) : end,
+  };
 }
 
 main().catch((err: unknown) => {

@@ -50,6 +50,8 @@ export class MvccWriter implements LatestSource {
   readonly reader: DbReader;
   private batch: ChainedBatch;
   private overlay = new Map<string, { key: Buffer; v: StoredVersion }>();
+  /** Every change since the last takeChanges(), in (revision, sub) order: the watch event stream. */
+  private changes: { key: Buffer; v: StoredVersion }[] = [];
   state: WriterState;
 
   // Revision bookkeeping of the request being applied (etcd's storeTxnWrite).
@@ -123,11 +125,18 @@ export class MvccWriter implements LatestSource {
     this.batch.put(historyKey(key, v.modRevision), enc);
     this.batch.put(byRevKey(v.modRevision, v.sub), key);
     this.overlay.set(key.toString('latin1'), { key, v });
+    this.changes.push({ key, v });
     this.sub++;
   }
 
   end(): void {
     if (this.sub > 0) this.state.rev = this.beginRev + 1;
+  }
+
+  takeChanges(): { key: Buffer; v: StoredVersion }[] {
+    const c = this.changes;
+    this.changes = [];
+    return c;
   }
 
   // ---- batch boundaries ----

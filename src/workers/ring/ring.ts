@@ -70,6 +70,12 @@ export class RingCorruptError extends Error {
 }
 
 export interface RingOptions {
+  /**
+   * A 4-byte SharedArrayBuffer shared by several rings with one consumer:
+   * producers also ring it when the consumer sleeps, so the consumer can
+   * block on all of its rings at once (waitAnyReadable).
+   */
+  doorbell?: SharedArrayBuffer;
   /** Polls of the condition before blocking in a wait (default RING_DEFAULT_SPIN). */
   spin?: number;
 }
@@ -141,6 +147,7 @@ export class Ring {
   private readonly words: Int32Array;
   private readonly mask: number;
   private readonly spin: number;
+  private readonly door: Int32Array | null;
 
   // Producer-side state. cachedTail is a lower bound of the real tail.
   private cachedTail: number;
@@ -165,6 +172,7 @@ export class Ring {
     this.mask = capacity - 1;
     this.maxPayload = capacity / 2 - 8;
     this.spin = Math.max(0, Math.floor(opts.spin ?? RING_DEFAULT_SPIN));
+    this.door = opts.doorbell ? new Int32Array(opts.doorbell, 0, 1) : null;
     this.ctl = new Int32Array(sab, 0, RING_HEADER_BYTES >> 2);
     this.bytes = new Uint8Array(sab, RING_HEADER_BYTES, capacity);
     this.words = new Int32Array(sab, RING_HEADER_BYTES, capacity >> 2);
@@ -242,7 +250,15 @@ export class Ring {
     this.reservedAt = -1;
     Atomics.store(this.ctl, HEAD, (head + advance) | 0);
     if (this.corked > 0) this.wakePending = true;
-    else if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) Atomics.notify(this.ctl, HEAD);
+    else if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) this.wakeConsumer();
+  }
+
+  private wakeConsumer(): void {
+    Atomics.notify(this.ctl, HEAD);
+    if (this.door) {
+      Atomics.add(this.door, 0, 1);
+      Atomics.notify(this.door, 0);
+    }
   }
 
   /**
@@ -263,7 +279,16 @@ export class Ring {
   private flushWake(): void {
     if (!this.wakePending) return;
     this.wakePending = false;
-    if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) Atomics.notify(this.ctl, HEAD);
+    if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) this.wakeConsumer();
+  }
+
+  /** Consumer side of waitAnyReadable: flag this ring's consumer as sleeping (or awake). */
+  setSleeping(sleeping: boolean): void {
+    Atomics.store(this.ctl, CONSUMER_SLEEPING, sleeping ? 1 : 0);
+  }
+
+  hasData(): boolean {
+    return this.readableNow();
   }
 
   /** Drop an open reservation without publishing it. */
@@ -435,4 +460,23 @@ export class Ring {
   usedBytes(): number {
     return (Atomics.load(this.ctl, HEAD) - Atomics.load(this.ctl, TAIL)) | 0;
   }
+}
+
+/**
+ * Blocks a worker until any of `rings` may hold a record, or `timeoutMs`
+ * passes. Every ring must have been constructed with the same `doorbell`,
+ * on both the producer and the consumer side.
+ */
+export function waitAnyReadable(rings: Ring[], doorbell: SharedArrayBuffer, timeoutMs: number): boolean {
+  for (const r of rings) if (r.hasData()) return true;
+  const door = new Int32Array(doorbell, 0, 1);
+  for (const r of rings) r.setSleeping(true);
+  const seq = Atomics.load(door, 0);
+  let ready = rings.some((r) => r.hasData());
+  if (!ready) {
+    Atomics.wait(door, 0, seq, timeoutMs);
+    ready = rings.some((r) => r.hasData());
+  }
+  for (const r of rings) r.setSleeping(false);
+  return ready;
 }

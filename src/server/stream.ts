@@ -1,0 +1,14 @@
+import type { EtcdError } from './errors.js';
+
+/** A bidirectional gRPC stream as the services see it, whatever the transport. */
+export interface BidiStream {
+  onMessage(cb: (msg: Buffer) => void): void;
+  /** The client closed its side, cancelled, or the connection went away (called once). */
+  onEnd(cb: () => void): void;
+  /** False when the transport's buffer is full: wait for onDrain before writing more. */
+  write(msg: Buffer): boolean;
+  onDrain(cb: () => void): void;
+  end(err?: EtcdError): void;
+}
+
+export type StreamHandler = (stream: BidiStream) => void;

@@ -1,0 +1,159 @@
+import { decodeWatchRequest, encodeWatchResponse, FILTER_NODELETE, FILTER_NOPUT, type WatchCreateRequest } from '../proto/watch-codec.js';
+import { isFromKey } from '../storage/mvcc/keys.js';
+import { ShardOp } from '../workers/messages.js';
+import { ProtoDecodeError } from '../proto/wire.js';
+import { Errors } from './errors.js';
+import type { Member, StreamSink } from './member.js';
+import type { BidiStream, StreamHandler } from './stream.js';
+
+const ERR_EMPTY_RANGE = 'mvcc: watcher range is empty';
+const ERR_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
+
+/** etcd's Watch service: the per-stream part on the main thread; matching and history live in the shards. */
+export function watchHandlers(member: Member): Map<string, StreamHandler> {
+  return new Map([['/etcdserverpb.Watch/Watch', (stream: BidiStream) => { new WatchStream(member, stream); }]]);
+}
+
+class WatchStream implements StreamSink {
+  private readonly id: number;
+  /** watch id -> shard holding it */
+  private readonly ids = new Map<number, number>();
+  private nextAuto = 0;
+  private paused = false;
+  private closed = false;
+  private nextToken = 1;
+  private progress = new Map<number, { waiting: number; rev: number }>();
+
+  constructor(private readonly member: Member, private readonly stream: BidiStream) {
+    this.id = member.openStream(this);
+    stream.onMessage((msg) => this.onRequest(msg));
+    stream.onEnd(() => this.close());
+    stream.onDrain(() => this.setPaused(false));
+  }
+
+  private header(revision: number) {
+    return { clusterId: this.member.clusterId, memberId: this.member.memberId, revision, raftTerm: this.member.raftTerm };
+  }
+
+  private send(body: Buffer): void {
+    if (this.closed) return;
+    if (!this.stream.write(body)) this.setPaused(true);
+  }
+
+  private onRequest(msg: Buffer): void {
+    let req;
+    try {
+      req = decodeWatchRequest(msg);
+    } catch (err) {
+      if (!(err instanceof ProtoDecodeError)) throw err;
+      this.stream.end(Errors.malformed(err.message));
+      this.close();
+      return;
+    }
+    switch (req.kind) {
+      case 'create': return this.create(req.create);
+      case 'cancel': return this.cancel(req.watchId);
+      case 'progress': return this.requestProgress();
+      case 'none': return; // etcd ignores requests it does not know
+    }
+  }
+
+  private create(c: WatchCreateRequest): void {
+    const key = c.key.length === 0 ? Buffer.from([0]) : c.key;
+    const end = c.rangeEnd.length === 0 ? null : isFromKey(c.rangeEnd) ? Buffer.alloc(0) : c.rangeEnd;
+    const wsrev = this.member.revision;
+    const fail = (reason: string) =>
+      this.send(encodeWatchResponse({ header: this.header(wsrev), watchId: -1, created: true, canceled: true, cancelReason: reason }));
+    if (end && end.length > 0 && Buffer.compare(key, end) >= 0) return fail(ERR_EMPTY_RANGE);
+    let watchId = c.watchId;
+    if (watchId === 0) {
+      while (this.ids.has(this.nextAuto)) this.nextAuto++;
+      watchId = this.nextAuto++;
+    } else if (this.ids.has(watchId)) {
+      return fail(ERR_DUPLICATE_ID);
+    }
+    const minRev = c.startRevision === 0 ? wsrev + 1 : Math.max(1, c.startRevision);
+    const shard = this.member.shardOf(this.id, watchId);
+    this.ids.set(watchId, shard);
+    this.member.addWatchers(shard, 1);
+    this.member.sendShard(shard, [encodeCreate(this.id, watchId, minRev, c, key, end)]);
+    this.send(encodeWatchResponse({ header: this.header(wsrev), watchId, created: true }));
+  }
+
+  private cancel(watchId: number): void {
+    const shard = this.ids.get(watchId);
+    if (shard === undefined) return;
+    this.ids.delete(watchId);
+    this.member.addWatchers(shard, -1);
+    this.member.sendShard(shard, [op(ShardOp.WatchCancel, this.id, watchId)]);
+    this.send(encodeWatchResponse({ header: this.header(this.member.revision), watchId, canceled: true }));
+  }
+
+  /** Answered once every shard has sent what it had for this stream. */
+  private requestProgress(): void {
+    const token = this.nextToken++;
+    this.progress.set(token, { waiting: this.member.shardCount, rev: Number.MAX_SAFE_INTEGER });
+    for (let s = 0; s < this.member.shardCount; s++) this.member.sendShard(s, [op(ShardOp.Progress, this.id, token)]);
+  }
+
+  onProgress(token: number, rev: number): void {
+    const p = this.progress.get(token);
+    if (!p) return;
+    p.rev = Math.min(p.rev, rev);
+    if (--p.waiting > 0) return;
+    this.progress.delete(token);
+    this.send(encodeWatchResponse({ header: this.header(p.rev), watchId: -1 }));
+  }
+
+  onWatchData(watchId: number, body: Buffer): void {
+    // Events of a watcher cancelled meanwhile are dropped: after its cancel response, nothing more.
+    if (this.ids.has(watchId)) this.send(body);
+  }
+
+  private setPaused(paused: boolean): void {
+    if (this.paused === paused || this.closed) return;
+    this.paused = paused;
+    const o = paused ? ShardOp.StreamPause : ShardOp.StreamResume;
+    for (const s of new Set(this.ids.values())) this.member.sendShard(s, [op(o, this.id, 0)]);
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const perShard = new Map<number, number>();
+    for (const s of this.ids.values()) perShard.set(s, (perShard.get(s) ?? 0) + 1);
+    for (const [s, n] of perShard) {
+      this.member.sendShard(s, [op(ShardOp.StreamClose, this.id, 0)]);
+      this.member.addWatchers(s, -n);
+    }
+    this.ids.clear();
+    this.member.closeStream(this.id);
+    this.stream.end();
+  }
+}
+
+function op(code: ShardOp, streamId: number, arg: number): Buffer {
+  const b = Buffer.allocUnsafe(17);
+  b[0] = code;
+  b.writeDoubleLE(streamId, 1);
+  b.writeDoubleLE(arg, 9);
+  return b;
+}
+
+/** The shard's WatchCreate record (see decodeWatchCreate in shard-worker.ts). */
+function encodeCreate(streamId: number, watchId: number, minRev: number, c: WatchCreateRequest, key: Buffer, end: Buffer | null): Buffer {
+  const endBytes = end ?? Buffer.alloc(0);
+  const b = Buffer.allocUnsafe(35 + key.length + endBytes.length);
+  b[0] = ShardOp.WatchCreate;
+  b.writeDoubleLE(streamId, 1);
+  b.writeDoubleLE(watchId, 9);
+  b.writeDoubleLE(minRev, 17);
+  b[25] = (c.prevKv ? 1 : 0) | (c.fragment ? 2 : 0) | (c.progressNotify ? 4 : 0) |
+    (c.filters.includes(FILTER_NOPUT) ? 8 : 0) | (c.filters.includes(FILTER_NODELETE) ? 16 : 0);
+  b[26] = end === null ? 0 : end.length === 0 ? 1 : 2;
+  b.writeUInt32LE(key.length, 27);
+  key.copy(b, 31);
+  b.writeUInt32LE(endBytes.length, 31 + key.length);
+  endBytes.copy(b, 35 + key.length);
+  return b;
+}
