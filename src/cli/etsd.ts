@@ -6,6 +6,7 @@ import { Member } from '../server/member.js';
 import { createGrpcServer, listen } from '../server/grpc-server.js';
 import { kvHandlers } from '../server/kv-service.js';
 import { watchHandlers } from '../server/watch-service.js';
+import { leaseService } from '../server/lease-service.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -30,7 +31,10 @@ async function main(): Promise<void> {
   log.info({ version: version(), dataDir: cfg.dataDir, shards: cfg.shards }, 'starting etsd');
 
   const member = await Member.start(cfg, log);
-  const server = createGrpcServer(kvHandlers(member), watchHandlers(member), { maxRequestBytes: cfg.maxRequestBytes, log });
+  const leases = leaseService(member);
+  const unary = new Map([...kvHandlers(member), ...leases.unary]);
+  const streams = new Map([...watchHandlers(member), ...leases.streams]);
+  const server = createGrpcServer(unary, streams, { maxRequestBytes: cfg.maxRequestBytes, log });
   await listen(server, cfg.listenClientUrls);
   log.info({ urls: cfg.listenClientUrls }, 'serving client requests');
 
@@ -39,6 +43,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    leases.stop();
     server.tryShutdown(() => {
       member.stop().then(() => process.exit(0), (err: unknown) => {
         log.error({ err }, 'stop failed');

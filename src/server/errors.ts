@@ -44,6 +44,8 @@ export const Errors = {
   futureRev: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
   noSpace: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
   leaseNotFound: def(GrpcCode.NOT_FOUND, 'etcdserver: requested lease not found'),
+  leaseExists: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: lease already exists'),
+  leaseTtlTooLarge: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
   requestTooLarge: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: request is too large'),
   tooManyRequests: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
   noLeader: def(GrpcCode.UNAVAILABLE, 'etcdserver: no leader'),

@@ -34,8 +34,6 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
     const p = codec.decodePutRequest(req);
     checkPut(p);
     checkSize(req);
-    // Until leases exist, no lease can be found (etcd checks this before proposing, too).
-    if (p.lease !== 0n) throw Errors.leaseNotFound();
     return member.propose(EntryKind.Put, req);
   });
 

@@ -17,6 +17,7 @@ import type { ShardWorkerData } from '../workers/shard-worker.js';
 import { RecordType } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
 import { EtcdError, Errors } from './errors.js';
+import { Lessor } from './lessor.js';
 
 const MiB = 1024 * 1024;
 const WAL_SEGMENT_BYTES = 64 * MiB;
@@ -49,6 +50,9 @@ export class Member {
   private sinks = new Map<number, StreamSink>();
   private watchParts = new Map<string, Buffer[]>();
   private nextStreamId = 1;
+  readonly lessor = new Lessor();
+  /** etcd's minimum lease TTL: ceil(1.5 x election timeout) seconds (2 s with the 1 s default). */
+  readonly minLeaseTtl = 2;
   private pending = new Map<number, Pending>();
   private waitingReads: WaitingRead[] = [];
   private appliedIndex = 0;
@@ -112,6 +116,7 @@ export class Member {
     } satisfies ApplyWorkerData, 'apply');
     const applied = await apply.ready;
     this.appliedIndex = applied.appliedIndex;
+    for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
     this.applyOut = new Outbox(new Ring(applyIn), ringErr);
 
     const walIn = Ring.allocate(inboundBytes);
@@ -230,6 +235,11 @@ export class Member {
       this.sinks.get(r.streamId)?.onWatchData(r.watchId, parts ? Buffer.concat([...parts, r.body]) : r.body);
       return;
     }
+    if (r.type === ResultType.Lease) {
+      if (r.granted) this.lessor.granted(r.id, r.ttl);
+      else this.lessor.revoked(r.id);
+      return;
+    }
     if (r.type === ResultType.Progress) {
       this.sinks.get(r.streamId)?.onProgress(r.token, r.rev);
       return;
@@ -294,6 +304,28 @@ export class Member {
       const readIndex = serializable ? 0 : this.raft.readIndex();
       if (readIndex <= this.appliedIndex) send();
       else this.waitingReads.push({ index: readIndex, send });
+    });
+  }
+
+  /** The keys attached to a lease, read by a shard. */
+  leaseKeys(id: bigint): Promise<Buffer[]> {
+    const reqId = this.admit();
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.set(reqId, { resolve, reject });
+      const h = Buffer.allocUnsafe(17);
+      h[0] = ShardOp.LeaseKeys;
+      h.writeDoubleLE(reqId, 1);
+      h.writeBigInt64LE(id, 9);
+      this.sendShard(this.nextShard, [h]);
+      this.nextShard = (this.nextShard + 1) % this.shardOut.length;
+    }).then((body) => {
+      const keys: Buffer[] = [];
+      for (let at = 0; at < body.length;) {
+        const n = body.readUInt32LE(at);
+        keys.push(body.subarray(at + 4, at + 4 + n));
+        at += 4 + n;
+      }
+      return keys;
     });
   }
 

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring } from './ring/ring.js';
 import {
-  EntryKind, Shared, decodeEntryData, encodeApplied, encodeResultError, readEntry,
+  EntryKind, Shared, decodeEntryData, encodeApplied, encodeLeaseNotice, encodeResultError, readEntry,
   sharedState, storeShared, writeBlocking, writeResultOk,
 } from './messages.js';
 import { MvccWriter } from '../storage/mvcc/writer.js';
@@ -19,6 +19,8 @@ import type { ResponseHeader, TxnRequest } from '../proto/kv-types.js';
 import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';
 import { toKeyValue } from '../storage/mvcc/reader.js';
 import { writeRevisionEvents, type WireEvent } from './events.js';
+import { LeaseTable } from '../storage/mvcc/leases.js';
+import { decodeLeaseGrantRequest, decodeLeaseId, encodeHeaderOnly, encodeLeaseGrantResponse } from '../proto/lease-codec.js';
 
 export interface ApplyWorkerData {
   dbDir: string;
@@ -36,6 +38,7 @@ export interface ApplyWorkerData {
 
 export interface ApplyReady {
   type: 'ready';
+  leases: { id: bigint; ttl: number }[];
   handle: bigint;
   appliedIndex: number;
   appliedTerm: number;
@@ -51,6 +54,8 @@ const MAX_BATCH = 1000;
  * released (etcd's --snapshot-count plays this role).
  */
 const SYNC_EVERY_ENTRIES = 10000;
+/** ...or this many bytes of entries, so big txns release the log as often as small puts. */
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 async function main(): Promise<void> {
   const d = workerData as ApplyWorkerData;
@@ -58,7 +63,9 @@ async function main(): Promise<void> {
   const db = new RocksLevel(d.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open({ createIfMissing: true, cacheSize: 64 * 1024 * 1024 });
   const writer = new MvccWriter(db);
-  const applier = new Applier(writer, () => false);
+  const leases = LeaseTable.load(db);
+  const applier = new Applier(writer, (id) => leases.has(id));
+  const leaseNotices: Uint8Array[] = [];
   const shared = sharedState(d.shared);
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
@@ -96,7 +103,7 @@ async function main(): Promise<void> {
   storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
   const ready: ApplyReady = {
     type: 'ready', handle: db.handle, appliedIndex: writer.state.appliedIndex, appliedTerm: writer.state.appliedTerm,
-    rev: writer.state.rev, compactRev: writer.state.compactRev,
+    rev: writer.state.rev, compactRev: writer.state.compactRev, leases: leases.all(),
   };
   parentPort!.postMessage(ready);
 
@@ -106,10 +113,11 @@ async function main(): Promise<void> {
 
   let results: { reqId: number; body: Buffer | null; err: EtcdError | null }[] = [];
   let syncedIndex = writer.state.appliedIndex;
+  let bytesSinceSync = 0;
   const publish = async () => {
-    const sync = writer.state.appliedIndex - syncedIndex >= SYNC_EVERY_ENTRIES;
+    const sync = writer.state.appliedIndex - syncedIndex >= SYNC_EVERY_ENTRIES || bytesSinceSync >= SYNC_EVERY_BYTES;
     await writer.flush(sync);
-    if (sync) syncedIndex = writer.state.appliedIndex;
+    if (sync) { syncedIndex = writer.state.appliedIndex; bytesSinceSync = 0; }
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
     // Shards read storage up to the published revision, so events go out after it.
     storeShared(shared, Shared.Revision, writer.state.rev);
@@ -121,6 +129,8 @@ async function main(): Promise<void> {
       if (r.body) writeResultOk(outRing, r.reqId, r.body);
       else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
     }
+    for (const n of leaseNotices) writeBlocking(outRing, [n]);
+    leaseNotices.length = 0;
     writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev, sync)]);
     outRing.uncork();
     results = [];
@@ -160,6 +170,20 @@ async function main(): Promise<void> {
         r.header = hdr(r.header.revision);
         return codec.encodeTxnResponse(r);
       }
+      case EntryKind.LeaseGrant: {
+        const g = decodeLeaseGrantRequest(request);
+        leases.grant(writer, g.id, Number(g.ttl));
+        leaseNotices.push(encodeLeaseNotice(true, g.id, Number(g.ttl)));
+        return encodeLeaseGrantResponse(hdr(writer.state.rev), g.id, g.ttl);
+      }
+      case EntryKind.LeaseRevoke: {
+        const id = decodeLeaseId(request);
+        // Revoke reads the attachment records from RocksDB: this batch goes first.
+        if (writer.pendingChanges > 0 && leases.has(id)) await publish();
+        leases.revoke(writer, id);
+        leaseNotices.push(encodeLeaseNotice(false, id, 0));
+        return encodeHeaderOnly(hdr(writer.state.rev));
+      }
       case EntryKind.Compaction: {
         const c = codec.decodeCompactionRequest(request);
         const rev = await compact(c.revision);
@@ -183,6 +207,7 @@ async function main(): Promise<void> {
     for (const e of entries) {
       if (e.index <= writer.state.appliedIndex) continue; // replayed after restart
       const { kind, reqId, request } = decodeEntryData(e.data);
+      bytesSinceSync += e.data.length;
       try {
         const body = await applyOne(kind, request);
         if (body) results.push({ reqId, body, err: null });

@@ -10,6 +10,8 @@ export const enum EntryKind {
   DeleteRange = 2,
   Txn = 3,
   Compaction = 4,
+  LeaseGrant = 5,
+  LeaseRevoke = 6,
 }
 
 /** Ring records to the WAL worker are u8 type | f64 index | f64 term | payload; this type releases the log before index. */
@@ -27,6 +29,8 @@ export const enum ResultType {
   WatchPart = 6,
   /** Answer to a progress request: f64 streamId | f64 token | f64 revision. */
   Progress = 7,
+  /** A lease was granted or revoked by the log: u8 op (1 grant, 2 revoke) | i64 id | f64 ttl. */
+  Lease = 8,
 }
 
 /** Requests from the main thread to a shard: u8 op | f64 reqId or streamId | ... */
@@ -38,6 +42,8 @@ export const enum ShardOp {
   StreamPause = 5,
   StreamResume = 6,
   Progress = 7,
+  /** The keys attached to a lease: f64 reqId | i64 id. */
+  LeaseKeys = 8,
 }
 
 /** Entry data = kind | reqId | request bytes (the client's protobuf, untouched). */
@@ -109,7 +115,8 @@ export type Result =
   | { type: ResultType.Applied; index: number; rev: number; synced: boolean }
   | { type: ResultType.WatchData; streamId: number; watchId: number; body: Buffer }
   | { type: ResultType.WatchPart; streamId: number; watchId: number; body: Buffer }
-  | { type: ResultType.Progress; streamId: number; token: number; rev: number };
+  | { type: ResultType.Progress; streamId: number; token: number; rev: number }
+  | { type: ResultType.Lease; granted: boolean; id: bigint; ttl: number };
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
 export function decodeResult(view: Uint8Array): Result {
@@ -123,6 +130,7 @@ export function decodeResult(view: Uint8Array): Result {
     case ResultType.WatchPart:
       return { type: ResultType.WatchPart, streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), body: Buffer.from(b.subarray(17)) };
     case ResultType.Progress: return { type: ResultType.Progress, streamId: b.readDoubleLE(1), token: b.readDoubleLE(9), rev: b.readDoubleLE(17) };
+    case ResultType.Lease: return { type: ResultType.Lease, granted: b[1] === 1, id: b.readBigInt64LE(2), ttl: b.readDoubleLE(10) };
     case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
     default: throw new Error(`unknown result record type ${b[0]}`);
   }
@@ -161,6 +169,15 @@ export function writeWatchData(ring: Ring, streamId: number, watchId: number, bo
     if (last) return;
     at += piece;
   }
+}
+
+export function encodeLeaseNotice(granted: boolean, id: bigint, ttl: number): Uint8Array {
+  const h = Buffer.allocUnsafe(18);
+  h[0] = ResultType.Lease;
+  h[1] = granted ? 1 : 2;
+  h.writeBigInt64LE(id, 2);
+  h.writeDoubleLE(ttl, 10);
+  return h;
 }
 
 export function encodeProgress(streamId: number, token: number, rev: number): Uint8Array {

@@ -11,6 +11,7 @@ import {
 import { readRevisionEvents } from './events.js';
 import { WatchHub, type WatchCreate } from './watch-hub.js';
 import { DbReader } from '../storage/mvcc/reader.js';
+import { attachedKeys } from '../storage/mvcc/leases.js';
 import { checkSortOptions, executeRange } from '../storage/mvcc/range.js';
 import { EtcdError, Errors } from '../server/errors.js';
 import * as codec from '../proto/kv-codec.js';
@@ -79,6 +80,13 @@ async function main(): Promise<void> {
       case ShardOp.StreamClose: return hub.closeStream(id);
       case ShardOp.StreamPause: return hub.pause(id);
       case ShardOp.StreamResume: return hub.resume(id);
+      case ShardOp.LeaseKeys: {
+        const keys = attachedKeys(db, b.readBigInt64LE(9));
+        const body = Buffer.allocUnsafe(keys.reduce((a, k) => a + 4 + k.length, 0));
+        let at = 0;
+        for (const k of keys) { body.writeUInt32LE(k.length, at); k.copy(body, at + 4); at += 4 + k.length; }
+        return writeResultOk(outRing, id, body);
+      }
       case ShardOp.Progress: return writeBlocking(outRing, [encodeProgress(id, b.readDoubleLE(9), hub.progressRev(id))]);
       default: throw new Error(`unknown shard op ${op}`);
     }

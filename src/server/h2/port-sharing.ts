@@ -59,8 +59,15 @@ export function listenShared(addr: ListenAddr, h2: http2.Http2Server | http2.Htt
       if (to === null) { socket.destroy(); return; }
       socket.pause();
       if (peeked !== null) socket.unshift(peeked);
-      if (to === 'h2') h2.emit('connection', socket);
-      else h1.emit('connection', socket);
+      if (to === 'h2') {
+        // node:http2 takes over the handle and first drains what is buffered (socket.read()).
+        h2.emit('connection', socket);
+      } else {
+        // node:http reads the handle directly too, but only its 'data' listener sees the
+        // buffered bytes, and that needs the socket flowing again.
+        h1.emit('connection', socket);
+        socket.resume();
+      }
     };
     const onData = (chunk: Buffer) => {
       peeked = peeked === null ? chunk : Buffer.concat([peeked, chunk]);

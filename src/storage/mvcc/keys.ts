@@ -12,6 +12,8 @@ export const PREFIX_LATEST = 0x6c; // 'l'
 export const PREFIX_HISTORY = 0x6b; // 'k'
 export const PREFIX_BYREV = 0x72; // 'r'
 export const PREFIX_META = 0x6d; // 'm'
+export const PREFIX_LEASE = 0x4c; // 'L' + id(8B) -> granted TTL
+export const PREFIX_ATTACH = 0x61; // 'a' + id(8B) + userKey -> (empty): keys attached to a lease
 
 /** Revisions are kept below 2^48 (6 bytes); etcd would need 8900 years at 1M writes/s to pass it. */
 export const MAX_REV = 2 ** 48 - 1;
@@ -117,4 +119,35 @@ export function metaKey(name: string): Buffer {
  */
 export function isFromKey(rangeEnd: Uint8Array): boolean {
   return rangeEnd.length === 1 && rangeEnd[0] === 0;
+}
+
+export function leaseKey(id: bigint): Buffer {
+  const out = Buffer.allocUnsafe(9);
+  out[0] = PREFIX_LEASE;
+  out.writeBigUInt64BE(BigInt.asUintN(64, id), 1);
+  return out;
+}
+
+export const LEASE_END = Buffer.from([PREFIX_LEASE + 1]);
+
+export function leaseIdFromKey(k: Uint8Array): bigint {
+  return BigInt.asIntN(64, Buffer.from(k.buffer, k.byteOffset, k.byteLength).readBigUInt64BE(1));
+}
+
+export function attachKey(id: bigint, key: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(9 + key.length);
+  out[0] = PREFIX_ATTACH;
+  out.writeBigUInt64BE(BigInt.asUintN(64, id), 1);
+  out.set(key, 9);
+  return out;
+}
+
+/** [start, end) of every attachment record of one lease. */
+export function attachRange(id: bigint): { gte: Buffer; lt: Buffer } {
+  const gte = attachKey(id, Buffer.alloc(0));
+  const next = BigInt.asUintN(64, id) + 1n;
+  const lt = Buffer.allocUnsafe(9);
+  if (next > 0xffffffffffffffffn) { lt[0] = PREFIX_ATTACH + 1; lt.fill(0, 1); }
+  else { lt[0] = PREFIX_ATTACH; lt.writeBigUInt64BE(next, 1); }
+  return { gte, lt };
 }

@@ -1,8 +1,9 @@
 import type { ChainedBatch, RocksLevel } from '@nxtedition/rocksdb';
-import { byRevKey, historyKey, latestKey, metaKey } from './keys.js';
+import { attachKey, byRevKey, historyKey, latestKey, leaseKey, metaKey } from './keys.js';
 import { DbReader, type LatestSource } from './reader.js';
 import { encodeVersion, type StoredVersion } from './record.js';
 
+const EMPTY = Buffer.alloc(0);
 const META_APPLIED = metaKey('applied_index');
 const META_REV = metaKey('current_rev');
 const META_COMPACT = metaKey('compact_rev');
@@ -99,6 +100,9 @@ export class MvccWriter implements LatestSource {
     const rev = this.beginRev + 1;
     const prev = this.getLatest(key);
     const live = prev && !prev.tombstone ? prev : null;
+    // A key moved to another lease, or to none, leaves its old lease.
+    if (live && live.lease !== 0n && live.lease !== lease) this.batch.del(attachKey(live.lease, key));
+    if (lease !== 0n) this.batch.put(attachKey(lease, key), EMPTY);
     const v: StoredVersion = {
       tombstone: false,
       createRevision: live ? live.createRevision : rev,
@@ -113,6 +117,8 @@ export class MvccWriter implements LatestSource {
   }
 
   del(key: Buffer): void {
+    const prev = this.getLatest(key);
+    if (prev && !prev.tombstone && prev.lease !== 0n) this.batch.del(attachKey(prev.lease, key));
     const v: StoredVersion = {
       tombstone: true, createRevision: 0, modRevision: this.beginRev + 1, version: 0, lease: 0n, sub: this.sub, value: Buffer.alloc(0),
     };
@@ -137,6 +143,18 @@ export class MvccWriter implements LatestSource {
     const c = this.changes;
     this.changes = [];
     return c;
+  }
+
+  // ---- leases (existence and TTL; the clock lives on the main thread) ----
+
+  putLease(id: bigint, ttl: number): void {
+    const v = Buffer.allocUnsafe(8);
+    v.writeBigInt64BE(BigInt(ttl));
+    this.batch.put(leaseKey(id), v);
+  }
+
+  delLease(id: bigint): void {
+    this.batch.del(leaseKey(id));
   }
 
   // ---- batch boundaries ----

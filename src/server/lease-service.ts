@@ -1,0 +1,78 @@
+import {
+  decodeLeaseGrantRequest, decodeLeaseId, decodeLeaseTimeToLiveRequest, encodeLeaseGrantRequest, encodeLeaseIdRequest,
+  encodeLeaseKeepAliveResponse, encodeLeaseLeasesResponse, encodeLeaseTimeToLiveResponse,
+} from '../proto/lease-codec.js';
+import { ProtoDecodeError } from '../proto/wire.js';
+import { EntryKind } from '../workers/messages.js';
+import { EtcdError, Errors } from './errors.js';
+import type { UnaryHandler } from './grpc-server.js';
+import { IdGenerator, MAX_LEASE_TTL } from './lessor.js';
+import type { Member } from './member.js';
+import type { BidiStream, StreamHandler } from './stream.js';
+
+/** How often expired leases are looked for, and how many revokes one pass may propose (etcd: 1000/s). */
+const EXPIRY_CHECK_MS = 500;
+const REVOKES_PER_CHECK = 500;
+
+export interface LeaseService { unary: Map<string, UnaryHandler>; streams: Map<string, StreamHandler>; stop(): void }
+
+export function leaseService(member: Member): LeaseService {
+  const ids = new IdGenerator(member.memberId);
+  const lessor = member.lessor;
+  const header = () => ({ clusterId: member.clusterId, memberId: member.memberId, revision: member.revision, raftTerm: member.raftTerm });
+  const unary = new Map<string, UnaryHandler>();
+
+  unary.set('/etcdserverpb.Lease/LeaseGrant', (req) => {
+    const g = decodeLeaseGrantRequest(req);
+    if (g.ttl > BigInt(MAX_LEASE_TTL)) throw Errors.leaseTtlTooLarge();
+    let id = g.id;
+    while (id === 0n) id = ids.next() & ((1n << 63n) - 1n);
+    // etcd raises a TTL below the minimum (ceil(1.5 election timeouts) = 2 s with defaults).
+    const ttl = g.ttl < BigInt(member.minLeaseTtl) ? BigInt(member.minLeaseTtl) : g.ttl;
+    return member.propose(EntryKind.LeaseGrant, encodeLeaseGrantRequest({ id, ttl }));
+  });
+
+  unary.set('/etcdserverpb.Lease/LeaseRevoke', (req) => {
+    decodeLeaseId(req);
+    return member.propose(EntryKind.LeaseRevoke, req);
+  });
+
+  unary.set('/etcdserverpb.Lease/LeaseTimeToLive', async (req) => {
+    const { id, keys } = decodeLeaseTimeToLiveRequest(req);
+    const left = lessor.remaining(id);
+    if (!left) return encodeLeaseTimeToLiveResponse(header(), id, -1n, 0n, []);
+    const attached = keys ? await member.leaseKeys(id) : [];
+    return encodeLeaseTimeToLiveResponse(header(), id, BigInt(left.ttl), BigInt(left.granted), attached);
+  });
+
+  unary.set('/etcdserverpb.Lease/LeaseLeases', () => encodeLeaseLeasesResponse(header(), lessor.list()));
+
+  const streams = new Map<string, StreamHandler>();
+  streams.set('/etcdserverpb.Lease/LeaseKeepAlive', (stream: BidiStream) => {
+    stream.onMessage((msg) => {
+      let id: bigint;
+      try {
+        id = decodeLeaseId(msg);
+      } catch (err) {
+        if (!(err instanceof ProtoDecodeError)) throw err;
+        stream.end(Errors.malformed(err.message));
+        return;
+      }
+      // An unknown or expired lease answers TTL 0, as etcd does.
+      const ttl = lessor.renew(id) ?? 0;
+      stream.write(encodeLeaseKeepAliveResponse(header(), id, BigInt(ttl)));
+    });
+    stream.onEnd(() => stream.end());
+  });
+
+  // Expiry is decided here, on the leader, and applied through the log as a revoke.
+  const timer = setInterval(() => {
+    for (const id of lessor.takeExpired(REVOKES_PER_CHECK)) {
+      member.propose(EntryKind.LeaseRevoke, encodeLeaseIdRequest(id)).catch((err: unknown) => {
+        if (!(err instanceof EtcdError)) member.log.error({ err }, 'lease revoke failed');
+      });
+    }
+  }, EXPIRY_CHECK_MS);
+  timer.unref();
+  return { unary, streams, stop: () => clearInterval(timer) };
+}
