@@ -7,6 +7,8 @@ import { createGrpcServer, listen } from '../server/grpc-server.js';
 import { kvHandlers } from '../server/kv-service.js';
 import { watchHandlers } from '../server/watch-service.js';
 import { leaseService } from '../server/lease-service.js';
+import { lockHandlers } from '../server/lock-service.js';
+import { electionHandlers } from '../server/election-service.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -32,9 +34,10 @@ async function main(): Promise<void> {
 
   const member = await Member.start(cfg, log);
   const leases = leaseService(member);
-  const unary = new Map([...kvHandlers(member), ...leases.unary]);
+  const election = electionHandlers(member);
+  const unary = new Map([...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary]);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
-  const server = createGrpcServer(unary, streams, { maxRequestBytes: cfg.maxRequestBytes, log });
+  const server = createGrpcServer(unary, streams, { maxRequestBytes: cfg.maxRequestBytes, log }, election.serverStreams);
   await listen(server, cfg.listenClientUrls);
   log.info({ urls: cfg.listenClientUrls }, 'serving client requests');
 

@@ -4,7 +4,7 @@
 
 import type { KeyValue, ResponseHeader } from './kv-types.js';
 import { ProtoDecodeError, ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from './wire.js';
-import { encodeKeyValue, encodeResponseHeader } from './kv-codec.js';
+import { decodeKeyValue, decodeResponseHeader, encodeKeyValue, encodeResponseHeader } from './kv-codec.js';
 
 export interface WatchCreateRequest {
   key: Buffer;
@@ -144,3 +144,51 @@ export function withPrevKv(event: Uint8Array, prev: KeyValue): Buffer {
 }
 
 export { ProtoDecodeError };
+
+export function encodeWatchCreateRequest(c: Partial<WatchCreateRequest> & { key: Buffer }): Buffer {
+  const inner = new ProtoWriter(32 + c.key.length + (c.rangeEnd?.length ?? 0));
+  inner.writeTag(1, WIRE_LDELIM); inner.writeBytes(c.key);
+  if (c.rangeEnd && c.rangeEnd.length > 0) { inner.writeTag(2, WIRE_LDELIM); inner.writeBytes(c.rangeEnd); }
+  if (c.startRevision) { inner.writeTag(3, WIRE_VARINT); inner.writeVarint(c.startRevision); }
+  if (c.prevKv) { inner.writeTag(6, WIRE_VARINT); inner.writeBool(true); }
+  const w = new ProtoWriter(inner.finish().length + 8);
+  const body = inner.finish();
+  w.writeTag(1, WIRE_LDELIM);
+  w.writeBytes(body);
+  return w.finish();
+}
+
+export interface DecodedEvent { type: number; kv: KeyValue }
+export interface DecodedWatchResponse {
+  header: ResponseHeader; watchId: number; created: boolean; canceled: boolean; compactRevision: number; events: DecodedEvent[];
+}
+
+/** Decodes a WatchResponse (for the server's own watchers: lock, election). */
+export function decodeWatchResponse(buf: Uint8Array): DecodedWatchResponse {
+  const r = new ProtoReader(buf);
+  const out: DecodedWatchResponse = {
+    header: { clusterId: 0n, memberId: 0n, revision: 0, raftTerm: 0 }, watchId: 0, created: false, canceled: false, compactRevision: 0, events: [],
+  };
+  while (r.pos < r.end) {
+    const tag = r.readTag();
+    const f = tag >>> 3;
+    const wt = tag & 7;
+    if (f === 1 && wt === WIRE_LDELIM) out.header = decodeResponseHeader(r.readBytes());
+    else if (f === 2 && wt === WIRE_VARINT) out.watchId = r.readInt64();
+    else if (f === 3 && wt === WIRE_VARINT) out.created = r.readBool();
+    else if (f === 4 && wt === WIRE_VARINT) out.canceled = r.readBool();
+    else if (f === 5 && wt === WIRE_VARINT) out.compactRevision = r.readInt64();
+    else if (f === 11 && wt === WIRE_LDELIM) {
+      const ev = new ProtoReader(r.readBytes());
+      const e: DecodedEvent = { type: 0, kv: decodeKeyValue(Buffer.alloc(0)) };
+      while (ev.pos < ev.end) {
+        const t = ev.readTag();
+        if (t >>> 3 === 1 && (t & 7) === WIRE_VARINT) e.type = ev.readVarint();
+        else if (t >>> 3 === 2 && (t & 7) === WIRE_LDELIM) e.kv = decodeKeyValue(ev.readBytes());
+        else ev.skipField(t & 7);
+      }
+      out.events.push(e);
+    } else r.skipField(wt);
+  }
+  return out;
+}

@@ -5,8 +5,19 @@ import { ProtoDecodeError } from '../proto/wire.js';
 import { EtcdError, Errors, GrpcCode } from './errors.js';
 import type { BidiStream, StreamHandler } from './stream.js';
 
+/** What a long-running unary handler (lock, campaign) may watch: the client going away. */
+export interface CallContext { signal: AbortSignal }
+
 /** A unary handler gets the raw request bytes and returns raw response bytes. */
-export type UnaryHandler = (request: Buffer) => Promise<Buffer> | Buffer;
+export type UnaryHandler = (request: Buffer, ctx?: CallContext) => Promise<Buffer> | Buffer;
+
+/** A server-streaming handler: one request, many responses. */
+export interface ServerStream {
+  write(msg: Buffer): boolean;
+  onEnd(cb: () => void): void;
+  end(err?: EtcdError): void;
+}
+export type ServerStreamHandler = (request: Buffer, out: ServerStream) => void;
 
 const identity = (b: Buffer) => b;
 
@@ -22,6 +33,7 @@ export interface GrpcServerOptions { maxRequestBytes: number; log: Logger }
  */
 export function createGrpcServer(
   handlers: Map<string, UnaryHandler>, streams: Map<string, StreamHandler>, opts: GrpcServerOptions,
+  serverStreams: Map<string, ServerStreamHandler> = new Map(),
 ): grpc.Server {
   const maxRecv = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
@@ -45,7 +57,10 @@ export function createGrpcServer(
       };
       const handler = handlers.get(m.path);
       const streamHandler = streams.get(m.path);
-      if (streamHandler && m.requestStream && m.responseStream) {
+      const serverStream = serverStreams.get(m.path);
+      if (serverStream && !m.requestStream && m.responseStream) {
+        impl[m.name] = (call: grpc.ServerWritableStream<Buffer, Buffer>) => serverStream(call.request, adaptWritable(call));
+      } else if (streamHandler && m.requestStream && m.responseStream) {
         impl[m.name] = (call: grpc.ServerDuplexStream<Buffer, Buffer>) => streamHandler(adaptDuplex(call));
       } else if (handler && !m.requestStream && !m.responseStream) {
         impl[m.name] = unary(handler, maxRecv, opts.log);
@@ -63,21 +78,46 @@ export function createGrpcServer(
 }
 
 function unary(handler: UnaryHandler, maxRecv: number, log: Logger) {
+  // Only handlers that take a context pay for cancellation tracking.
+  const wantsContext = handler.length >= 2;
   return (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
     const req = call.request;
     if (req.length > maxRecv) {
       cb(toStatus(Errors.messageTooLarge(req.length, maxRecv)));
       return;
     }
+    let ctx: CallContext | undefined;
+    if (wantsContext) {
+      const ac = new AbortController();
+      call.on('cancelled', () => ac.abort());
+      ctx = { signal: ac.signal };
+    }
     let result: Promise<Buffer> | Buffer;
     try {
-      result = handler(req);
+      result = handler(req, ctx);
     } catch (err) {
       cb(toStatus(classify(err, log)));
       return;
     }
     if (Buffer.isBuffer(result)) cb(null, result);
     else result.then((body) => cb(null, body), (err: unknown) => cb(toStatus(classify(err, log))));
+  };
+}
+
+function adaptWritable(call: grpc.ServerWritableStream<Buffer, Buffer>): ServerStream {
+  return {
+    write: (msg) => call.write(msg),
+    onEnd: (cb) => {
+      let done = false;
+      const once = () => { if (!done) { done = true; cb(); } };
+      call.on('cancelled', once);
+      call.on('error', once);
+      call.on('close', once);
+    },
+    end: (err) => {
+      if (err) call.emit('error', toStatus(err));
+      else call.end();
+    },
   };
 }
 

@@ -6,7 +6,7 @@ import { ProtoDecodeError } from '../proto/wire.js';
 import { EntryKind } from '../workers/messages.js';
 import { EtcdError, Errors } from './errors.js';
 import type { UnaryHandler } from './grpc-server.js';
-import { IdGenerator, MAX_LEASE_TTL } from './lessor.js';
+import { MAX_LEASE_TTL } from './lessor.js';
 import type { Member } from './member.js';
 import type { BidiStream, StreamHandler } from './stream.js';
 
@@ -17,7 +17,6 @@ const REVOKES_PER_CHECK = 500;
 export interface LeaseService { unary: Map<string, UnaryHandler>; streams: Map<string, StreamHandler>; stop(): void }
 
 export function leaseService(member: Member): LeaseService {
-  const ids = new IdGenerator(member.memberId);
   const lessor = member.lessor;
   const header = () => ({ clusterId: member.clusterId, memberId: member.memberId, revision: member.revision, raftTerm: member.raftTerm });
   const unary = new Map<string, UnaryHandler>();
@@ -26,7 +25,7 @@ export function leaseService(member: Member): LeaseService {
     const g = decodeLeaseGrantRequest(req);
     if (g.ttl > BigInt(MAX_LEASE_TTL)) throw Errors.leaseTtlTooLarge();
     let id = g.id;
-    while (id === 0n) id = ids.next() & ((1n << 63n) - 1n);
+    while (id === 0n) id = member.leaseIds.next() & ((1n << 63n) - 1n);
     // etcd raises a TTL below the minimum (ceil(1.5 election timeouts) = 2 s with defaults).
     const ttl = g.ttl < BigInt(member.minLeaseTtl) ? BigInt(member.minLeaseTtl) : g.ttl;
     return member.propose(EntryKind.LeaseGrant, encodeLeaseGrantRequest({ id, ttl }));

@@ -17,7 +17,7 @@ import type { ShardWorkerData } from '../workers/shard-worker.js';
 import { RecordType } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
 import { EtcdError, Errors } from './errors.js';
-import { Lessor } from './lessor.js';
+import { IdGenerator, Lessor } from './lessor.js';
 
 const MiB = 1024 * 1024;
 const WAL_SEGMENT_BYTES = 64 * MiB;
@@ -51,6 +51,8 @@ export class Member {
   private watchParts = new Map<string, Buffer[]>();
   private nextStreamId = 1;
   readonly lessor = new Lessor();
+  /** etcd's id generator: lease ids the server chooses. */
+  readonly leaseIds: IdGenerator;
   /** etcd's minimum lease TTL: ceil(1.5 x election timeout) seconds (2 s with the 1 s default). */
   readonly minLeaseTtl = 2;
   private pending = new Map<number, Pending>();
@@ -63,6 +65,7 @@ export class Member {
   private constructor(readonly cfg: Config, readonly log: Logger, ids: { memberId: bigint; clusterId: bigint }) {
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
+    this.leaseIds = new IdGenerator(ids.memberId);
     // Request ids only need to be unique among this process's in-flight requests;
     // a random base keeps them apart from ids replayed from the log after restart.
     this.nextReqId = Math.floor(Math.random() * 2 ** 40) * 1024;

@@ -14,7 +14,8 @@ export function watchHandlers(member: Member): Map<string, StreamHandler> {
   return new Map([['/etcdserverpb.Watch/Watch', (stream: BidiStream) => { new WatchStream(member, stream); }]]);
 }
 
-class WatchStream implements StreamSink {
+/** Serves one Watch stream; also used in-process by the lock and election services. */
+export class WatchStream implements StreamSink {
   private readonly id: number;
   /** watch id -> shard holding it */
   private readonly ids = new Map<number, number>();

@@ -179,7 +179,6 @@ export function createH2GrpcServer(opts: H2GrpcServerOptions): H2GrpcServer {
     maxSessionMemory: opts.maxSessionMemoryMB ?? 256,
     // Requests carry at most maxRecvBytes of message; headers are small.
     maxSendHeaderBlockLength: 64 * 1024,
-    peerMaxConcurrentStreams: MAX_STREAMS,
     settings: {
       maxConcurrentStreams: MAX_STREAMS,
       initialWindowSize: 1024 * 1024,
@@ -191,18 +190,23 @@ export function createH2GrpcServer(opts: H2GrpcServerOptions): H2GrpcServer {
   const server = (opts.createServer ?? http2.createServer)(serverOptions);
   const sessions = new Set<ServerHttp2Session>();
   const fallback = opts.fallback ?? answer415;
+  const onSessionError = (err: NodeJS.ErrnoException) => {
+    // A peer that vanishes mid-connection is routine, not worth a warning.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return;
+    opts.log?.warn({ err }, 'http2 session error');
+  };
 
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
-    session.on('error', (err: Error) => opts.log?.warn({ err }, 'http2 session error'));
+    session.on('error', onSessionError);
     try {
       session.setLocalWindowSize(connWindow);
     } catch {
       // The session died before its settings went out; nothing to tune.
     }
   });
-  server.on('sessionError', (err: Error) => opts.log?.warn({ err }, 'http2 session error'));
+  server.on('sessionError', onSessionError);
 
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     stream.on('error', ignore);

@@ -1,0 +1,52 @@
+// Adapters from the transport-neutral stream shapes the services use
+// (src/server/stream.ts BidiStream, grpc-server.ts ServerStreamHandler) to
+// this server's ServerCall, so the h2 server can take the same handler maps
+// as the grpc-js one.
+
+import type { BidiStream, StreamHandler as BidiHandler } from '../stream.js';
+import type { ServerStream, ServerStreamHandler } from '../grpc-server.js';
+import { missingMessage } from './framing.js';
+import type { ServerCall, StreamHandler } from './grpc-h2-server.js';
+
+/** onEnd as BidiStream means it: half-close, cancel or connection loss, reported once. */
+function onEndOnce(call: ServerCall, cb: () => void, halfClose: boolean): void {
+  let fired = false;
+  const once = () => { if (!fired) { fired = true; cb(); } };
+  if (halfClose) call.onEnd(once);
+  call.onCancel(once);
+}
+
+export function bidiFromCall(call: ServerCall): BidiStream {
+  return {
+    onMessage: (cb) => call.onMessage(cb),
+    onEnd: (cb) => onEndOnce(call, cb, true),
+    write: (msg) => call.write(msg),
+    onDrain: (cb) => call.onDrain(cb),
+    end: (err) => call.end(err),
+  };
+}
+
+/** A server-streaming handler is called with the one request message. */
+export function serverStreamFromCall(call: ServerCall, handler: ServerStreamHandler): void {
+  let started = false;
+  call.onMessage((msg) => {
+    if (started) return;
+    started = true;
+    const out: ServerStream = {
+      write: (m) => call.write(m),
+      onEnd: (cb) => onEndOnce(call, cb, false),
+      end: (err) => call.end(err),
+    };
+    handler(msg, out);
+  });
+  call.onEnd(() => { if (!started) call.end(missingMessage()); });
+}
+
+/** The streams map for createH2GrpcServer from the grpc-js server's two maps. */
+export function adaptStreamHandlers(bidi: Map<string, BidiHandler>,
+  serverStreams: Map<string, ServerStreamHandler> = new Map()): Map<string, StreamHandler> {
+  const out = new Map<string, StreamHandler>();
+  for (const [path, h] of bidi) out.set(path, (call) => h(bidiFromCall(call)));
+  for (const [path, h] of serverStreams) out.set(path, (call) => serverStreamFromCall(call, h));
+  return out;
+}

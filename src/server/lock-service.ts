@@ -1,0 +1,47 @@
+import { decodeLockRequest, decodeUnlockRequest, encodeHeaderResponse, encodeLockResponse } from '../proto/concurrency-codec.js';
+import type { ResponseHeader } from '../proto/kv-types.js';
+import type { CallContext, UnaryHandler } from './grpc-server.js';
+import { InternalClient, compareCreate, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
+import { grantSessionLease } from './session.js';
+import type { Member } from './member.js';
+
+/**
+ * v3lockpb.Lock as etcd serves it: the clientv3 concurrency Mutex, run by the
+ * server against itself. The lock key is <name>/<lease id in hex>; the oldest
+ * key under the name holds the lock, later ones wait for every older key to go.
+ */
+export function lockHandlers(member: Member): Map<string, UnaryHandler> {
+  const c = new InternalClient(member);
+  const h = new Map<string, UnaryHandler>();
+  const full = (hdr: ResponseHeader): ResponseHeader => ({ ...hdr, clusterId: member.clusterId, memberId: member.memberId, raftTerm: member.raftTerm });
+
+  h.set('/v3lockpb.Lock/Lock', async (req: Buffer, ctx?: CallContext) => {
+    const r = decodeLockRequest(req);
+    const lease = r.lease !== 0n ? r.lease : await grantSessionLease(member);
+    const pfx = Buffer.concat([r.name, Buffer.from('/')]);
+    const myKey = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
+    const owner = opGet(rangeRequest(pfx, { rangeEnd: prefixEnd(pfx), sortTarget: 2, sortOrder: 1, limit: 1 }));
+    const resp = await c.txn([compareCreate(myKey, 0)], [opPut(myKey, Buffer.alloc(0), lease), owner], [opGet(rangeRequest(myKey)), owner]);
+    let myRev = resp.header.revision;
+    const first = resp.responses[0];
+    if (!resp.succeeded && first?.kind === 'range') myRev = first.range.kvs[0]!.createRevision;
+    const ownerResp = resp.responses[1];
+    const ownerKvs = ownerResp?.kind === 'range' ? ownerResp.range.kvs : [];
+    if (ownerKvs.length === 0 || ownerKvs[0]!.createRevision === myRev) return encodeLockResponse(full(resp.header), myKey);
+    try {
+      const hdr = await c.waitDeletes(pfx, myRev - 1, ctx?.signal ?? new AbortController().signal);
+      return encodeLockResponse(full(hdr), myKey);
+    } catch (err) {
+      // Waiting failed (the caller went away): give the place in line back.
+      await c.del(myKey).catch(() => undefined);
+      throw err;
+    }
+  });
+
+  h.set('/v3lockpb.Lock/Unlock', async (req: Buffer) => {
+    const { key } = decodeUnlockRequest(req);
+    const resp = await c.del(key);
+    return encodeHeaderResponse(full(resp.header));
+  });
+  return h;
+}
