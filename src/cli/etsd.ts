@@ -3,7 +3,12 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { Member } from '../server/member.js';
-import { createGrpcServer, listen } from '../server/grpc-server.js';
+import http from 'node:http';
+import { GRPC_OVERHEAD_BYTES } from '../server/grpc-server.js';
+import { createH2GrpcServer } from '../server/h2/grpc-h2-server.js';
+import { adaptStreamHandlers } from '../server/h2/adapt.js';
+import { listenShared, type SharedListener } from '../server/h2/port-sharing.js';
+import { httpHandler, httpRoutes } from '../server/http-endpoints.js';
 import { kvHandlers } from '../server/kv-service.js';
 import { watchHandlers } from '../server/watch-service.js';
 import { leaseService } from '../server/lease-service.js';
@@ -37,8 +42,18 @@ async function main(): Promise<void> {
   const election = electionHandlers(member);
   const unary = new Map([...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary]);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
-  const server = createGrpcServer(unary, streams, { maxRequestBytes: cfg.maxRequestBytes, log }, election.serverStreams);
-  await listen(server, cfg.listenClientUrls);
+  // gRPC (our node:http2 server) and HTTP/1.1 share each client port, as etcd's cmux does.
+  const grpcServer = createH2GrpcServer({
+    unary, streams: adaptStreamHandlers(streams, election.serverStreams),
+    maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
+  });
+  const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));
+  const listeners: SharedListener[] = [];
+  for (const u of cfg.listenClientUrls) {
+    const url = new URL(u);
+    if (url.protocol !== 'http:') throw new Error(`unsupported client URL scheme in ${u} (TLS is not built yet)`);
+    listeners.push(await listenShared({ host: url.hostname, port: Number(url.port || 2379) }, grpcServer.http2, httpServer));
+  }
   log.info({ urls: cfg.listenClientUrls }, 'serving client requests');
 
   let stopping = false;
@@ -47,14 +62,13 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping');
     leases.stop();
-    server.tryShutdown(() => {
-      member.stop().then(() => process.exit(0), (err: unknown) => {
+    // Open streams get up to 2 s to finish; then the member stops.
+    Promise.all([...listeners.map((l) => l.close()), grpcServer.close(2000)])
+      .then(() => member.stop())
+      .then(() => process.exit(0), (err: unknown) => {
         log.error({ err }, 'stop failed');
         process.exit(1);
       });
-    });
-    // Open streams must not hold the member up forever.
-    setTimeout(() => { server.forceShutdown(); }, 2000).unref();
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -80,6 +80,7 @@ export class Member {
   }
 
   get raftTerm(): number { return this.raft.term; }
+  isLeaderKnown(): boolean { return this.raft.isLeader(); }
   get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
 
   private spawn<T>(file: string, data: unknown, name: string): { worker: Worker; ready: Promise<T> } {

@@ -26,7 +26,7 @@ import {
 } from './framing.js';
 
 /** A unary handler gets the raw request bytes and returns raw response bytes. Throw EtcdError for a status. */
-export type UnaryHandler = (request: Buffer) => Promise<Buffer> | Buffer;
+export type UnaryHandler = (request: Buffer, ctx?: { signal: AbortSignal }) => Promise<Buffer> | Buffer;
 
 /**
  * One streaming call (server streaming or bidi), as its handler sees it.
@@ -354,8 +354,15 @@ class UnaryCall implements MessageSink {
     if (this.dispatched) return;   // grpc-go reads one message for a unary call and ignores the rest
     this.dispatched = true;
     let result: Promise<Buffer> | Buffer;
+    // Only handlers that take a context (lock, campaign) pay for cancellation tracking.
+    let ctx: { signal: AbortSignal } | undefined;
+    if (this.handler.length >= 2) {
+      const ac = new AbortController();
+      this.stream.once('close', () => { if (!this.finished) ac.abort(); });
+      ctx = { signal: ac.signal };
+    }
     try {
-      result = this.handler(msg);
+      result = this.handler(msg, ctx);
     } catch (err) {
       this.fail(this.core.classify(err));
       return;
