@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Member } from './member.js';
+import { createMetrics } from './metrics/prometheus.js';
 
 /** The etcd API level etsd speaks, reported by /version. */
 export const ETCD_API_VERSION = '3.5.0';
@@ -18,6 +19,27 @@ export function httpRoutes(member: Member, etsdVersion: string): Map<string, Htt
     json(res, ok ? 200 : 503, ok ? { health: 'true', reason: '' } : { health: 'false', reason: 'RAFT NO LEADER' });
   });
   routes.set('/version', (_req, res) => json(res, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_API_VERSION, etsd: etsdVersion }));
+  // Per-stage latency histograms: JSON, or text with ?format=text; ?reset=1 (or POST) clears them after reading.
+  routes.set('/debug/latency', (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.searchParams.get('format') === 'text') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(member.stages.text());
+    } else {
+      json(res, 200, member.stages.snapshot());
+    }
+    if (req.method === 'POST' || url.searchParams.get('reset') === '1') member.stages.reset();
+  });
+  const metrics = createMetrics(member);
+  routes.set('/metrics', (_req, res) => {
+    metrics.render().then((body) => {
+      res.writeHead(200, { 'content-type': metrics.contentType });
+      res.end(body);
+    }, (err: unknown) => {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(String(err));
+    });
+  });
   return routes;
 }
 

@@ -18,11 +18,29 @@ import { RecordType } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
 import { EtcdError, Errors } from './errors.js';
 import { IdGenerator, Lessor } from './lessor.js';
+import { StageHistograms } from './metrics/stages.js';
+import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
 
 const MiB = 1024 * 1024;
 const WAL_SEGMENT_BYTES = 64 * MiB;
 
-interface Pending { resolve: (body: Buffer) => void; reject: (err: EtcdError) => void; parts?: Buffer[] }
+interface Pending {
+  resolve: (body: Buffer) => void;
+  reject: (err: EtcdError) => void;
+  parts?: Buffer[];
+  /** For the stage histograms: which RPC, and when it passed each stage (performance.now(), ms). */
+  rpc: string;
+  tReceived: number;
+  tProposed: number;
+  tDurable: number;
+  tCommitted: number;
+  index: number;
+}
+
+const RPC_OF_KIND: Record<EntryKind, string> = {
+  [EntryKind.Noop]: 'Noop', [EntryKind.Put]: 'Put', [EntryKind.DeleteRange]: 'DeleteRange', [EntryKind.Txn]: 'Txn',
+  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke',
+};
 
 /** Where a shard's output for one watch stream goes (the Watch service's per-stream state). */
 export interface StreamSink {
@@ -51,6 +69,14 @@ export class Member {
   private watchParts = new Map<string, Buffer[]>();
   private nextStreamId = 1;
   readonly lessor = new Lessor();
+  readonly stages = new StageHistograms();
+  readonly fsyncHistogram = SharedHistogram.allocate(ETCD_DISK_BUCKETS);
+  readonly commitHistogram = SharedHistogram.allocate(ETCD_DISK_BUCKETS);
+  dbDir = '';
+  /** Proposals in log order, waiting to become durable / committed (for the stage histograms). */
+  private inflight: Pending[] = [];
+  private inflightDurable = 0;
+  private inflightCommitted = 0;
   /** etcd's id generator: lease ids the server chooses. */
   readonly leaseIds: IdGenerator;
   /** etcd's minimum lease TTL: ceil(1.5 x election timeout) seconds (2 s with the 1 s default). */
@@ -80,6 +106,11 @@ export class Member {
   }
 
   get raftTerm(): number { return this.raft.term; }
+  get commitIndex(): number { return this.raft.commit; }
+  get appliedIdx(): number { return this.appliedIndex; }
+  get pendingCount(): number { return this.pending.size; }
+  get compactRevision(): number { return Number(Atomics.load(this.state, Shared.CompactRevision)); }
+  get watcherTotal(): number { let n = 0; for (let i = 0; i < this.watcherCounts.length; i++) n += Atomics.load(this.watcherCounts, i); return n; }
   isLeaderKnown(): boolean { return this.raft.isLeader(); }
   get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
 
@@ -117,7 +148,9 @@ export class Member {
     const apply = this.spawn<ApplyReady>('apply-worker.js', {
       dbDir: join(memberDir, 'db'), clusterId: this.clusterId, memberId: this.memberId,
       shared: this.shared, inRing: applyIn, outRing: applyRes, eventRings, doorbells, watcherCounts: countsSab,
+      commitHistogram: this.commitHistogram,
     } satisfies ApplyWorkerData, 'apply');
+    this.dbDir = join(memberDir, 'db');
     const applied = await apply.ready;
     this.appliedIndex = applied.appliedIndex;
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
@@ -127,6 +160,7 @@ export class Member {
     const walRes = Ring.allocate(1 * MiB);
     const wal = this.spawn<WalReady>('wal-worker.js', {
       walDir: this.cfg.walDir || join(memberDir, 'wal'), segmentBytes: WAL_SEGMENT_BYTES, inRing: walIn, outRing: walRes,
+      fsyncHistogram: this.fsyncHistogram,
     } satisfies WalWorkerData, 'wal');
     const recovered = await wal.ready;
     if (recovered.repair) this.log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
@@ -188,6 +222,17 @@ export class Member {
     }
     if (toWal.length > 0) this.walOut.sendAll(toWal);
     if (rd.committedEntries.length > 0) {
+      const now = performance.now();
+      const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
+      while (this.inflightCommitted < this.inflight.length && this.inflight[this.inflightCommitted]!.index <= lastCommitted) {
+        this.inflight[this.inflightCommitted++]!.tCommitted = now;
+      }
+      // Drop what is committed from the tracking queue (keep it short).
+      if (this.inflightCommitted > 1024) {
+        this.inflight = this.inflight.slice(this.inflightCommitted);
+        this.inflightDurable -= this.inflightCommitted;
+        this.inflightCommitted = 0;
+      }
       this.applyOut.sendAll(rd.committedEntries.map((e) => {
         const h = Buffer.allocUnsafe(16);
         h.writeDoubleLE(e.index, 0);
@@ -205,6 +250,10 @@ export class Member {
           last = Math.max(last, Buffer.from(view.buffer, view.byteOffset, view.byteLength).readDoubleLE(0));
         });
         if (last >= 0) {
+          const now = performance.now();
+          while (this.inflightDurable < this.inflight.length && this.inflight[this.inflightDurable]!.index <= last) {
+            this.inflight[this.inflightDurable++]!.tDurable = now;
+          }
           this.raft.persisted(last);
           this.processReady();
         }
@@ -262,8 +311,11 @@ export class Member {
       return;
     }
     this.pending.delete(r.reqId);
+    const tApplied = performance.now();
     if (r.type === ResultType.Ok) p.resolve(p.parts ? Buffer.concat([...p.parts, r.body]) : r.body);
     else p.reject(new EtcdError(r.code, r.message));
+    // The response is written by the promise's continuation, which runs before this microtask.
+    queueMicrotask(() => this.recordStages(p, tApplied, performance.now()));
   }
 
   private releaseReads(): void {
@@ -282,22 +334,46 @@ export class Member {
   }
 
   /** Proposes a write; resolves with the encoded response once applied. */
-  propose(kind: EntryKind, request: Buffer): Promise<Buffer> {
+  propose(kind: EntryKind, request: Buffer, tReceived = performance.now()): Promise<Buffer> {
     const reqId = this.admit();
     const data = encodeEntryData(kind, reqId, request);
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(reqId, { resolve, reject });
-      this.raft.propose(data);
+      const p: Pending = { resolve, reject, rpc: RPC_OF_KIND[kind], tReceived, tProposed: performance.now(), tDurable: 0, tCommitted: 0, index: 0 };
+      this.pending.set(reqId, p);
+      p.index = this.raft.propose(data);
+      this.inflight.push(p);
       this.scheduleReady();
     });
   }
 
+  private recordStages(p: Pending, tApplied: number, tResponded: number): void {
+    const us = (a: number, b: number) => (b - a) * 1000;
+    const st = this.stages;
+    if (p.tDurable > 0) {
+      st.record(p.rpc, 'received->proposed', us(p.tReceived, p.tProposed));
+      st.record(p.rpc, 'proposed->durable', us(p.tProposed, p.tDurable));
+      st.record(p.rpc, 'durable->committed', us(p.tDurable, p.tCommitted));
+      st.record(p.rpc, 'committed->applied', us(p.tCommitted, tApplied));
+      st.record(p.rpc, 'applied->responded', us(tApplied, tResponded));
+    } else if (p.tProposed > 0) {
+      // A read: dispatched to a shard at tCommitted (after any read-index wait), served at tApplied.
+      st.record(p.rpc, 'received->dispatched', us(p.tReceived, p.tCommitted));
+      st.record(p.rpc, 'dispatched->served', us(p.tCommitted, tApplied));
+      st.record(p.rpc, 'served->responded', us(tApplied, tResponded));
+    }
+    if (p.tReceived > 0) st.record(p.rpc, 'total', us(p.tReceived, tResponded));
+  }
+
   /** Serves a Range on a shard; linearizable reads first wait for the read index to apply. */
-  range(request: Buffer, serializable: boolean): Promise<Buffer> {
+  range(request: Buffer, serializable: boolean, tReceived = performance.now()): Promise<Buffer> {
     const reqId = this.admit();
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(reqId, { resolve, reject });
+      const p: Pending = {
+        resolve, reject, rpc: serializable ? 'Range(s)' : 'Range', tReceived, tProposed: tReceived, tDurable: 0, tCommitted: 0, index: 0,
+      };
+      this.pending.set(reqId, p);
       const send = () => {
+        p.tCommitted = performance.now();
         const h = Buffer.allocUnsafe(9);
         h[0] = ShardOp.Range;
         h.writeDoubleLE(reqId, 1);
@@ -315,7 +391,7 @@ export class Member {
   leaseKeys(id: bigint): Promise<Buffer[]> {
     const reqId = this.admit();
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(reqId, { resolve, reject });
+      this.pending.set(reqId, { resolve, reject, rpc: 'LeaseKeys', tReceived: 0, tProposed: 0, tDurable: 0, tCommitted: 0, index: 0 });
       const h = Buffer.allocUnsafe(17);
       h[0] = ShardOp.LeaseKeys;
       h.writeDoubleLE(reqId, 1);

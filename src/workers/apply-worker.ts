@@ -20,6 +20,7 @@ import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';
 import { toKeyValue } from '../storage/mvcc/reader.js';
 import { writeRevisionEvents, type WireEvent } from './events.js';
 import { LeaseTable } from '../storage/mvcc/leases.js';
+import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { decodeLeaseGrantRequest, decodeLeaseId, encodeHeaderOnly, encodeLeaseGrantResponse } from '../proto/lease-codec.js';
 
 export interface ApplyWorkerData {
@@ -34,6 +35,8 @@ export interface ApplyWorkerData {
   doorbells: SharedArrayBuffer[];
   /** Int32 per shard: how many watchers it holds (events go only to shards with watchers). */
   watcherCounts: SharedArrayBuffer;
+  /** etcd_disk_backend_commit_duration_seconds */
+  commitHistogram: SharedHistogramLayout;
 }
 
 export interface ApplyReady {
@@ -114,9 +117,12 @@ async function main(): Promise<void> {
   let results: { reqId: number; body: Buffer | null; err: EtcdError | null }[] = [];
   let syncedIndex = writer.state.appliedIndex;
   let bytesSinceSync = 0;
+  const commitHist = new SharedHistogram(d.commitHistogram);
   const publish = async () => {
     const sync = writer.state.appliedIndex - syncedIndex >= SYNC_EVERY_ENTRIES || bytesSinceSync >= SYNC_EVERY_BYTES;
+    const t0 = performance.now();
     await writer.flush(sync);
+    commitHist.observe((performance.now() - t0) / 1000);
     if (sync) { syncedIndex = writer.state.appliedIndex; bytesSinceSync = 0; }
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
     // Shards read storage up to the published revision, so events go out after it.

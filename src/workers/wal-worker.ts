@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
 import { WAL_RELEASE } from './messages.js';
+import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { Wal } from '../storage/wal/wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
 import { recoverLog, type RecoveredLog } from '../storage/wal/recover.js';
@@ -14,6 +15,8 @@ export interface WalWorkerData {
   segmentBytes: number;
   inRing: SharedArrayBuffer;
   outRing: SharedArrayBuffer;
+  /** etcd_disk_wal_fsync_duration_seconds */
+  fsyncHistogram: SharedHistogramLayout;
 }
 
 export interface WalReady { type: 'ready'; log: RecoveredLog; repair: string | null }
@@ -32,6 +35,7 @@ function main(): void {
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
   const notice = Buffer.allocUnsafe(8);
+  const fsyncHist = new SharedHistogram(d.fsyncHistogram);
   // The newest HardState must outlive the segment that held it.
   let hardState: WalRecord | null = null;
   for (const r of records) if (r.type === RecordType.HardState) hardState = r;
@@ -56,7 +60,9 @@ function main(): void {
     });
     if (batch.length > 0) {
       wal.append(batch);
+      const t0 = performance.now();
       wal.sync();
+      fsyncHist.observe((performance.now() - t0) / 1000);
       notice.writeDoubleLE(last, 0);
       while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
     }

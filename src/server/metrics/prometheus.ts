@@ -1,0 +1,61 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import client from 'prom-client';
+import { SharedHistogram, type SharedHistogramLayout } from '../../common/shared-histogram.js';
+import { formatId } from '../../common/ids.js';
+import type { Member } from '../member.js';
+import { ETCD_API_VERSION } from '../http-endpoints.js';
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  try {
+    for (const f of readdirSync(dir)) {
+      const st = statSync(join(dir, f));
+      if (st.isFile()) n += st.size;
+    }
+  } catch (err) {
+    // The directory may be mid-compaction (a file vanished between readdir and stat): count what we saw.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  return n;
+}
+
+/** Renders a worker's shared histogram in the Prometheus text format. */
+function renderHistogram(name: string, help: string, layout: SharedHistogramLayout): string {
+  const h = new SharedHistogram(layout).read();
+  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+  for (const b of h.buckets) lines.push(`${name}_bucket{le="${b.le === Infinity ? '+Inf' : String(b.le)}"} ${b.count}`);
+  lines.push(`${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
+  return lines.join('\n') + '\n';
+}
+
+/** /metrics with etcd's metric names (ETCD-FACTS.md 1.4) where etcd has one, via prom-client. */
+export function createMetrics(member: Member): { render(): Promise<string>; contentType: string } {
+  const reg = new client.Registry();
+  client.collectDefaultMetrics({ register: reg });
+  const gauge = (name: string, help: string, value: () => number, labels?: Record<string, string>) =>
+    new client.Gauge({
+      name, help, registers: [reg], labelNames: labels ? Object.keys(labels) : [],
+      collect() { if (labels) this.set(labels, value()); else this.set(value()); },
+    });
+  gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (member.isLeaderKnown() ? 1 : 0));
+  gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (member.isLeaderKnown() ? 1 : 0));
+  gauge('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => 1);
+  gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => member.commitIndex);
+  gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => member.appliedIdx);
+  gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => member.pendingCount);
+  gauge('etcd_server_id', 'Server or member ID in hexadecimal format. 1 for \'server_id\' label with current ID.', () => 1, { server_id: formatId(member.memberId) });
+  gauge('etcd_cluster_version', 'Which version is running. 1 for \'cluster_version\' label with current cluster version', () => 1, { cluster_version: ETCD_API_VERSION.split('.').slice(0, 2).join('.') });
+  gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => dirBytes(member.dbDir));
+  gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => member.revision);
+  gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => member.compactRevision);
+  gauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => member.watcherTotal);
+  return {
+    contentType: reg.contentType,
+    async render() {
+      return (await reg.metrics()) +
+        renderHistogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', member.fsyncHistogram) +
+        renderHistogram('etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', member.commitHistogram);
+    },
+  };
+}

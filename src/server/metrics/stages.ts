@@ -1,0 +1,66 @@
+import * as hdr from 'hdr-histogram-js';
+
+/** The stages a write goes through, and a read's. */
+export const WRITE_STAGES = ['received->proposed', 'proposed->durable', 'durable->committed', 'committed->applied', 'applied->responded', 'total'] as const;
+export const READ_STAGES = ['received->dispatched', 'dispatched->served', 'served->responded', 'total'] as const;
+export type Stage = (typeof WRITE_STAGES)[number] | (typeof READ_STAGES)[number];
+
+function newHistogram(): hdr.Histogram {
+  // Microseconds, 1 us .. 60 s, 2 significant digits.
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 2 });
+}
+
+export interface StageSummary { count: number; mean: number; p50: number; p90: number; p99: number; p999: number; max: number }
+
+/**
+ * Per-RPC, per-stage latency histograms (HDR, microseconds), on the main
+ * thread. This is what etcd does not give its users: where a request's time
+ * went, readable live at /debug/latency and resettable.
+ */
+export class StageHistograms {
+  private readonly h = new Map<string, Map<Stage, hdr.Histogram>>();
+  private since = Date.now();
+
+  record(rpc: string, stage: Stage, micros: number): void {
+    let m = this.h.get(rpc);
+    if (!m) this.h.set(rpc, (m = new Map()));
+    let hist = m.get(stage);
+    if (!hist) m.set(stage, (hist = newHistogram()));
+    hist.recordValue(Math.max(1, Math.min(60_000_000, Math.round(micros))));
+  }
+
+  reset(): void {
+    for (const m of this.h.values()) for (const hist of m.values()) hist.reset();
+    this.since = Date.now();
+  }
+
+  snapshot(): { since: string; unit: 'microseconds'; rpcs: Record<string, Record<string, StageSummary>> } {
+    const rpcs: Record<string, Record<string, StageSummary>> = {};
+    for (const [rpc, m] of [...this.h].sort()) {
+      const stages: Record<string, StageSummary> = {};
+      const order = [...WRITE_STAGES, ...READ_STAGES] as string[];
+      for (const [stage, hist] of [...m].sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]))) {
+        if (hist.totalCount === 0) continue;
+        stages[stage] = {
+          count: hist.totalCount, mean: Math.round(hist.mean), p50: hist.getValueAtPercentile(50), p90: hist.getValueAtPercentile(90),
+          p99: hist.getValueAtPercentile(99), p999: hist.getValueAtPercentile(99.9), max: hist.maxValue,
+        };
+      }
+      rpcs[rpc] = stages;
+    }
+    return { since: new Date(this.since).toISOString(), unit: 'microseconds', rpcs };
+  }
+
+  text(): string {
+    const s = this.snapshot();
+    const lines = [`# etsd per-stage latency since ${s.since} (microseconds)`, ''];
+    const row = (c: string[]) => c.map((x, i) => (i < 2 ? x.padEnd(i === 0 ? 14 : 22) : x.padStart(9))).join(' ');
+    lines.push(row(['rpc', 'stage', 'count', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max']));
+    for (const [rpc, stages] of Object.entries(s.rpcs)) {
+      for (const [stage, v] of Object.entries(stages)) {
+        lines.push(row([rpc, stage, String(v.count), String(v.mean), String(v.p50), String(v.p90), String(v.p99), String(v.p999), String(v.max)]));
+      }
+    }
+    return lines.join('\n') + '\n';
+  }
+}
