@@ -14,6 +14,7 @@ import { watchHandlers } from '../server/watch-service.js';
 import { leaseService } from '../server/lease-service.js';
 import { lockHandlers } from '../server/lock-service.js';
 import { electionHandlers } from '../server/election-service.js';
+import { clusterHandlers } from '../server/cluster-service.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -40,7 +41,9 @@ async function main(): Promise<void> {
   const member = await Member.start(cfg, log);
   const leases = leaseService(member);
   const election = electionHandlers(member);
-  const unary = new Map([...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary]);
+  const unary = new Map([
+    ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member),
+  ]);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our node:http2 server) and HTTP/1.1 share each client port, as etcd's cmux does.
   const grpcServer = createH2GrpcServer({

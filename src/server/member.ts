@@ -19,6 +19,7 @@ import { encodeHardState } from '../storage/wal/recover.js';
 import { EtcdError, Errors } from './errors.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { StageHistograms } from './metrics/stages.js';
+import { dirBytes } from './metrics/prometheus.js';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
 
 const MiB = 1024 * 1024;
@@ -112,6 +113,8 @@ export class Member {
   get compactRevision(): number { return Number(Atomics.load(this.state, Shared.CompactRevision)); }
   get watcherTotal(): number { let n = 0; for (let i = 0; i < this.watcherCounts.length; i++) n += Atomics.load(this.watcherCounts, i); return n; }
   isLeaderKnown(): boolean { return this.raft.isLeader(); }
+  /** Bytes of the RocksDB files (etcd_mvcc_db_total_size_in_bytes, Status dbSize). */
+  dbSizeBytes(): number { return dirBytes(this.dbDir); }
   get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
 
   private spawn<T>(file: string, data: unknown, name: string): { worker: Worker; ready: Promise<T> } {
@@ -170,7 +173,11 @@ export class Member {
     this.raft = new RaftNode({
       id: this.memberId,
       voters: [this.memberId],
-      hardState: { term: recovered.log.hardState.term, vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit },
+      // A fresh member bootstraps at term 1, as etcd does, so its first election makes term 2.
+      hardState: {
+        term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 ? 1 : 0),
+        vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit,
+      },
       entries,
       applied: { index: applied.appliedIndex, term: applied.appliedTerm },
     });

@@ -6,7 +6,7 @@ import { formatId } from '../../common/ids.js';
 import type { Member } from '../member.js';
 import { ETCD_API_VERSION } from '../http-endpoints.js';
 
-function dirBytes(dir: string): number {
+export function dirBytes(dir: string): number {
   let n = 0;
   try {
     for (const f of readdirSync(dir)) {
@@ -46,7 +46,7 @@ export function createMetrics(member: Member): { render(): Promise<string>; cont
   gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => member.pendingCount);
   gauge('etcd_server_id', 'Server or member ID in hexadecimal format. 1 for \'server_id\' label with current ID.', () => 1, { server_id: formatId(member.memberId) });
   gauge('etcd_cluster_version', 'Which version is running. 1 for \'cluster_version\' label with current cluster version', () => 1, { cluster_version: ETCD_API_VERSION.split('.').slice(0, 2).join('.') });
-  gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => dirBytes(member.dbDir));
+  gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => member.dbSizeBytes());
   gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => member.revision);
   gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => member.compactRevision);
   gauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => member.watcherTotal);
