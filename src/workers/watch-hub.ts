@@ -235,11 +235,13 @@ export class WatchHub {
     return out;
   }
 
-  /** The revision up to which this shard has sent every event of the stream's watchers. */
+  /**
+   * The revision a progress answer for this stream may claim: the current
+   * revision, as etcd 3.4 answers, held back for watchers still catching up.
+   */
   progressRev(streamId: number): number {
-    const m = this.streams.get(streamId);
-    let rev = this.size === 0 ? this.ctx.publishedRev() : Math.max(this.seenRev, 0);
-    if (m) for (const w of m.values()) if (!w.synced) rev = Math.min(rev, w.nextRev - 1);
+    let rev = this.ctx.publishedRev();
+    for (const w of this.streams.get(streamId)?.values() ?? []) if (!w.synced) rev = Math.min(rev, w.nextRev - 1);
     return rev;
   }
 
@@ -248,8 +250,7 @@ export class WatchHub {
     for (const m of this.streams.values()) {
       for (const w of m.values()) {
         if (!w.progressNotify || !w.synced) continue;
-        const rev = Math.max(this.seenRev, w.nextRev - 1);
-        this.ctx.send(w.streamId, w.watchId, encodeWatchResponse({ header: this.ctx.header(rev), watchId: w.watchId }));
+        this.ctx.send(w.streamId, w.watchId, encodeWatchResponse({ header: this.ctx.header(this.ctx.publishedRev()), watchId: w.watchId }));
       }
     }
   }
