@@ -50,7 +50,9 @@ export function decodeWatchRequest(buf: Uint8Array): WatchRequest {
       r.pos += len;
       out = { kind: 'cancel', watchId };
     } else if (field === 3 && wt === WIRE_LDELIM) {
-      r.pos += r.readLength();
+      // Read the length first: `r.pos += r.readLength()` would add to the old position.
+      const len = r.readLength();
+      r.pos += len;
       out = { kind: 'progress' };
     } else {
       r.skipField(wt);

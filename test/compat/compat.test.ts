@@ -14,11 +14,12 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeMismatch, normalizeOutput, outputsEqual, parseCases, type CompatCase } from './cases.js';
+import { describeMismatch, describeStep, normalizeCase, parseCases, recordedSteps, resultsEqual, type CompatCase } from './cases.js';
 import {
-  checkPrerequisites, logTail, repoRoot, runEtcdctl, serverCommand, startServer, stopServer, targetKind, waitReady,
+  checkPrerequisites, logTail, repoRoot, serverCommand, startServer, stopServer, targetKind, waitReady,
   type ServerHandle,
 } from './harness.js';
+import { runCase } from './runner.js';
 
 const casesFile = process.env['ETSD_COMPAT_CASES'] ?? join(repoRoot(), 'test', 'compat', 'cases.txt');
 const dumpFile = process.env['ETSD_COMPAT_DUMP'];
@@ -67,21 +68,26 @@ for (const c of cases) {
       throw new Error(`not run: setup failed: ${setupError?.message ?? 'unknown error'}`);
     }
     const { ref, target } = pair;
-    const [a, b] = await Promise.all([runEtcdctl(ref, c.args, c.stdin), runEtcdctl(target, c.args, c.stdin)]);
-    const na = normalizeOutput(c, a, ref.endpoint);
-    const nb = normalizeOutput(c, b, target.endpoint);
+    const [ra, rb] = await Promise.all([runCase(ref, c), runCase(target, c)]);
+    const na = normalizeCase(c, ra.result, ref.endpoint, ra.leases);
+    const nb = normalizeCase(c, rb.result, target.endpoint, rb.leases);
     if (dumpFile !== undefined) {
-      appendFileSync(
-        dumpFile,
-        Buffer.concat([
-          Buffer.from(`\n=== ${c.name}: etcdctl ${c.args.map((x) => JSON.stringify(x)).join(' ')} -> exit ${na.code}\n--- stdout\n`),
-          na.stdout,
-          Buffer.from('\n--- stderr\n'),
-          na.stderr,
-        ]),
-      );
+      const parts: Buffer[] = [];
+      recordedSteps(c).forEach((s, i) => {
+        const o = na.outputs[i];
+        const title = c.steps.length > 1 ? `\n=== ${c.name} (line ${s.line}): ` : `\n=== ${c.name}: `;
+        parts.push(Buffer.from(`${title}${describeStep(s)} -> ${o === undefined ? 'not run' : o.signal !== null ? `killed by ${o.signal}` : `exit ${o.code}`}\n--- stdout\n`));
+        if (o !== undefined) parts.push(o.stdout, Buffer.from('\n--- stderr\n'), o.stderr);
+      });
+      for (const n of na.notes) parts.push(Buffer.from(`\n--- note: ${n}\n`));
+      appendFileSync(dumpFile, Buffer.concat(parts));
     }
-    if (!outputsEqual(na, nb)) {
+    if (na.notes.length > 0) {
+      // The reference itself did not behave as the case expects: the case is wrong, not the target.
+      assert.fail(`case "${c.name}" (${c.file}:${c.line}) does not work on the reference ${ref.label}:\n` +
+        na.notes.join('\n') + '\n' + describeMismatch(c, na, nb, ref.label, target.label));
+    }
+    if (!resultsEqual(na, nb)) {
       let msg = describeMismatch(c, na, nb, ref.label, target.label);
       for (const h of [ref, target]) {
         if (h.exited) msg += `\n--- ${h.label} ${h.exitDescription}; log tail:\n${logTail(h)}`;

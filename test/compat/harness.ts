@@ -200,40 +200,77 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs etcdctl against one server; kills it (by PID) after timeoutMs. */
-export function runEtcdctl(h: ServerHandle, args: readonly string[], stdin: Buffer, timeoutMs = COMMAND_TIMEOUT_MS): Promise<RunOutput> {
-  return new Promise((resolve) => {
-    const child = spawn(ETCDCTL_BIN, [`--endpoints=${h.endpoint}`, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: cleanEnv(),
-    });
-    liveChildren.add(child);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
-    let timedOut = false;
-    let spawnError: Error | undefined;
-    child.stdout.on('data', (d: Buffer) => {
-      if (outLen < MAX_OUTPUT_BYTES) { out.push(d); outLen += d.length; }
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      if (errLen < MAX_OUTPUT_BYTES) { err.push(d); errLen += d.length; }
-    });
-    child.stdin.on('error', () => { /* etcdctl may exit before reading stdin */ });
-    child.stdin.end(stdin);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) {
-        try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-    }, timeoutMs);
-    let settled = false;
+/** A running etcdctl: its output so far, and its result once it has exited. */
+export interface EtcdctlProc {
+  readonly child: ChildProcess;
+  /** Resolves when the process has exited and its pipes are closed. */
+  readonly done: Promise<RunOutput>;
+  readonly exited: () => boolean;
+  /** The stdout bytes received so far. */
+  readonly stdoutSoFar: () => Buffer;
+  /** Resolves true once stdout has n newlines, false if the process exits first or timeoutMs passes. */
+  readonly waitLines: (n: number, timeoutMs: number) => Promise<boolean>;
+  /** SIGTERM, then SIGKILL if it has not exited after graceMs; resolves with the result. */
+  readonly stop: (graceMs?: number) => Promise<RunOutput>;
+}
+
+function countNewlines(chunks: readonly Buffer[]): number {
+  let n = 0;
+  for (const c of chunks) for (let i = 0; i < c.length; i++) if (c[i] === 0x0a) n++;
+  return n;
+}
+
+/**
+ * Starts etcdctl against one server; kills it (by PID, SIGKILL) after timeoutMs.
+ * stdin is written, then closed unless keepStdinOpen (it is then closed when the process is stopped).
+ */
+export function spawnEtcdctl(
+  h: ServerHandle,
+  args: readonly string[],
+  stdin: Buffer,
+  timeoutMs = COMMAND_TIMEOUT_MS,
+  keepStdinOpen = false,
+): EtcdctlProc {
+  const child = spawn(ETCDCTL_BIN, [`--endpoints=${h.endpoint}`, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: cleanEnv(),
+  });
+  liveChildren.add(child);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let outLen = 0;
+  let errLen = 0;
+  let lines = 0;
+  let timedOut = false;
+  let spawnError: Error | undefined;
+  let settled = false;
+  const lineWaiters = new Set<() => void>();
+  child.stdout!.on('data', (d: Buffer) => {
+    if (outLen < MAX_OUTPUT_BYTES) { out.push(d); outLen += d.length; lines += countNewlines([d]); }
+    for (const w of lineWaiters) w();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    if (errLen < MAX_OUTPUT_BYTES) { err.push(d); errLen += d.length; }
+  });
+  child.stdin!.on('error', () => { /* etcdctl may exit before reading stdin */ });
+  if (keepStdinOpen) child.stdin!.write(stdin);
+  else child.stdin!.end(stdin);
+  const kill = (signal: NodeJS.Signals): void => {
+    if (child.pid !== undefined && !settled) {
+      try { process.kill(child.pid, signal); } catch { /* gone */ }
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill('SIGKILL');
+  }, timeoutMs);
+  const done = new Promise<RunOutput>((resolve) => {
     const settle = (code: number | null, signal: string | null): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       liveChildren.delete(child);
+      for (const w of lineWaiters) w();
       const stderr = Buffer.concat(err);
       resolve({
         stdout: Buffer.concat(out),
@@ -247,8 +284,47 @@ export function runEtcdctl(h: ServerHandle, args: readonly string[], stdin: Buff
       spawnError = e;
       if (child.pid === undefined) settle(null, null); // never started: no 'close' is guaranteed
     });
-    child.on('close', (code, signal) => settle(code, signal));
+    child.on('close', (code, signal) => {
+      child.stdin!.destroy();
+      settle(code, signal);
+    });
   });
+  const waitLines = (n: number, waitMs: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const check = (): void => {
+        if (lines >= n || settled) {
+          lineWaiters.delete(check);
+          clearTimeout(t);
+          resolve(lines >= n);
+        }
+      };
+      const t = setTimeout(() => {
+        lineWaiters.delete(check);
+        resolve(lines >= n);
+      }, waitMs);
+      lineWaiters.add(check);
+      check();
+    });
+  const stop = async (graceMs = STOP_GRACE_MS): Promise<RunOutput> => {
+    if (!settled) {
+      // stdin stays open until the process is gone: etcdctl watch -i would exit on EOF
+      // (with "Error reading watch request line: EOF") instead of on the signal.
+      kill('SIGTERM');
+      const t = setTimeout(() => kill('SIGKILL'), graceMs);
+      try {
+        return await done;
+      } finally {
+        clearTimeout(t);
+      }
+    }
+    return done;
+  };
+  return { child, done, exited: () => settled, stdoutSoFar: () => Buffer.concat(out), waitLines, stop };
+}
+
+/** Runs etcdctl against one server to completion; kills it (by PID) after timeoutMs. */
+export function runEtcdctl(h: ServerHandle, args: readonly string[], stdin: Buffer, timeoutMs = COMMAND_TIMEOUT_MS): Promise<RunOutput> {
+  return spawnEtcdctl(h, args, stdin, timeoutMs).done;
 }
 
 /** Stops a server by PID (SIGTERM, then SIGKILL after a grace period) and removes its temp dir. */
