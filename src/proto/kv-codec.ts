@@ -43,6 +43,16 @@ import {
  * Bounds recursion on hostile input; etcd's own limits on ops per txn make
  * real nesting far shallower.
  */
+/**
+ * etcd (gogoproto) decodes a range_end that is on the wire but empty as a
+ * non-nil empty slice, which its index reads as "to the end of the keyspace",
+ * exactly like "\0". An absent range_end stays empty (a single key).
+ */
+const FROM_KEY_END: Buffer = Buffer.from([0]);
+function presentRangeEnd(b: Buffer): Buffer {
+  return b.length === 0 ? FROM_KEY_END : b;
+}
+
 export const MAX_TXN_DEPTH = 32;
 
 // Tags (field << 3 | wire type). All KV fields are < 16 except Compare.range_end.
@@ -316,7 +326,7 @@ function readRangeRequest(r: ProtoReader, end: number): RangeRequest {
     const tag = r.readTag();
     switch (tag) {
       case T1_LDELIM: key = r.readBytes(); break;
-      case T2_LDELIM: rangeEnd = r.readBytes(); break;
+      case T2_LDELIM: rangeEnd = presentRangeEnd(r.readBytes()); break;
       case T3_VARINT: limit = r.readInt64(); break;
       case T4_VARINT: revision = r.readInt64(); break;
       case T5_VARINT: sortOrder = r.readInt32(); break;
@@ -562,7 +572,7 @@ function readDeleteRangeRequest(r: ProtoReader, end: number): DeleteRangeRequest
     const tag = r.readTag();
     switch (tag) {
       case T1_LDELIM: key = r.readBytes(); break;
-      case T2_LDELIM: rangeEnd = r.readBytes(); break;
+      case T2_LDELIM: rangeEnd = presentRangeEnd(r.readBytes()); break;
       case T3_VARINT: prevKv = r.readBool(); break;
       default: r.skipField(tag & 7);
     }
@@ -714,7 +724,7 @@ function readCompare(r: ProtoReader, end: number): Compare {
         version = 0; createRevision = 0; modRevision = 0; value = EMPTY_BUFFER;
         targetUnion = 'lease';
         break;
-      case T64_LDELIM: rangeEnd = r.readBytes(); break;
+      case T64_LDELIM: rangeEnd = presentRangeEnd(r.readBytes()); break;
       default: r.skipField(tag & 7);
     }
   }

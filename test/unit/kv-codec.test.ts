@@ -588,3 +588,11 @@ describe('wire primitives vs protobufjs Writer/Reader', () => {
     assert.throws(() => new ProtoReader(Buffer.from([])).skipField(4), ProtoDecodeError);
   });
 });
+
+test('a range_end present on the wire but empty means "to the end" (etcd reads it as a non-nil empty slice)', async () => {
+  const { decodeRangeRequest, decodeDeleteRangeRequest } = await import('../../src/proto/kv-codec.js');
+  const present = Buffer.from('0a01611200', 'hex'); // key "a", range_end present with length 0
+  assert.deepEqual([...decodeRangeRequest(present).rangeEnd], [0]);
+  assert.deepEqual([...decodeDeleteRangeRequest(present).rangeEnd], [0]);
+  assert.equal(decodeRangeRequest(Buffer.from('0a0161', 'hex')).rangeEnd.length, 0); // absent: single key
+});
