@@ -24,9 +24,14 @@ function cycle(n: RaftNode) {
   return rd;
 }
 
-test('only a single voter is accepted', () => {
-  assert.throws(() => node({ voters: [ID, 2n] }), /single voter/);
-  assert.throws(() => node({ voters: [2n] }), /single voter/);
+// Updated for the multi-node core: clusters of several voters are accepted now; a node
+// that is one of several voters cannot elect itself alone (it needs its peers' votes).
+test('a node with peers cannot elect itself alone', () => {
+  const n = node({ voters: [ID, 2n, 3n] });
+  n.campaign();
+  assert.notEqual(n.role, Role.Leader);
+  assert.equal(n.term, 0, 'a pre-vote does not raise the term');
+  assert.throws(() => n.readIndex(), NotLeaderError);
 });
 
 test('campaign: leader at term+1, votes for itself, appends one empty entry of the new term', () => {
@@ -48,9 +53,11 @@ test('campaign: leader at term+1, votes for itself, appends one empty entry of t
   assert.deepEqual(rd.committedEntries, []);
 });
 
+// Updated for the multi-node core: a follower campaigns after its randomized election
+// timeout (electionTick..2*electionTick-1 ticks, default electionTick 10), not on the first tick.
 test('tick makes a follower campaign; a leader stays leader on tick', () => {
   const n = node({ hardState: { term: 2, vote: 0n, commit: 0 } });
-  n.tick();
+  for (let i = 0; i < 20 && !n.isLeader(); i++) n.tick();
   assert.equal(n.isLeader(), true);
   assert.equal(n.term, 3);
   n.tick();

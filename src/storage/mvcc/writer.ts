@@ -4,6 +4,9 @@ import { DbReader, type LatestSource } from './reader.js';
 import { encodeVersion, type StoredVersion } from './record.js';
 
 const EMPTY = Buffer.alloc(0);
+
+interface KeyMeta { tombstone: boolean; createRevision: number; version: number; lease: bigint }
+const TOMBSTONE_META: KeyMeta = { tombstone: true, createRevision: 0, version: 0, lease: 0n };
 const META_APPLIED = metaKey('applied_index');
 const META_REV = metaKey('current_rev');
 const META_COMPACT = metaKey('compact_rev');
@@ -59,6 +62,15 @@ export class MvccWriter implements LatestSource {
   private beginRev = 0;
   private sub = 0;
 
+  /**
+   * The latest create revision, version and lease of recently written keys, so
+   * a put does not read RocksDB to learn them. Bounded (oldest dropped first);
+   * a miss reads RocksDB. Values are not kept: requests that need the previous
+   * value (prev_kv, ignore_value, compares) read it through getLatest().
+   */
+  private meta = new Map<string, KeyMeta>();
+  private static readonly META_CACHE_KEYS = 200_000;
+
   constructor(readonly db: RocksLevel) {
     this.reader = new DbReader(db);
     this.batch = db.batch();
@@ -96,10 +108,28 @@ export class MvccWriter implements LatestSource {
   get viewRev(): number { return this.sub > 0 ? this.beginRev + 1 : this.beginRev; }
   get changed(): boolean { return this.sub > 0; }
 
+  /** Live-key metadata for the writes: overlay, then the cache, then RocksDB. */
+  private latestMeta(key: Buffer, k: string): KeyMeta | null {
+    const o = this.overlay.get(k);
+    if (o) return o.v.tombstone ? null : o.v;
+    const cached = this.meta.get(k);
+    if (cached !== undefined) return cached.tombstone ? null : cached;
+    const v = this.reader.getLatest(key);
+    this.remember(k, v ?? TOMBSTONE_META);
+    return v && !v.tombstone ? v : null;
+  }
+
+  private remember(k: string, m: KeyMeta): void {
+    if (this.meta.size >= MvccWriter.META_CACHE_KEYS && !this.meta.has(k)) {
+      const oldest = this.meta.keys().next();
+      if (!oldest.done) this.meta.delete(oldest.value);
+    }
+    this.meta.set(k, m);
+  }
+
   put(key: Buffer, value: Buffer, lease: bigint): StoredVersion {
     const rev = this.beginRev + 1;
-    const prev = this.getLatest(key);
-    const live = prev && !prev.tombstone ? prev : null;
+    const live = this.latestMeta(key, key.toString('latin1'));
     // A key moved to another lease, or to none, leaves its old lease.
     if (live && live.lease !== 0n && live.lease !== lease) this.batch.del(attachKey(live.lease, key));
     if (lease !== 0n) this.batch.put(attachKey(lease, key), EMPTY);
@@ -117,8 +147,8 @@ export class MvccWriter implements LatestSource {
   }
 
   del(key: Buffer): void {
-    const prev = this.getLatest(key);
-    if (prev && !prev.tombstone && prev.lease !== 0n) this.batch.del(attachKey(prev.lease, key));
+    const prev = this.latestMeta(key, key.toString('latin1'));
+    if (prev && prev.lease !== 0n) this.batch.del(attachKey(prev.lease, key));
     const v: StoredVersion = {
       tombstone: true, createRevision: 0, modRevision: this.beginRev + 1, version: 0, lease: 0n, sub: this.sub, value: Buffer.alloc(0),
     };
@@ -130,7 +160,9 @@ export class MvccWriter implements LatestSource {
     this.batch.put(latestKey(key), enc);
     this.batch.put(historyKey(key, v.modRevision), enc);
     this.batch.put(byRevKey(v.modRevision, v.sub), key);
-    this.overlay.set(key.toString('latin1'), { key, v });
+    const k = key.toString('latin1');
+    this.overlay.set(k, { key, v });
+    this.remember(k, { tombstone: v.tombstone, createRevision: v.createRevision, version: v.version, lease: v.lease });
     this.changes.push({ key, v });
     this.sub++;
   }

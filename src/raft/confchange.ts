@@ -1,0 +1,18 @@
+// Encoding of a ConfChange inside a ConfChange entry's data: type (1 byte) | node id (u64 BE).
+import { ConfChangeType, type ConfChange } from './types.js';
+
+export function encodeConfChange(cc: ConfChange): Uint8Array {
+  const b = new Uint8Array(9);
+  b[0] = cc.type;
+  new DataView(b.buffer).setBigUint64(1, cc.nodeId, false);
+  return b;
+}
+
+export function decodeConfChange(data: Uint8Array): ConfChange {
+  if (data.length !== 9) throw new Error(`bad conf change: ${data.length} bytes`);
+  const t = data[0]!;
+  if (t !== ConfChangeType.AddNode && t !== ConfChangeType.RemoveNode && t !== ConfChangeType.AddLearnerNode) {
+    throw new Error(`bad conf change type ${t}`);
+  }
+  return { type: t, nodeId: new DataView(data.buffer, data.byteOffset, 9).getBigUint64(1, false) };
+}
