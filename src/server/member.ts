@@ -23,6 +23,8 @@ import { dirBytes } from './metrics/prometheus.js';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
 
 const MiB = 1024 * 1024;
+/** Results answered per event-loop turn before incoming requests get their turn. */
+const RESULTS_PER_TURN = 128;
 const WAL_SEGMENT_BYTES = 64 * MiB;
 
 interface Pending {
@@ -273,7 +275,13 @@ export class Member {
   private readLoop(ring: Ring): void {
     const loop = async () => {
       while (!this.stopping) {
-        ring.drain((view) => this.onResult(view));
+        // A bounded chunk, then a turn of the event loop: answering a thousand
+        // results in one go would hold back every incoming request meanwhile,
+        // and the WAL and apply workers would idle until the burst is over.
+        if (ring.drain((view) => this.onResult(view), RESULTS_PER_TURN) === RESULTS_PER_TURN) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
+        }
         await ring.waitReadableAsync(1000);
       }
     };

@@ -49,8 +49,13 @@ export interface ApplyReady {
   compactRev: number;
 }
 
-/** How many entries one apply batch takes at most (bounds the overlay and the batch). */
-const MAX_BATCH = 1000;
+/**
+ * How many entries one apply batch takes at most. Small batches keep results
+ * flowing to the main thread in step with the WAL (measured: 64 gave 16k
+ * puts/s at 1000 clients where 1000 gave 14k, answers came in bursts); RocksDB's
+ * cost per entry is already flat at this size.
+ */
+const MAX_BATCH = 64;
 /**
  * Every this many applied entries the batch is written with sync, making
  * RocksDB durable up to the applied index so the raft log before it can be
