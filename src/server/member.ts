@@ -9,7 +9,7 @@ import type { Entry } from '../raft/types.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, ShardOp, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, ShardOp, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
@@ -89,6 +89,7 @@ export class Member {
   private appliedIndex = 0;
   private nextReqId: number;
   private readyScheduled = false;
+  private lastHardState: { term: number; vote: bigint } | null = null;
   private stopping = false;
 
   private constructor(readonly cfg: Config, readonly log: Logger, ids: { memberId: bigint; clusterId: bigint }) {
@@ -227,7 +228,13 @@ export class Member {
     const toWal: Uint8Array[][] = rd.entries.map((e) => [walHeader(RecordType.Entry, e.index, e.term), e.data]);
     if (rd.hardState) {
       const hs = rd.hardState;
-      toWal.push([walHeader(RecordType.HardState, 0, hs.term), encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
+      // Raft needs term and vote durable before it acts on them; a new commit
+      // index alone may ride along with the next fsync (etcd persists it the
+      // same way), so it does not cost an fsync of its own.
+      const lazy = this.lastHardState !== null && this.lastHardState.term === hs.term && this.lastHardState.vote === hs.vote;
+      this.lastHardState = { term: hs.term, vote: hs.vote };
+      toWal.push([walHeader(RecordType.HardState | (lazy ? WAL_LAZY : 0), 0, hs.term),
+        encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
     }
     if (toWal.length > 0) this.walOut.sendAll(toWal);
     if (rd.committedEntries.length > 0) {

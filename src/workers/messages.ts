@@ -16,6 +16,8 @@ export const enum EntryKind {
 
 /** Ring records to the WAL worker are u8 type | f64 index | f64 term | payload; this type releases the log before index. */
 export const WAL_RELEASE = 0xff;
+/** Flag on a record type: append it, but it needs no fsync of its own (it is synced with the next batch). */
+export const WAL_LAZY = 0x40;
 
 /** Records the apply worker and the shards send back to the main thread. */
 export const enum ResultType {

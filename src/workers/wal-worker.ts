@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
-import { WAL_RELEASE } from './messages.js';
+import { WAL_LAZY, WAL_RELEASE } from './messages.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { Wal } from '../storage/wal/wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
@@ -48,23 +48,30 @@ function main(): void {
     const batch: WalRecord[] = [];
     let last = -1;
     let release = 0;
+    let needSync = false;
     inRing.drain((view) => {
       const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
       const type = b[0]!;
       const index = b.readDoubleLE(1);
       if (type === WAL_RELEASE) { release = Math.max(release, index); return; }
-      const rec: WalRecord = { type, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
+      const lazy = (type & WAL_LAZY) !== 0;
+      const rec: WalRecord = { type: type & ~WAL_LAZY, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
       batch.push(rec);
-      if (type === RecordType.HardState) hardState = rec;
+      if (!lazy) needSync = true;
+      if (rec.type === RecordType.HardState) hardState = rec;
       else if (index > last) last = index;
     });
     if (batch.length > 0) {
       wal.append(batch);
-      const t0 = performance.now();
-      wal.sync();
-      fsyncHist.observe((performance.now() - t0) / 1000);
-      notice.writeDoubleLE(last, 0);
-      while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
+      if (needSync) {
+        const t0 = performance.now();
+        wal.sync();
+        fsyncHist.observe((performance.now() - t0) / 1000);
+        if (last >= 0) {
+          notice.writeDoubleLE(last, 0);
+          while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
+        }
+      }
     }
     if (release > 0) {
       const before = wal.segmentNames().length;
