@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command for "how does etsd compare with the etcd I run today, on this machine?"
+# Runs real etcd 3.4 (Debian's etcd-server) and etsd with the same flags on the
+# same disk, workload by workload in alternation, and prints throughput and p99
+# ratios; JSON and SVG percentile plots go to bench/results/.
+# Usage: npm run bench:compare [-- --duration 10s --rounds 2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x /usr/bin/etcd ] || { echo "needs etcd 3.4: apt-get install etcd-server etcd-client" >&2; exit 1; }
+[ -f dist/bench/load/compare.js ] || npm run build
+out=bench/results
+mkdir -p "$out"
+common=(--targets etcd,etsd --duration 8s --warmup 1s --rounds 1 --val-size 256 "$@")
+
+echo "### 1000 clients over 100 connections: put, txn-put, range (linearizable)"
+node dist/bench/load/compare.js "${common[@]}" --workloads put,txn-put,range --conns 100 --clients 1000 \
+  --key-space-size 100000 --out "$out/many-clients.json" --plot "$out/many-clients.svg"
+
+echo "### 1000 clients over 100 connections: serializable range"
+node dist/bench/load/compare.js "${common[@]}" --workloads range --consistency s --conns 100 --clients 1000 \
+  --key-space-size 100000 --out "$out/range-serializable.json" --plot "$out/range-serializable.svg"
+
+echo "### one client: put latency"
+node dist/bench/load/compare.js "${common[@]}" --workloads put --conns 1 --clients 1 \
+  --out "$out/one-client.json" --plot "$out/one-client.svg"
