@@ -6,7 +6,8 @@
 // bodyLength excludes the header and the padding. A zero bodyLength marks the
 // preallocated, never-written tail of a segment.
 
-import { crc32c } from './crc32c.js';
+// The native addon's SSE4.2 CRC32C when it loads, the table-driven TypeScript one otherwise.
+import { crc32c } from '../../native/index.js';
 
 export const RecordType = {
   Entry: 1,
