@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir, describeExit } from './etsd-process.js';
 import { KvClient, b, isGrpcError, prefixEnd } from './kv-client.js';
+import { makeRng } from '../../src/raft/rng.js';
 
 const CYCLES = Number(process.env['ETSD_DURABILITY_CYCLES'] ?? 40);
 const WRITERS = 8;
@@ -17,17 +18,7 @@ const KILL_MAX_MS = 400;
 const PUT_DEADLINE_MS = 5_000;
 const PREFIX = b('dur/');
 
-/** mulberry32: small, seedable, good enough to pick delays and bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = makeRng;
 
 interface Acked { value: Buffer; rev: number }
 

@@ -15,21 +15,13 @@ import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-proce
 import {
   KV_PATHS, KvClient, type KvPath, b, compare, deleteReq, isGrpcError, op, prefixEnd, putReq, rangeReq,
 } from './kv-client.js';
+import { makeRng } from '../../src/raft/rng.js';
 
 const SEED = 0x5eed5;
 const WRITE_OPS = 400;
 const CONCURRENT_READS = 8;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = makeRng;
 
 interface Step { label: string; path: KvPath; body: Buffer }
 

@@ -16,6 +16,7 @@ import {
   EVENT_DELETE, EVENT_PUT, FILTER_NODELETE, FILTER_NOPUT, WatchStream, newClient,
   type Kv, type WatchEvent, type WatchResp,
 } from './watch-client.js';
+import { makeRng } from '../../src/raft/rng.js';
 
 const SEED = Number(process.env['ETSD_WATCH_SEED'] ?? 20240607);
 const WRITERS = 4;
@@ -24,16 +25,7 @@ const WARMUP_OPS = 120;
 const SETTLE_MS = 500;
 const DELIVERY_TIMEOUT_MS = 20_000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = makeRng;
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 function pickDistinct<T>(rnd: () => number, xs: readonly T[], n: number): T[] {
   const pool = [...xs];

@@ -9,18 +9,9 @@ import {
 import {
   RECORD_HEADER, decodeVersion, encodeVersion, isTombstoneRecord, modRevisionOf, type StoredVersion,
 } from '../../src/storage/mvcc/record.js';
+import { makeRng } from '../../src/raft/rng.js';
 
-/** mulberry32: small, seeded, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = makeRng;
 
 const SEEDS = [1, 2, 3, 0xdeadbeef, 20240601];
 

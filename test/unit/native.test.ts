@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { crc32c as jsCrc32c } from '../../src/storage/wal/crc32c.js';
 import { bindings, loadNativeBindings, zeroFill, type NativeBindings } from '../../src/native/index.js';
+import { makeRng } from '../../src/raft/rng.js';
 
 const NO_NATIVE = process.env['ETSD_NO_NATIVE'] === '1';
 const MODULE_URL = new URL('../../src/native/index.js', import.meta.url).href;
@@ -18,16 +19,7 @@ const variants: [string, NativeBindings][] = [
   ['js', js],
 ];
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0);
-  };
-}
+const rng = makeRng;
 
 function randomBytes(next: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);

@@ -3,17 +3,10 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { Ring, RingRecordTooLargeError, RingCorruptError, RING_HEADER_BYTES } from '../../src/workers/ring/ring.js';
 import { fillRecord, recordLength, verifyRecord } from './ring-stress-worker.js';
+import { makeRng } from '../../src/raft/rng.js';
 
 // Small seeded PRNG so failures reproduce.
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-}
+const prng = makeRng;
 
 function payload(rand: () => number, len: number): Uint8Array {
   const p = new Uint8Array(len);
