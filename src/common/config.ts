@@ -19,6 +19,9 @@ export interface Config {
   /** Apply lag (committed - applied) past which writes get "too many requests". */
   maxPendingProposals: number;
   watchProgressNotifyIntervalMs: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  preVote: boolean;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +48,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'shards': { kind: 'int', help: 'Number of shard worker threads serving reads (default cores-1, at least 1).' },
   'watch-progress-notify-interval': { kind: 'string', help: 'Duration of periodic watch progress notifications (default 10m).' },
   'experimental-watch-progress-notify-interval': { kind: 'string', help: 'Alias of --watch-progress-notify-interval (etcd 3.4/3.5 name).' },
+  'heartbeat-interval': { kind: 'int', help: 'Time (in milliseconds) of a heartbeat interval (default 100).' },
+  'election-timeout': { kind: 'int', help: 'Time (in milliseconds) for an election to timeout (default 1000).' },
+  'pre-vote': { kind: 'bool', help: 'Enable the raft Pre-Vote algorithm to prevent disruption when a node rejoins (default true).' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -117,6 +123,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     logLevel: logLevel as Config['logLevel'],
     shards,
     maxPendingProposals: 5000,
+    heartbeatIntervalMs: int('heartbeat-interval', 100),
+    electionTimeoutMs: int('election-timeout', 1000),
+    preVote: raw.get('pre-vote') !== 'false',
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',
       'watch-progress-notify-interval'),
@@ -124,8 +133,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (!initialCluster.has(name)) {
     throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
   }
-  if (initialCluster.size !== 1) {
-    throw new ConfigError('etsd does not support clusters of more than one member yet (--initial-cluster must name only this member)');
+  if (config.electionTimeoutMs < 5 * config.heartbeatIntervalMs) {
+    throw new ConfigError(`--election-timeout[${config.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${config.heartbeatIntervalMs}ms]`);
   }
   return { config, help: bool('help'), version: bool('version') };
 }

@@ -19,15 +19,16 @@ function encodeMember(m: MemberInfo): Buffer {
 }
 
 /**
- * Cluster.MemberList and Maintenance.Status/Alarm for a single member.
+ * Cluster.MemberList and Maintenance.Status/Alarm.
  * Membership changes (MemberAdd/Remove/Update/Promote) come with clusters and
  * answer UNIMPLEMENTED until then.
  */
 export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
   const cfg = member.cfg;
-  const self = (): MemberInfo => ({
-    id: member.memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls, clientUrls: cfg.advertiseClientUrls, isLearner: false,
-  });
+  // Other members' client URLs travel through raft in etcd (member attributes); not yet here.
+  const all = (): MemberInfo[] => member.members.map((m) => ({
+    id: m.id, name: m.name, peerUrls: m.peerUrls, clientUrls: m.id === member.memberId ? cfg.advertiseClientUrls : [], isLearner: false,
+  }));
   // etcd's cluster server header carries no revision; the maintenance one does.
   const clusterHeader = () => encodeResponseHeader({ clusterId: member.clusterId, memberId: member.memberId, revision: 0, raftTerm: member.raftTerm });
   const fullHeader = () => encodeResponseHeader({ clusterId: member.clusterId, memberId: member.memberId, revision: member.revision, raftTerm: member.raftTerm });
@@ -36,7 +37,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
   h.set('/etcdserverpb.Cluster/MemberList', () => {
     const w = new ProtoWriter(256);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(clusterHeader());
-    w.writeTag(2, WIRE_LDELIM); w.writeBytes(encodeMember(self()));
+    for (const m of all()) { w.writeTag(2, WIRE_LDELIM); w.writeBytes(encodeMember(m)); }
     return w.finish();
   });
 
@@ -46,7 +47,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(fullHeader());
     w.writeTag(2, WIRE_LDELIM); w.writeString(ETCD_API_VERSION);
     if (size) { w.writeTag(3, WIRE_VARINT); w.writeVarint(size); }
-    if (member.isLeaderKnown()) { w.writeTag(4, WIRE_VARINT); w.writeVarintBig(member.memberId); }
+    if (member.isLeaderKnown()) { w.writeTag(4, WIRE_VARINT); w.writeVarintBig(member.leaderId); }
     w.writeTag(5, WIRE_VARINT); w.writeVarint(member.commitIndex);
     w.writeTag(6, WIRE_VARINT); w.writeVarint(member.raftTerm);
     w.writeTag(7, WIRE_VARINT); w.writeVarint(member.appliedIdx);

@@ -66,6 +66,7 @@ export function leaseService(member: Member): LeaseService {
 
   // Expiry is decided here, on the leader, and applied through the log as a revoke.
   const timer = setInterval(() => {
+    if (!member.isLeader()) return;
     for (const id of lessor.takeExpired(REVOKES_PER_CHECK)) {
       member.propose(EntryKind.LeaseRevoke, encodeLeaseIdRequest(id)).catch((err: unknown) => {
         if (!(err instanceof EtcdError)) member.log.error({ err }, 'lease revoke failed');

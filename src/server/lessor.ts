@@ -20,6 +20,12 @@ export class Lessor {
     this.leases.set(id, { ttl, expiry: this.now() + ttl * 1000, revokeSent: 0 });
   }
 
+  /** This member became leader: every lease's clock restarts (etcd's lessor Promote). */
+  promote(): void {
+    const now = this.now();
+    for (const l of this.leases.values()) { l.expiry = now + l.ttl * 1000; l.revokeSent = 0; }
+  }
+
   revoked(id: bigint): void {
     this.leases.delete(id);
   }

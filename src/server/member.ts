@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { computeClusterId, computeMemberId, formatId } from '../common/ids.js';
-import { RaftNode } from '../raft/node.js';
-import type { Entry } from '../raft/types.js';
+import { RaftNode, persistPoint } from '../raft/node.js';
+import { EntryType, MessageType, NotLeaderError, type Entry, type Message } from '../raft/types.js';
+import { decodeConfChange } from '../raft/confchange.js';
+import { PeerTransport } from '../transport/peer-transport.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, ShardOp, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
@@ -23,6 +25,10 @@ import { dirBytes } from './metrics/prometheus.js';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
 
 const MiB = 1024 * 1024;
+/** A request with no answer after this long gets etcd's "request timed out" (or "no leader"). */
+const REQUEST_TIMEOUT_MS = 7000;
+/** Applied entries a leader keeps for followers that fall behind (no snapshot transfer yet). */
+const RETAIN_APPLIED_ENTRIES = 200_000;
 /** Results answered per event-loop turn before incoming requests get their turn. */
 const RESULTS_PER_TURN = 128;
 const WAL_SEGMENT_BYTES = 64 * MiB;
@@ -89,16 +95,29 @@ export class Member {
   private appliedIndex = 0;
   private nextReqId: number;
   private readyScheduled = false;
+  readonly members: ClusterMember[];
+  private transport: PeerTransport | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  /** Readies whose writes are on their way to the WAL; their messages wait until they are durable. */
+  private unsynced: { seq: number; point: { index: number; term: number } | null; messages: Message[] }[] = [];
+  private readySeq = 0;
+  /** Linearizable reads waiting for their ReadIndex answer, by request id (the read context). */
+  private readCtxs = new Map<number, () => void>();
+  private lastLead = 0n;
+  private lastTerm = 0;
   private lastHardState: { term: number; vote: bigint } | null = null;
   private stopping = false;
 
-  private constructor(readonly cfg: Config, readonly log: Logger, ids: { memberId: bigint; clusterId: bigint }) {
+  private constructor(readonly cfg: Config, readonly log: Logger, ids: { memberId: bigint; clusterId: bigint; members: ClusterMember[] }) {
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
+    this.members = ids.members;
     this.leaseIds = new IdGenerator(ids.memberId);
     // Request ids only need to be unique among this process's in-flight requests;
     // a random base keeps them apart from ids replayed from the log after restart.
-    this.nextReqId = Math.floor(Math.random() * 2 ** 40) * 1024;
+    // Request ids travel inside forwarded entries, so they must also differ between members.
+    this.nextReqId = Number(ids.memberId & 0x3ffn) * 2 ** 43 + Math.floor(Math.random() * 2 ** 30) * 1024;
   }
 
   static async start(cfg: Config, log: Logger): Promise<Member> {
@@ -115,7 +134,11 @@ export class Member {
   get pendingCount(): number { return this.pending.size; }
   get compactRevision(): number { return Number(Atomics.load(this.state, Shared.CompactRevision)); }
   get watcherTotal(): number { let n = 0; for (let i = 0; i < this.watcherCounts.length; i++) n += Atomics.load(this.watcherCounts, i); return n; }
-  isLeaderKnown(): boolean { return this.raft.isLeader(); }
+  /** True when this member knows a leader (itself or another). */
+  isLeaderKnown(): boolean { return this.raft.lead !== 0n; }
+  isLeader(): boolean { return this.raft.isLeader(); }
+  get leaderId(): bigint { return this.raft.lead; }
+  private get singleVoter(): boolean { return this.members.length === 1; }
   /** Bytes of the RocksDB files (etcd_mvcc_db_total_size_in_bytes, Status dbSize). */
   dbSizeBytes(): number { return dirBytes(this.dbDir); }
   get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
@@ -175,7 +198,13 @@ export class Member {
     const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
     this.raft = new RaftNode({
       id: this.memberId,
-      voters: [this.memberId],
+      voters: this.members.map((m) => m.id),
+      electionTick: Math.max(2, Math.round(this.cfg.electionTimeoutMs / this.cfg.heartbeatIntervalMs)),
+      heartbeatTick: 1,
+      preVote: this.cfg.preVote,
+      // No snapshot transfer yet: keep enough applied entries for a follower to catch up from the log.
+      retainApplied: this.singleVoter ? 0 : RETAIN_APPLIED_ENTRIES,
+      rng: Math.random,
       // A fresh member bootstraps at term 1, as etcd does, so its first election makes term 2.
       hardState: {
         term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 ? 1 : 0),
@@ -203,10 +232,68 @@ export class Member {
     this.readLoop(new Ring(applyRes));
     this.durableLoop(new Ring(walRes));
 
-    this.raft.campaign();
-    storeShared(this.state, Shared.RaftTerm, this.raft.term);
-    this.log.info({ term: this.raft.term, member: formatId(this.memberId), cluster: formatId(this.clusterId) }, 'became leader');
+    if (this.singleVoter) {
+      this.raft.campaign();
+    } else {
+      this.transport = new PeerTransport({
+        selfId: this.memberId, clusterId: this.clusterId,
+        listen: this.cfg.listenPeerUrls.map((u) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 2380) }; }),
+        peers: new Map(this.members.filter((m) => m.id !== this.memberId).map((m) => [m.id, m.peerUrls[0]!])),
+        onMessage: (m) => this.onPeerMessage(m),
+        log: this.log,
+      });
+      await this.transport.start();
+      this.tickTimer = setInterval(() => { this.raft.tick(); this.processReady(); }, this.cfg.heartbeatIntervalMs);
+    }
+    this.sweepTimer = setInterval(() => this.sweepTimeouts(), 500);
+    this.sweepTimer.unref();
+    this.noteRaftState();
+    this.log.info({ member: formatId(this.memberId), cluster: formatId(this.clusterId), members: this.members.length }, 'member started');
     this.scheduleReady();
+  }
+
+  /** Messages from peers; a forwarded proposal (MsgProp) goes into the leader's log as it is. */
+  private onPeerMessage(m: Message): void {
+    if (m.type === MessageType.MsgProp) {
+      if (this.raft.isLeader()) {
+        for (const e of m.entries) {
+          try { this.raft.propose(e.data); } catch (err) { if (!(err instanceof NotLeaderError)) throw err; }
+        }
+      } else if (this.raft.lead !== 0n && this.raft.lead !== m.from && this.transport) {
+        this.transport.send([{ ...m, from: this.memberId, to: this.raft.lead }]);
+      }
+      this.scheduleReady();
+      return;
+    }
+    this.raft.step(m);
+    this.scheduleReady();
+  }
+
+  /** Publishes term changes to the workers (response headers) and logs leader changes. */
+  private noteRaftState(): void {
+    if (this.raft.term !== this.lastTerm) {
+      this.lastTerm = this.raft.term;
+      storeShared(this.state, Shared.RaftTerm, this.raft.term);
+    }
+    if (this.raft.lead !== this.lastLead) {
+      this.lastLead = this.raft.lead;
+      if (this.raft.lead === 0n) this.log.warn({ term: this.raft.term }, 'no leader');
+      else this.log.info({ term: this.raft.term, leader: formatId(this.raft.lead), self: this.raft.isLeader() }, 'leader elected');
+      // A new leader restarts every lease's clock, as etcd's lessor promote does.
+      if (this.raft.isLeader()) this.lessor.promote();
+    }
+  }
+
+  /** Requests nobody answered in time (lost leader, dropped forward) get etcd's timeout. */
+  private sweepTimeouts(): void {
+    const limit = performance.now() - REQUEST_TIMEOUT_MS;
+    for (const [id, p] of this.pending) {
+      if (p.tReceived > 0 && p.tReceived < limit) {
+        this.pending.delete(id);
+        this.readCtxs.delete(id);
+        p.reject(this.raft.lead === 0n ? Errors.noLeader() : Errors.timeout());
+      }
+    }
   }
 
   // ---- the raft loop ----
@@ -225,16 +312,31 @@ export class Member {
   private processReady(): void {
     if (!this.raft.hasReady()) return;
     const rd = this.raft.ready();
-    const toWal: Uint8Array[][] = rd.entries.map((e) => [walHeader(RecordType.Entry, e.index, e.term), e.data]);
+    if (rd.snapshot) this.log.error({ index: rd.snapshot.index }, 'raft sent a snapshot to restore: snapshot transfer is not built yet');
+    const toWal: Uint8Array[][] = rd.entries.map((e) => [
+      walHeader(e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry, e.index, e.term), e.data,
+    ]);
+    let lazy = true;
     if (rd.hardState) {
       const hs = rd.hardState;
       // Raft needs term and vote durable before it acts on them; a new commit
       // index alone may ride along with the next fsync (etcd persists it the
       // same way), so it does not cost an fsync of its own.
-      const lazy = this.lastHardState !== null && this.lastHardState.term === hs.term && this.lastHardState.vote === hs.vote;
+      lazy = this.lastHardState !== null && this.lastHardState.term === hs.term && this.lastHardState.vote === hs.vote;
       this.lastHardState = { term: hs.term, vote: hs.vote };
       toWal.push([walHeader(RecordType.HardState | (lazy ? WAL_LAZY : 0), 0, hs.term),
         encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
+    }
+    // Raft's rule: a ready's messages go out only once its writes, and every
+    // earlier ready's, are durable. The barrier tells us when the WAL got there.
+    if (rd.entries.length > 0 || !lazy) {
+      const seq = ++this.readySeq;
+      toWal.push([walHeader(WAL_BARRIER, seq, 0)]);
+      this.unsynced.push({ seq, point: persistPoint(rd), messages: rd.messages });
+    } else if (rd.messages.length > 0) {
+      const last = this.unsynced[this.unsynced.length - 1];
+      if (last) last.messages.push(...rd.messages);
+      else this.sendMessages(rd.messages);
     }
     if (toWal.length > 0) this.walOut.sendAll(toWal);
     if (rd.committedEntries.length > 0) {
@@ -253,24 +355,55 @@ export class Member {
         const h = Buffer.allocUnsafe(16);
         h.writeDoubleLE(e.index, 0);
         h.writeDoubleLE(e.term, 8);
+        if (e.type === EntryType.ConfChange) {
+          // Membership changes are raft's business; the state machine sees an empty entry.
+          this.raft.applyConfChange(decodeConfChange(e.data));
+          return [h];
+        }
         return [h, e.data];
       }));
     }
+    for (const rs of rd.readStates) {
+      const send = this.readCtxs.get(Number(rs.requestCtx));
+      if (!send) continue;
+      this.readCtxs.delete(Number(rs.requestCtx));
+      this.waitingReads.push({ index: rs.index, send });
+    }
+    if (rd.readStates.length > 0) {
+      this.waitingReads.sort((a, b) => a.index - b.index);
+      this.releaseReads();
+    }
+    this.noteRaftState();
+  }
+
+  private sendMessages(msgs: Message[]): void {
+    if (this.transport && msgs.length > 0) this.transport.send(msgs);
   }
 
   private durableLoop(ring: Ring): void {
     const loop = async () => {
       while (!this.stopping) {
         let last = -1;
+        let barrier = -1;
         ring.drain((view) => {
-          last = Math.max(last, Buffer.from(view.buffer, view.byteOffset, view.byteLength).readDoubleLE(0));
+          const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+          last = Math.max(last, b.readDoubleLE(0));
+          barrier = Math.max(barrier, b.readDoubleLE(8));
         });
         if (last >= 0) {
           const now = performance.now();
           while (this.inflightDurable < this.inflight.length && this.inflight[this.inflightDurable]!.index <= last) {
             this.inflight[this.inflightDurable++]!.tDurable = now;
           }
-          this.raft.persisted(last);
+        }
+        if (barrier >= 0) {
+          const out: Message[] = [];
+          while (this.unsynced.length > 0 && this.unsynced[0]!.seq <= barrier) {
+            const r = this.unsynced.shift()!;
+            if (r.point) this.raft.persisted(r.point.index, r.point.term);
+            for (const m of r.messages) out.push(m);
+          }
+          this.sendMessages(out);
           this.processReady();
         }
         await ring.waitReadableAsync(1000);
@@ -355,16 +488,27 @@ export class Member {
     return id;
   }
 
-  /** Proposes a write; resolves with the encoded response once applied. */
+  /**
+   * Proposes a write; resolves with the encoded response once applied here.
+   * On a follower the entry is forwarded to the leader as it is: it carries
+   * our request id, so applying it here answers the request.
+   */
   propose(kind: EntryKind, request: Buffer, tReceived = performance.now()): Promise<Buffer> {
     const reqId = this.admit();
     const data = encodeEntryData(kind, reqId, request);
     return new Promise<Buffer>((resolve, reject) => {
       const p: Pending = { resolve, reject, rpc: RPC_OF_KIND[kind], tReceived, tProposed: performance.now(), tDurable: 0, tCommitted: 0, index: 0 };
-      this.pending.set(reqId, p);
-      p.index = this.raft.propose(data);
-      this.inflight.push(p);
-      this.scheduleReady();
+      if (this.raft.isLeader()) {
+        this.pending.set(reqId, p);
+        p.index = this.raft.propose(data);
+        this.inflight.push(p);
+        this.scheduleReady();
+      } else if (this.raft.lead !== 0n && this.transport) {
+        this.pending.set(reqId, p);
+        this.transport.send([proposalMessage(this.memberId, this.raft.lead, data)]);
+      } else {
+        reject(Errors.noLeader());
+      }
     });
   }
 
@@ -403,9 +547,22 @@ export class Member {
         this.nextShard = (this.nextShard + 1) % this.shardOut.length;
         out.send([h, request]);
       };
-      const readIndex = serializable ? 0 : this.raft.readIndex();
-      if (readIndex <= this.appliedIndex) send();
-      else this.waitingReads.push({ index: readIndex, send });
+      if (serializable) return send();
+      if (this.singleVoter) {
+        const readIndex = this.raft.readIndex();
+        if (readIndex <= this.appliedIndex) send();
+        else this.waitingReads.push({ index: readIndex, send });
+        return;
+      }
+      if (this.raft.lead === 0n) {
+        this.pending.delete(reqId);
+        reject(Errors.noLeader());
+        return;
+      }
+      // ReadIndex: the leader confirms it still leads, then the read waits for that index here.
+      this.readCtxs.set(reqId, send);
+      this.raft.readIndex(reqId);
+      this.scheduleReady();
     });
   }
 
@@ -462,10 +619,21 @@ export class Member {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.transport?.stop();
     for (const p of this.pending.values()) p.reject(Errors.stopped());
     this.pending.clear();
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/** A proposal forwarded to the leader (raft's MsgProp: followers do not propose themselves). */
+function proposalMessage(from: bigint, to: bigint, data: Uint8Array): Message {
+  return {
+    type: MessageType.MsgProp, from, to, term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0,
+    entries: [{ index: 0, term: 0, data }],
+  };
 }
 
 function ringBytesFor(largestRecord: number): number {
@@ -482,19 +650,37 @@ function walHeader(type: number, index: number, term: number): Buffer {
   return h;
 }
 
-interface StoredIds { memberId: string; clusterId: string }
+/** A member of the cluster as this member knows it (from --initial-cluster at bootstrap). */
+export interface ClusterMember { id: bigint; name: string; peerUrls: string[] }
 
-/** IDs are derived from the first start's flags and then kept, as etcd keeps them in its WAL. */
-function loadOrCreateIds(memberDir: string, cfg: Config): { memberId: bigint; clusterId: bigint } {
+interface StoredIds { memberId: string; clusterId: string; members?: { id: string; name: string; peerUrls: string[] }[] }
+
+/**
+ * IDs and the initial membership are derived from the first start's flags (as
+ * etcd derives them) and then kept, as etcd keeps them in its WAL.
+ */
+function loadOrCreateIds(memberDir: string, cfg: Config): { memberId: bigint; clusterId: bigint; members: ClusterMember[] } {
   const file = join(memberDir, 'ids.json');
   if (existsSync(file)) {
     const s = JSON.parse(readFileSync(file, 'utf8')) as StoredIds;
-    return { memberId: BigInt('0x' + s.memberId), clusterId: BigInt('0x' + s.clusterId) };
+    const memberId = BigInt('0x' + s.memberId);
+    const members = s.members?.map((m) => ({ id: BigInt('0x' + m.id), name: m.name, peerUrls: m.peerUrls }))
+      ?? [{ id: memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls }];
+    return { memberId, clusterId: BigInt('0x' + s.clusterId), members };
   }
+  const members: ClusterMember[] = [...cfg.initialCluster].map(([name, urls]) => ({
+    id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls,
+  }));
   const memberId = computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
-  const clusterId = computeClusterId([memberId]);
+  if (!members.some((m) => m.id === memberId)) {
+    throw new Error(`--initial-advertise-peer-urls ${cfg.initialAdvertisePeerUrls.join(',')} do not match the URLs of "${cfg.name}" in --initial-cluster`);
+  }
+  const clusterId = computeClusterId(members.map((m) => m.id));
   const tmp = file + '.tmp';
-  writeFileSync(tmp, JSON.stringify({ memberId: formatId(memberId), clusterId: formatId(clusterId) } satisfies StoredIds));
+  writeFileSync(tmp, JSON.stringify({
+    memberId: formatId(memberId), clusterId: formatId(clusterId),
+    members: members.map((m) => ({ id: formatId(m.id), name: m.name, peerUrls: m.peerUrls })),
+  } satisfies StoredIds));
   renameSync(tmp, file);
-  return { memberId, clusterId };
+  return { memberId, clusterId, members };
 }

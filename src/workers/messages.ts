@@ -18,6 +18,8 @@ export const enum EntryKind {
 export const WAL_RELEASE = 0xff;
 /** Flag on a record type: append it, but it needs no fsync of its own (it is synced with the next batch). */
 export const WAL_LAZY = 0x40;
+/** Marks the end of one raft ready's writes: index = the ready's sequence number. Not written to disk. */
+export const WAL_BARRIER = 0xfe;
 
 /** Records the apply worker and the shards send back to the main thread. */
 export const enum ResultType {

@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
-import { WAL_LAZY, WAL_RELEASE } from './messages.js';
+import { WAL_BARRIER, WAL_LAZY, WAL_RELEASE } from './messages.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { Wal } from '../storage/wal/wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
@@ -34,7 +34,7 @@ function main(): void {
   parentPort!.postMessage(ready);
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
-  const notice = Buffer.allocUnsafe(8);
+  const notice = Buffer.allocUnsafe(16);
   const fsyncHist = new SharedHistogram(d.fsyncHistogram);
   // The newest HardState must outlive the segment that held it.
   let hardState: WalRecord | null = null;
@@ -49,11 +49,13 @@ function main(): void {
     let last = -1;
     let release = 0;
     let needSync = false;
+    let barrier = -1;
     inRing.drain((view) => {
       const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
       const type = b[0]!;
       const index = b.readDoubleLE(1);
       if (type === WAL_RELEASE) { release = Math.max(release, index); return; }
+      if (type === WAL_BARRIER) { barrier = Math.max(barrier, index); needSync = true; return; }
       const lazy = (type & WAL_LAZY) !== 0;
       const rec: WalRecord = { type: type & ~WAL_LAZY, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
       batch.push(rec);
@@ -61,17 +63,15 @@ function main(): void {
       if (rec.type === RecordType.HardState) hardState = rec;
       else if (index > last) last = index;
     });
-    if (batch.length > 0) {
-      wal.append(batch);
-      if (needSync) {
-        const t0 = performance.now();
-        wal.sync();
-        fsyncHist.observe((performance.now() - t0) / 1000);
-        if (last >= 0) {
-          notice.writeDoubleLE(last, 0);
-          while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
-        }
-      }
+    if (batch.length > 0) wal.append(batch);
+    if (needSync) {
+      const t0 = performance.now();
+      wal.sync();
+      fsyncHist.observe((performance.now() - t0) / 1000);
+      // Durable notice: f64 last entry index written (-1 if none) | f64 last ready barrier (-1 if none).
+      notice.writeDoubleLE(last, 0);
+      notice.writeDoubleLE(barrier, 8);
+      while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
     }
     if (release > 0) {
       const before = wal.segmentNames().length;

@@ -39,7 +39,7 @@ export function createMetrics(member: Member): { render(): Promise<string>; cont
       collect() { if (labels) this.set(labels, value()); else this.set(value()); },
     });
   gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (member.isLeaderKnown() ? 1 : 0));
-  gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (member.isLeaderKnown() ? 1 : 0));
+  gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (member.isLeader() ? 1 : 0));
   gauge('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => 1);
   gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => member.commitIndex);
   gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => member.appliedIdx);

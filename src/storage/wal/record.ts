@@ -13,7 +13,14 @@ export const RecordType = {
   Entry: 1,
   HardState: 2,
   Meta: 3,
+  /** A raft log entry of type ConfChange (membership change); its data is the encoded change. */
+  ConfChangeEntry: 4,
 } as const;
+
+/** Record types that are raft log entries. */
+export function isEntryRecord(type: number): boolean {
+  return type === RecordType.Entry || type === RecordType.ConfChangeEntry;
+}
 
 export interface WalRecord {
   type: number;

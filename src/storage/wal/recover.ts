@@ -1,7 +1,8 @@
 import type { WalRecord } from './record.js';
-import { RecordType } from './record.js';
+import { RecordType, isEntryRecord } from './record.js';
+import { EntryType } from '../../raft/types.js';
 
-export interface LogEntry { index: number; term: number; data: Buffer }
+export interface LogEntry { index: number; term: number; data: Buffer; type?: EntryType }
 export interface HardState { term: number; vote: number; commit: number }
 
 export interface RecoveredLog {
@@ -30,7 +31,7 @@ export function recoverLog(records: WalRecord[]): RecoveredLog {
   for (const r of records) {
     if (r.type === RecordType.HardState) {
       hardState = decodeHardState(r.data);
-    } else if (r.type === RecordType.Entry) {
+    } else if (isEntryRecord(r.type)) {
       const first = entries.length > 0 ? entries[0]!.index : r.index;
       const pos = r.index - first;
       if (pos < 0) { entries.length = 0; } // an overwrite below everything kept
@@ -39,7 +40,9 @@ export function recoverLog(records: WalRecord[]): RecoveredLog {
         // A gap means earlier segments were released: keep only the newer run.
         entries.length = 0;
       }
-      entries.push({ index: r.index, term: r.term, data: Buffer.from(r.data) });
+      const e: LogEntry = { index: r.index, term: r.term, data: Buffer.from(r.data) };
+      if (r.type === RecordType.ConfChangeEntry) e.type = EntryType.ConfChange;
+      entries.push(e);
     }
   }
   return { hardState, entries };

@@ -28,7 +28,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodeRecord, encodedSize, scanRecords, RecordType, type WalRecord } from './record.js';
+import { encodeRecord, encodedSize, isEntryRecord, scanRecords, RecordType, type WalRecord } from './record.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const MIN_SEGMENT_BYTES = 4096;
@@ -169,7 +169,7 @@ export class Wal {
         const at = r.data.byteOffset - buf.byteOffset;
         records.push({ type: r.type, index: r.index, term: r.term, data: slab.subarray(at, at + r.data.length) });
         if (r.index > seg.maxIndex) seg.maxIndex = r.index;
-        if (r.type === RecordType.Entry) lastIndex = r.index;
+        if (isEntryRecord(r.type)) lastIndex = r.index;
       }
       if (isLast) {
         tailOffset = (scan.end + 7) & ~7; // a file cut inside padding ends unaligned
@@ -272,7 +272,7 @@ export class Wal {
         for (; i < j; i++) {
           const r = records[i]!;
           if (r.index > seg.maxIndex) seg.maxIndex = r.index;
-          if (r.type === RecordType.Entry) this.lastIdx = r.index;
+          if (isEntryRecord(r.type)) this.lastIdx = r.index;
         }
         start = stop;
       }
