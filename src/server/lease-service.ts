@@ -57,8 +57,9 @@ export function leaseService(member: Member): LeaseService {
         stream.end(Errors.malformed(err.message));
         return;
       }
-      // An unknown or expired lease answers TTL 0, as etcd does.
+      // An unknown or expired lease answers TTL 0, as etcd does. The leader decides expiry, so it hears of it too.
       const ttl = lessor.renew(id) ?? 0;
+      if (ttl > 0) member.forwardLeaseRenew(id);
       stream.write(encodeLeaseKeepAliveResponse(header(), id, BigInt(ttl)));
     });
     stream.onEnd(() => stream.end());

@@ -8,6 +8,7 @@ import { RaftNode, persistPoint } from '../raft/node.js';
 import { EntryType, MessageType, NotLeaderError, type Entry, type Message } from '../raft/types.js';
 import { decodeConfChange } from '../raft/confchange.js';
 import { PeerTransport } from '../transport/peer-transport.js';
+import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
@@ -25,6 +26,8 @@ import { dirBytes } from './metrics/prometheus.js';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
 
 const MiB = 1024 * 1024;
+/** Our own peer message (see APP_MESSAGE_TYPE_MIN): a lease keep-alive a follower received, for the leader. */
+const MSG_LEASE_RENEW = APP_MESSAGE_TYPE_MIN;
 /** A request with no answer after this long gets etcd's "request timed out" (or "no leader"). */
 const REQUEST_TIMEOUT_MS = 7000;
 /** Applied entries a leader keeps for followers that fall behind (no snapshot transfer yet). */
@@ -252,8 +255,21 @@ export class Member {
     this.scheduleReady();
   }
 
+  /** A follower got a lease keep-alive: the leader, whose clock decides expiry, must hear of it (etcd forwards it). */
+  forwardLeaseRenew(id: bigint): void {
+    if (this.raft.isLeader() || this.raft.lead === 0n || !this.transport) return;
+    this.transport.send([{
+      type: MSG_LEASE_RENEW as MessageType, from: this.memberId, to: this.raft.lead, term: 0, logTerm: 0, index: 0,
+      commit: 0, reject: false, rejectHint: 0, entries: [], context: id,
+    }]);
+  }
+
   /** Messages from peers; a forwarded proposal (MsgProp) goes into the leader's log as it is. */
   private onPeerMessage(m: Message): void {
+    if ((m.type as number) === MSG_LEASE_RENEW) {
+      if (typeof m.context === 'bigint') this.lessor.renew(m.context);
+      return;
+    }
     if (m.type === MessageType.MsgProp) {
       if (this.raft.isLeader()) {
         for (const e of m.entries) {

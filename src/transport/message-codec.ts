@@ -49,6 +49,9 @@ const ENTRY_HEADER_BYTES = 8 + 8 + 1 + 4;
 const SNAPSHOT_FIXED_BYTES = 8 + 8 + 4 + 4;
 const ENTRY_TYPE_ABSENT = 255;
 const MAX_MESSAGE_TYPE = MessageType.MsgPreVoteResp;
+/** Types 64..127 are the application's own messages between members (not raft's); carried as they are. */
+export const APP_MESSAGE_TYPE_MIN = 64;
+const APP_MESSAGE_TYPE_MAX = 127;
 const MAX_U64 = (1n << 64n) - 1n;
 const TWO_32 = 4294967296;
 /** hi word of the largest safe integer (2^53 - 1). */
@@ -85,7 +88,8 @@ function putId(dv: DataView, off: number, v: bigint): void {
 export function encodeMessageInto(m: Message, buf: Uint8Array, off: number): number {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const t = m.type;
-  if (!(t >= 0 && t <= MAX_MESSAGE_TYPE && (t | 0) === t)) throw new RangeError(`unknown message type ${t}`);
+  const known = (t >= 0 && t <= MAX_MESSAGE_TYPE) || (t >= APP_MESSAGE_TYPE_MIN && t <= APP_MESSAGE_TYPE_MAX);
+  if (!(known && (t | 0) === t)) throw new RangeError(`unknown message type ${t}`);
   let flags = 0;
   if (m.reject) flags |= F_REJECT;
   if (m.transfer !== undefined) flags |= m.transfer ? F_TRANSFER_SET | F_TRANSFER : F_TRANSFER_SET;
@@ -175,7 +179,7 @@ export function decodeMessage(buf: Uint8Array, opts?: DecodeOptions): Message {
   if (len < FIXED_BYTES) fail(`${len} bytes, need at least ${FIXED_BYTES}`);
   const dv = new DataView(buf.buffer, buf.byteOffset, len);
   const type = buf[0]!;
-  if (type > MAX_MESSAGE_TYPE) fail(`unknown type ${type}`);
+  if (type > MAX_MESSAGE_TYPE && (type < APP_MESSAGE_TYPE_MIN || type > APP_MESSAGE_TYPE_MAX)) fail(`unknown type ${type}`);
   const flags = buf[1]!;
   if ((flags & ~F_KNOWN) !== 0) fail(`unknown flags 0x${flags.toString(16)}`);
   if ((flags & F_TRANSFER) !== 0 && (flags & F_TRANSFER_SET) === 0) fail('transfer value without transfer flag');

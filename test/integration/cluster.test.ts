@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { KvClient, b, isGrpcError } from './kv-client.js';
+import { LeaseClient, newClient } from './watch-client.js';
 
 const NAMES = ['n1', 'n2', 'n3'];
 const ports = await freePorts(6);
@@ -109,4 +110,29 @@ test('kill -9 of the leader under load: a new leader, the writer resumes, no ack
   assert.equal(views[1], views[2], 'members 2 and 3 differ');
   const present = new Map((JSON.parse(views[0]!) as { kvs: [string, number][] }).kvs);
   for (const [key, rev] of acked) assert.equal(present.get(key), rev, `acknowledged ${key}@${rev} missing or changed`);
+});
+
+test('a lease kept alive only through a follower does not expire (keep-alives reach the leader)', async () => {
+  const leader = await leaderIndex();
+  const follower = [0, 1, 2].find((i) => i !== leader)!;
+  const grpcClient = newClient(procs[follower]!.endpoint);
+  const leases = new LeaseClient(grpcClient);
+  try {
+    const { id } = await leases.grant(2);
+    await clients[follower]!.put({ key: b('leased'), value: b('x'), lease: id });
+    const ka = leases.keepAliveStream();
+    for (let i = 0; i < 10; i++) {
+      ka.send(id);
+      await sleep(500);
+    }
+    ka.close();
+    // 5 s after a 2 s grant, the key is still there on the leader.
+    const r = await clients[leader]!.range({ key: b('leased') });
+    assert.equal(r.kvs.length, 1, 'the leased key expired although a follower kept the lease alive');
+    // Without keep-alives it expires, through the log, on every member.
+    await sleep(3500);
+    for (let i = 0; i < 3; i++) assert.equal((await clients[i]!.range({ key: b('leased') })).kvs.length, 0, `member ${NAMES[i]}`);
+  } finally {
+    grpcClient.close();
+  }
 });

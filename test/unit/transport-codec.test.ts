@@ -202,6 +202,9 @@ test('codec: unrepresentable messages are a RangeError at encode time', () => {
   assert.throws(enc({ ...base, from: -1n }), RangeError);
   assert.throws(enc({ ...base, to: 1n << 64n }), RangeError);
   assert.throws(enc({ ...base, context: -5n }), RangeError);
-  assert.throws(enc({ ...base, type: 99 as MessageType }), RangeError);
+  assert.throws(enc({ ...base, type: 200 as MessageType }), RangeError);
+  assert.throws(enc({ ...base, type: 30 as MessageType }), RangeError); // between raft's types and the application range
+  // 64..127 carry the application's own messages (e.g. lease renewals to the leader).
+  assert.equal(decodeMessage(encodeMessage({ ...base, type: 64 as MessageType, context: 7n })).type, 64);
   assert.throws(enc({ ...base, entries: [{ index: 1, term: 1, data: new Uint8Array(1), type: 7 as 0 }] }), RangeError);
 });
