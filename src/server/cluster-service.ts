@@ -56,6 +56,20 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     return w.finish();
   });
 
+  h.set('/etcdserverpb.Maintenance/MoveLeader', async (req) => {
+    const r = new ProtoReader(req);
+    let target = 0n;
+    while (r.pos < r.end) {
+      const t = r.readTag();
+      if (t >>> 3 === 1 && (t & 7) === WIRE_VARINT) target = r.readVarintBig();
+      else r.skipField(t & 7);
+    }
+    await member.moveLeader(target);
+    const w = new ProtoWriter(64);
+    w.writeTag(1, WIRE_LDELIM); w.writeBytes(fullHeader());
+    return w.finish();
+  });
+
   h.set('/etcdserverpb.Maintenance/Alarm', (req) => {
     const r = new ProtoReader(req);
     let action = 0;

@@ -49,6 +49,9 @@ export const Errors = {
   requestTooLarge: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: request is too large'),
   tooManyRequests: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
   noLeader: def(GrpcCode.UNAVAILABLE, 'etcdserver: no leader'),
+  notLeader: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: not leader'),
+  badLeaderTransferee: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
+  leaderTransferTimeout: def(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out, leader transfer took too long'),
   stopped: def(GrpcCode.UNAVAILABLE, 'etcdserver: server stopped'),
   timeout: def(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out'),
   /** grpc-go's own text for a message over the receive limit. */

@@ -255,6 +255,20 @@ export class Member {
     this.scheduleReady();
   }
 
+  /** Maintenance.MoveLeader: hands leadership to target and resolves once it leads (etcd waits the same way). */
+  async moveLeader(target: bigint): Promise<void> {
+    if (!this.raft.isLeader()) throw Errors.notLeader();
+    if (!this.members.some((m) => m.id === target)) throw Errors.badLeaderTransferee();
+    if (target === this.memberId) return;
+    this.raft.transferLeader(target);
+    this.scheduleReady();
+    const deadline = performance.now() + 2 * this.cfg.electionTimeoutMs + 1000;
+    while (this.raft.lead !== target) {
+      if (performance.now() > deadline) throw Errors.leaderTransferTimeout();
+      await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
+    }
+  }
+
   /** A follower got a lease keep-alive: the leader, whose clock decides expiry, must hear of it (etcd forwards it). */
   forwardLeaseRenew(id: bigint): void {
     if (this.raft.isLeader() || this.raft.lead === 0n || !this.transport) return;

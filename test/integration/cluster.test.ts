@@ -136,3 +136,25 @@ test('a lease kept alive only through a follower does not expire (keep-alives re
     grpcClient.close();
   }
 });
+
+test('MoveLeader hands leadership to the target; a non-leader answers "not leader"', async () => {
+  const leader = await leaderIndex();
+  const target = [0, 1, 2].find((i) => i !== leader)!;
+  const status = async (i: number) => (await fetch(`http://127.0.0.1:${ports[i]}/metrics`).then((r) => r.text()));
+  const idOf = async (i: number) => BigInt('0x' + /etcd_server_id\{server_id="([0-9a-f]+)"\}/.exec(await status(i))![1]!);
+  const targetId = await idOf(target);
+  const body = Buffer.concat([Buffer.from([0x08]), varint(targetId)]);
+  const call = (i: number) => clients[i]!.call('/etcdserverpb.Maintenance/MoveLeader' as never, body, 10_000);
+  await call(leader);
+  assert.match(await status(target), /^etcd_server_is_leader 1$/m);
+  await assert.rejects(call(leader), (e: unknown) => isGrpcError(e) && e.code === 9 && e.details === 'etcdserver: not leader');
+  // Writes go on through the new leader.
+  await clients[leader]!.put({ key: b('after-move'), value: b('ok') });
+});
+
+function varint(v: bigint): Buffer {
+  const out: number[] = [];
+  while (v > 0x7fn) { out.push(Number(v & 0x7fn) | 0x80); v >>= 7n; }
+  out.push(Number(v));
+  return Buffer.from(out);
+}
