@@ -5,7 +5,7 @@ import { createLogger } from '../common/log.js';
 import { Member } from '../server/member.js';
 import http from 'node:http';
 import { GRPC_OVERHEAD_BYTES } from '../server/grpc-server.js';
-import { createH2GrpcServer } from '../server/h2/grpc-h2-server.js';
+import { createRawGrpcServer } from '../server/h2raw/grpc-raw-server.js';
 import { adaptStreamHandlers } from '../server/h2/adapt.js';
 import { listenShared, type SharedListener } from '../server/h2/port-sharing.js';
 import { httpHandler, httpRoutes } from '../server/http-endpoints.js';
@@ -45,8 +45,8 @@ async function main(): Promise<void> {
     ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member),
   ]);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
-  // gRPC (our node:http2 server) and HTTP/1.1 share each client port, as etcd's cmux does.
-  const grpcServer = createH2GrpcServer({
+  // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.
+  const grpcServer = createRawGrpcServer({
     unary, streams: adaptStreamHandlers(streams, election.serverStreams),
     maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
   });
