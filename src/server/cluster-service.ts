@@ -1,7 +1,7 @@
 import { encodeResponseHeader } from '../proto/kv-codec.js';
 import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wire.js';
 import { EtcdError, GrpcCode } from './errors.js';
-import type { UnaryHandler } from './grpc-server.js';
+import type { UnaryHandler } from './rpc.js';
 import { ETCD_API_VERSION } from './http-endpoints.js';
 import type { Member } from './member.js';
 

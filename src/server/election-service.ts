@@ -4,7 +4,7 @@ import {
 } from '../proto/concurrency-codec.js';
 import type { KeyValue, ResponseHeader } from '../proto/kv-types.js';
 import { EtcdError, GrpcCode } from './errors.js';
-import type { CallContext, ServerStreamHandler, UnaryHandler } from './grpc-server.js';
+import type { CallContext, ServerStreamHandler, UnaryHandler } from './rpc.js';
 import { InternalClient, compareCreate, opDelete, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
 import type { Member } from './member.js';
 import { grantSessionLease } from './session.js';

@@ -3,7 +3,7 @@ import type { RequestOp, TxnRequest } from '../proto/kv-types.js';
 import { EntryKind } from '../workers/messages.js';
 import { checkSortOptions } from '../storage/mvcc/range.js';
 import { Errors } from './errors.js';
-import type { UnaryHandler } from './grpc-server.js';
+import type { UnaryHandler } from './rpc.js';
 import type { Member } from './member.js';
 
 /** Extra bytes etcd's InternalRaftRequest wrapper adds around a request (header with a 64-bit id, field tag, length). */

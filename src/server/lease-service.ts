@@ -5,7 +5,7 @@ import {
 import { ProtoDecodeError } from '../proto/wire.js';
 import { EntryKind } from '../workers/messages.js';
 import { EtcdError, Errors } from './errors.js';
-import type { UnaryHandler } from './grpc-server.js';
+import type { UnaryHandler } from './rpc.js';
 import { MAX_LEASE_TTL } from './lessor.js';
 import type { Member } from './member.js';
 import type { BidiStream, StreamHandler } from './stream.js';

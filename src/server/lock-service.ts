@@ -1,6 +1,6 @@
 import { decodeLockRequest, decodeUnlockRequest, encodeHeaderResponse, encodeLockResponse } from '../proto/concurrency-codec.js';
 import type { ResponseHeader } from '../proto/kv-types.js';
-import type { CallContext, UnaryHandler } from './grpc-server.js';
+import type { CallContext, UnaryHandler } from './rpc.js';
 import { InternalClient, compareCreate, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
 import { grantSessionLease } from './session.js';
 import type { Member } from './member.js';

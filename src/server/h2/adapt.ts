@@ -4,9 +4,8 @@
 // as the grpc-js one.
 
 import type { BidiStream, StreamHandler as BidiHandler } from '../stream.js';
-import type { ServerStream, ServerStreamHandler } from '../grpc-server.js';
+import type { ServerCall, ServerStream, ServerStreamHandler, StreamHandler } from '../rpc.js';
 import { missingMessage } from './framing.js';
-import type { ServerCall, StreamHandler } from './grpc-h2-server.js';
 
 /** onEnd as BidiStream means it: half-close, cancel or connection loss, reported once. */
 function onEndOnce(call: ServerCall, cb: () => void, halfClose: boolean): void {

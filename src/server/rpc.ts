@@ -1,0 +1,87 @@
+// The shapes every gRPC service handler and server in etsd share: services are
+// written against these, whatever frames the bytes (src/server/h2raw).
+
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { EtcdError } from './errors.js';
+
+/** What a long-running unary handler (lock, campaign) may watch: the client going away. */
+export interface CallContext { signal: AbortSignal }
+
+/** A unary handler gets the raw request bytes and returns raw response bytes; throw EtcdError for a status. */
+export type UnaryHandler = (request: Buffer, ctx?: CallContext) => Promise<Buffer> | Buffer;
+
+/** A server-streaming handler's view of its call: one request, many responses. */
+export interface ServerStream {
+  write(msg: Buffer): boolean;
+  onEnd(cb: () => void): void;
+  end(err?: EtcdError): void;
+}
+export type ServerStreamHandler = (request: Buffer, out: ServerStream) => void;
+
+/** grpc-go's extra room above --max-request-bytes for the gRPC envelope (etcd: grpcOverheadBytes). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * One streaming call (server streaming or bidi), as its handler sees it.
+ * Register callbacks synchronously inside the handler: messages that arrive
+ * before onMessage is set are queued (bounded by the peer's flow-control
+ * window, since nothing is read from the socket faster than HTTP/2 allows).
+ */
+export interface ServerCall {
+  readonly path: string;
+  /** The request headers (metadata), decoded from HPACK. */
+  readonly metadata: IncomingHttpHeaders;
+  /** True once end() ran or the call was cancelled. */
+  readonly finished: boolean;
+  /** Each request message, in order. */
+  onMessage(cb: (msg: Buffer) => void): void;
+  /** The client half-closed (no more messages). Called after the last onMessage. */
+  onEnd(cb: () => void): void;
+  /** The client reset the stream, the connection dropped, or the deadline passed. Not called after end(). */
+  onCancel(cb: () => void): void;
+  /** The write buffer has room again after write() returned false. */
+  onDrain(cb: () => void): void;
+  /**
+   * Sends one message (the length prefix is added here). Returns false when
+   * the stream's write buffer is over its high-water mark: wait for onDrain.
+   * Returns false and drops the message when the call is finished.
+   */
+  write(msg: Uint8Array): boolean;
+  /** Ends the call with OK, or with the error's gRPC status. Idempotent. */
+  end(err?: EtcdError | null): void;
+  /** Stop / restart reading request messages (inbound backpressure). */
+  pause(): void;
+  resume(): void;
+}
+
+export type StreamHandler = (call: ServerCall) => void;
+
+/** What we log through; a pino Logger fits. */
+export interface RpcLog {
+  error(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+}
+
+export interface GrpcServerOptions {
+  /** Unary handlers by gRPC path, e.g. '/etcdserverpb.KV/Put'. */
+  unary: Map<string, UnaryHandler>;
+  /** Streaming handlers (server streaming and bidi) by gRPC path. */
+  streams?: Map<string, StreamHandler>;
+  /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED (grpc-go's check). */
+  maxRecvBytes: number;
+  log?: RpcLog;
+  /**
+   * Methods that exist but have no handler: answered UNIMPLEMENTED "etsd: X is
+   * not implemented yet". Their services also
+   * count as known for the "unknown method Y for service X" wording.
+   * Default: every method of src/proto (registry listServices()).
+   */
+  knownMethods?: Iterable<string>;
+  /** HTTP/2 SETTINGS we advertise, over our defaults. */
+  settings?: { maxConcurrentStreams?: number; initialWindowSize?: number; maxFrameSize?: number; maxHeaderListSize?: number };
+  /** Per-connection cap on queued response bytes (MB): past it the connection is dropped. Default 256. */
+  maxSessionMemoryMB?: number;
+  /** Connection-level receive window we advertise (bytes). Default 16 MiB. */
+  connectionWindowBytes?: number;
+}
+
