@@ -4,7 +4,7 @@ import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { Member } from '../server/member.js';
 import http from 'node:http';
-import { GRPC_OVERHEAD_BYTES } from '../server/grpc-server.js';
+import { GRPC_OVERHEAD_BYTES } from '../server/rpc.js';
 import { createRawGrpcServer } from '../server/h2raw/grpc-raw-server.js';
 import { adaptStreamHandlers } from '../server/h2/adapt.js';
 import { listenShared, type SharedListener } from '../server/h2/port-sharing.js';
