@@ -5,7 +5,8 @@
 // streams are plain objects, the request header block is built once per path.
 // Scope: h2c (no TLS), client side only, enough for unary and bidi gRPC.
 import net from 'node:net';
-import { HpackDecoder, grpcRequestHeaders } from './hpack.js';
+import { grpcRequestHeaders } from './hpack.js';
+import { HeaderList, HpackDecoder } from '../../src/server/h2raw/hpack.js';
 import type { UnaryCallback, BidiStream, Conn } from './conn.js';
 import { FrameReader } from './h2conn.js';
 
@@ -51,6 +52,7 @@ export class RawH2Conn implements Conn {
   private readonly streams = new Map<number, Stream>();
   private nextId = 1;
   private readonly hpack = new HpackDecoder();
+  private readonly fields = new HeaderList();
   private readonly headerBlocks = new Map<string, Buffer>();
   private inbuf: Buffer = Buffer.alloc(0);
   private headerAcc: Buffer[] | null = null;
@@ -320,11 +322,14 @@ export class RawH2Conn implements Conn {
   private onHeaders(id: number, block: Buffer, end: boolean): void {
     const st = this.streams.get(id);
     // Decode even for unknown streams: the HPACK state must stay in step.
-    this.hpack.decode(block, (n, v) => {
-      if (!st) return;
-      if (n === 'grpc-status') st.status = Number(v);
-      else if (n === 'grpc-message') st.message = safeDecode(v);
-    });
+    this.fields.reset();
+    this.hpack.decode(block, 0, block.length, this.fields);
+    if (st) {
+      const status = this.fields.get('grpc-status');
+      if (status !== undefined) st.status = Number(status);
+      const message = this.fields.get('grpc-message');
+      if (message !== undefined) st.message = safeDecode(message);
+    }
     if (st && end) this.finish(st, st.status < 0 ? -1 : st.status, st.status < 0 ? 'no grpc-status in trailers' : st.message);
   }
 

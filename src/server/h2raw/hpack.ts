@@ -1,6 +1,5 @@
-// HPACK (RFC 7541) for the raw HTTP/2 server. The decoder (taken from
-// bench/load/hpack.ts, reworked to fill a reusable HeaderList instead of
-// calling a callback per field) handles the static and dynamic tables,
+// HPACK (RFC 7541) for the raw HTTP/2 server (and the load generator's
+// client). The decoder fills a reusable HeaderList and handles the static and dynamic tables,
 // Huffman strings and table size updates, with bounds on everything. The
 // encoder is what a gRPC server needs: static-table indexed fields and
 // literals without indexing, so we never keep a dynamic table of our own and
