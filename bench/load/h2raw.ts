@@ -5,8 +5,7 @@
 // streams are plain objects, the request header block is built once per path.
 // Scope: h2c (no TLS), client side only, enough for unary and bidi gRPC.
 import net from 'node:net';
-import { grpcRequestHeaders } from './hpack.js';
-import { HeaderList, HpackDecoder } from '../../src/server/h2raw/hpack.js';
+import { HeaderList, HpackDecoder, encodeHeaders } from '../../src/server/h2raw/hpack.js';
 import type { UnaryCallback, BidiStream, Conn } from './conn.js';
 import { FrameReader } from './h2conn.js';
 
@@ -347,4 +346,12 @@ export function splitHostPort(ep: string): [string, string] {
   const i = ep.lastIndexOf(':');
   if (i < 0) return [ep, '2379'];
   return [ep.slice(0, i).replace(/^\[|\]$/g, ''), ep.slice(i + 1)];
+}
+
+/** The request header block for a gRPC call: literals without indexing (no dynamic table), built once per path. */
+function grpcRequestHeaders(path: string, authority: string): Buffer {
+  return encodeHeaders([
+    [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', authority],
+    ['content-type', 'application/grpc'], ['te', 'trailers'],
+  ]);
 }

@@ -5,11 +5,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunOutput } from './cases.js';
+import { freePorts } from '../common/ports.js';
+
+export { freePorts };
 
 export const ETCD_BIN = '/usr/bin/etcd';
 export const ETCDCTL_BIN = '/usr/bin/etcdctl';
@@ -73,23 +75,6 @@ export function targetKind(): ServerKind {
   throw new Error(`ETSD_COMPAT_TARGET must be unset, "etsd" or "etcd", got "${v}"`);
 }
 
-/** Picks n distinct free loopback ports (all held open together so they differ). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const s = createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
 
 // Every child we spawn, so an abrupt exit still kills them (by PID).
 const liveChildren = new Set<ChildProcess>();

@@ -5,11 +5,11 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KvClient, isGrpcError } from './kv-client.js';
+import { freePorts } from '../common/ports.js';
 
 export const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
@@ -28,29 +28,14 @@ export function repoRoot(): string {
   throw new Error('cannot find the repository root (package.json) above ' + fileURLToPath(import.meta.url));
 }
 
+export { freePorts };
+
 export function etsdScript(): string {
   const script = join(repoRoot(), 'dist', 'src', 'cli', 'etsd.js');
   if (!existsSync(script)) throw new Error(`etsd is not built: ${script} does not exist (run "npx tsc -p tsconfig.json")`);
   return script;
 }
 
-/** Picks n distinct free loopback ports (all held open together so they differ). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const s = createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
 
 // Everything we created, so an abrupt exit of the test process still kills
 // the children (by PID) and removes the temp dirs.
