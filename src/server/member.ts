@@ -596,18 +596,27 @@ export class Member {
     });
   }
 
-  /** The keys attached to a lease, read by a shard. */
-  leaseKeys(id: bigint): Promise<Buffer[]> {
+  /**
+   * A one-off request to a shard: op | f64 reqId | payload; resolves with the shard's Ok body
+   * (or rejects with its error). Shards take turns.
+   */
+  shardCall(op: ShardOp, payload: Uint8Array, rpc: string): Promise<Buffer> {
     const reqId = this.admit();
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(reqId, { resolve, reject, rpc: 'LeaseKeys', tReceived: 0, tProposed: 0, tDurable: 0, tCommitted: 0, index: 0 });
-      const h = Buffer.allocUnsafe(17);
-      h[0] = ShardOp.LeaseKeys;
+      this.pending.set(reqId, { resolve, reject, rpc, tReceived: 0, tProposed: 0, tDurable: 0, tCommitted: 0, index: 0 });
+      const h = Buffer.allocUnsafe(9);
+      h[0] = op;
       h.writeDoubleLE(reqId, 1);
-      h.writeBigInt64LE(id, 9);
-      this.sendShard(this.nextShard, [h]);
+      this.sendShard(this.nextShard, [h, payload]);
       this.nextShard = (this.nextShard + 1) % this.shardOut.length;
-    }).then((body) => {
+    });
+  }
+
+  /** The keys attached to a lease, read by a shard. */
+  leaseKeys(id: bigint): Promise<Buffer[]> {
+    const idBytes = Buffer.allocUnsafe(8);
+    idBytes.writeBigInt64LE(id, 0);
+    return this.shardCall(ShardOp.LeaseKeys, idBytes, 'LeaseKeys').then((body) => {
       const keys: Buffer[] = [];
       for (let at = 0; at < body.length;) {
         const n = body.readUInt32LE(at);

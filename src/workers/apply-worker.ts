@@ -10,7 +10,7 @@ import {
   EntryKind, Shared, decodeEntryData, encodeApplied, encodeLeaseNotice, encodeResultError, readEntry,
   sharedState, storeShared, writeBlocking, writeResultOk,
 } from './messages.js';
-import { MvccWriter } from '../storage/mvcc/writer.js';
+import { MvccWriter, loadMembers } from '../storage/mvcc/writer.js';
 import { Applier } from '../storage/mvcc/applier.js';
 import { compactRange } from '../storage/mvcc/compactor.js';
 import { EtcdError, Errors } from '../server/errors.js';
@@ -47,6 +47,8 @@ export interface ApplyReady {
   appliedTerm: number;
   rev: number;
   compactRev: number;
+  /** The membership as of the applied index (JSON), null if no conf change was ever applied. */
+  members: string | null;
 }
 
 /**
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
   storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
   const ready: ApplyReady = {
     type: 'ready', handle: db.handle, appliedIndex: writer.state.appliedIndex, appliedTerm: writer.state.appliedTerm,
-    rev: writer.state.rev, compactRev: writer.state.compactRev, leases: leases.all(),
+    rev: writer.state.rev, compactRev: writer.state.compactRev, leases: leases.all(), members: loadMembers(db),
   };
   parentPort!.postMessage(ready);
 
@@ -169,6 +171,7 @@ async function main(): Promise<void> {
   const applyOne = async (kind: EntryKind, request: Buffer): Promise<Buffer | null> => {
     switch (kind) {
       case EntryKind.Noop: return null;
+      case EntryKind.Members: writer.setMembers(request); return null;
       case EntryKind.Put: {
         const r = applier.put(codec.decodePutRequest(request));
         return codec.encodePutResponseBytes(hdr(r.header.revision), r.prevKv);

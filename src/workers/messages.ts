@@ -12,6 +12,8 @@ export const enum EntryKind {
   Compaction = 4,
   LeaseGrant = 5,
   LeaseRevoke = 6,
+  /** The membership after a conf change (JSON, see src/server/membership.ts), kept with the applied index. */
+  Members = 7,
 }
 
 /** Ring records to the WAL worker are u8 type | f64 index | f64 term | payload; this type releases the log before index. */

@@ -11,6 +11,13 @@ const META_APPLIED = metaKey('applied_index');
 const META_REV = metaKey('current_rev');
 const META_COMPACT = metaKey('compact_rev');
 const META_COMPACT_DONE = metaKey('compact_done_rev');
+const META_MEMBERS = metaKey('members');
+
+/** The cluster membership stored with the state (JSON written by the main thread), or null before any conf change. */
+export function loadMembers(db: RocksLevel): string | null {
+  const [raw] = db._getManySync([META_MEMBERS], { valueEncoding: 'buffer' });
+  return raw ? raw.toString('utf8') : null;
+}
 
 export interface WriterState {
   appliedIndex: number;
@@ -194,6 +201,11 @@ export class MvccWriter implements LatestSource {
   markApplied(index: number, term: number): void {
     this.state.appliedIndex = index;
     this.state.appliedTerm = term;
+  }
+
+  /** Stores the membership in the current batch (written with its entry's applied index). */
+  setMembers(json: Buffer): void {
+    this.batch.put(META_MEMBERS, json);
   }
 
   setCompactRev(rev: number): void {
