@@ -22,6 +22,12 @@ export interface Config {
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
   preVote: boolean;
+  /** Applied entries between raft log compactions (etcd's --snapshot-count). */
+  snapshotCount: number;
+  /** Entries kept behind the applied index at a compaction, for slow followers (etcd's catch-up entries). */
+  snapshotCatchupEntries: number;
+  strictReconfigCheck: boolean;
+  maxLearners: number;
 }
 
 export class ConfigError extends Error {
@@ -51,6 +57,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   'heartbeat-interval': { kind: 'int', help: 'Time (in milliseconds) of a heartbeat interval (default 100).' },
   'election-timeout': { kind: 'int', help: 'Time (in milliseconds) for an election to timeout (default 1000).' },
   'pre-vote': { kind: 'bool', help: 'Enable the raft Pre-Vote algorithm to prevent disruption when a node rejoins (default true).' },
+  'snapshot-count': { kind: 'int', help: 'Number of committed transactions to trigger a snapshot to disk (default 100000).' },
+  'experimental-snapshot-catchup-entries': { kind: 'int', help: 'Number of entries for a slow follower to catch up after compacting the raft log (default 5000).' },
+  'strict-reconfig-check': { kind: 'bool', help: 'Reject reconfiguration requests that would cause quorum loss (default true).' },
+  'experimental-max-learners': { kind: 'int', help: 'Sets the maximum number of learners that can be available in the cluster membership (default 1).' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -126,6 +136,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
     heartbeatIntervalMs: int('heartbeat-interval', 100),
     electionTimeoutMs: int('election-timeout', 1000),
     preVote: raw.get('pre-vote') !== 'false',
+    snapshotCount: int('snapshot-count', 100_000),
+    snapshotCatchupEntries: int('experimental-snapshot-catchup-entries', 5000),
+    strictReconfigCheck: raw.get('strict-reconfig-check') !== 'false',
+    maxLearners: int('experimental-max-learners', 1),
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',
       'watch-progress-notify-interval'),
@@ -133,6 +147,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (!initialCluster.has(name)) {
     throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
   }
+  if (config.snapshotCount < 1) throw new ConfigError('--snapshot-count must be positive');
+  if (config.snapshotCatchupEntries < 1) throw new ConfigError('--experimental-snapshot-catchup-entries must be positive');
   if (config.electionTimeoutMs < 5 * config.heartbeatIntervalMs) {
     throw new ConfigError(`--election-timeout[${config.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${config.heartbeatIntervalMs}ms]`);
   }

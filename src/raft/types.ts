@@ -37,11 +37,15 @@ export const enum ConfChangeType {
   AddNode = 0,
   RemoveNode = 1,
   AddLearnerNode = 2,
+  /** Changes nothing in raft (the application's member attributes, e.g. peer URLs). */
+  UpdateNode = 3,
 }
 
 export interface ConfChange {
   type: ConfChangeType;
   nodeId: bigint;
+  /** Opaque to raft: the application's description of the change. */
+  context?: Uint8Array;
 }
 
 export enum MessageType {

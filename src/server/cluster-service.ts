@@ -3,12 +3,25 @@ import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wir
 import { EtcdError, GrpcCode } from './errors.js';
 import type { UnaryHandler } from './rpc.js';
 import { ETCD_API_VERSION } from './http-endpoints.js';
-import type { Member } from './member.js';
+import type { Member, MemberOp } from './member.js';
+import type { MemberRecord } from './membership.js';
 
-/** One member as etcdserverpb.Member. */
-export interface MemberInfo { id: bigint; name: string; peerUrls: string[]; clientUrls: string[]; isLearner: boolean }
+/** The fields of a Member* request (ID, peerURLs, isLearner), by their numbers in each message. */
+function readMemberRequest(req: Buffer, idField: number, urlsField: number, learnerField: number): { id: bigint; peerUrls: string[]; isLearner: boolean } {
+  const r = new ProtoReader(req);
+  const out = { id: 0n, peerUrls: [] as string[], isLearner: false };
+  while (r.pos < r.end) {
+    const t = r.readTag();
+    const f = t >>> 3;
+    if (f === idField && (t & 7) === WIRE_VARINT) out.id = r.readVarintBig();
+    else if (f === urlsField && (t & 7) === WIRE_LDELIM) out.peerUrls.push(r.readString());
+    else if (f === learnerField && (t & 7) === WIRE_VARINT) out.isLearner = r.readVarint() !== 0;
+    else r.skipField(t & 7);
+  }
+  return out;
+}
 
-function encodeMember(m: MemberInfo): Buffer {
+function encodeMember(m: MemberRecord): Buffer {
   const w = new ProtoWriter(128);
   w.writeTag(1, WIRE_VARINT); w.writeVarintBig(m.id);
   if (m.name) { w.writeTag(2, WIRE_LDELIM); w.writeString(m.name); }
@@ -18,17 +31,9 @@ function encodeMember(m: MemberInfo): Buffer {
   return w.finish();
 }
 
-/**
- * Cluster.MemberList and Maintenance.Status/Alarm.
- * Membership changes (MemberAdd/Remove/Update/Promote) come with clusters and
- * answer UNIMPLEMENTED until then.
- */
+/** The Cluster service (membership) and Maintenance Status/MoveLeader/Alarm. */
 export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
-  const cfg = member.cfg;
-  // Other members' client URLs travel through raft in etcd (member attributes); not yet here.
-  const all = (): MemberInfo[] => member.members.map((m) => ({
-    id: m.id, name: m.name, peerUrls: m.peerUrls, clientUrls: m.id === member.memberId ? cfg.advertiseClientUrls : [], isLearner: false,
-  }));
+  const all = (): MemberRecord[] => member.members;
   // etcd's cluster server header carries no revision; the maintenance one does.
   const clusterHeader = () => encodeResponseHeader({ clusterId: member.clusterId, memberId: member.memberId, revision: 0, raftTerm: member.raftTerm });
   const fullHeader = () => encodeResponseHeader({ clusterId: member.clusterId, memberId: member.memberId, revision: member.revision, raftTerm: member.raftTerm });
@@ -39,6 +44,35 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(clusterHeader());
     for (const m of all()) { w.writeTag(2, WIRE_LDELIM); w.writeBytes(encodeMember(m)); }
     return w.finish();
+  });
+
+  /** header | (member) | members, as MemberAdd/Remove/Update/PromoteResponse lay them out. */
+  const membersResponse = (membersField: number, added?: MemberRecord): Buffer => {
+    const w = new ProtoWriter(256);
+    w.writeTag(1, WIRE_LDELIM); w.writeBytes(clusterHeader());
+    if (added) { w.writeTag(2, WIRE_LDELIM); w.writeBytes(encodeMember(added)); }
+    for (const m of all()) { w.writeTag(membersField, WIRE_LDELIM); w.writeBytes(encodeMember(m)); }
+    return w.finish();
+  };
+  const change = (op: MemberOp) => member.memberOp(op);
+
+  h.set('/etcdserverpb.Cluster/MemberAdd', async (req) => {
+    const r = readMemberRequest(req, 0, 1, 2);
+    const added = await change({ kind: 'add', peerUrls: r.peerUrls, isLearner: r.isLearner });
+    return membersResponse(3, added);
+  });
+  h.set('/etcdserverpb.Cluster/MemberRemove', async (req) => {
+    await change({ kind: 'remove', id: readMemberRequest(req, 1, 0, 0).id });
+    return membersResponse(2);
+  });
+  h.set('/etcdserverpb.Cluster/MemberUpdate', async (req) => {
+    const r = readMemberRequest(req, 1, 2, 0);
+    await change({ kind: 'update', id: r.id, peerUrls: r.peerUrls });
+    return membersResponse(2);
+  });
+  h.set('/etcdserverpb.Cluster/MemberPromote', async (req) => {
+    await change({ kind: 'promote', id: readMemberRequest(req, 1, 0, 0).id });
+    return membersResponse(2);
   });
 
   h.set('/etcdserverpb.Maintenance/Status', () => {
@@ -53,6 +87,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     w.writeTag(7, WIRE_VARINT); w.writeVarint(member.appliedIdx);
     // RocksDB has no free pages to report apart: in use = allocated.
     if (size) { w.writeTag(9, WIRE_VARINT); w.writeVarint(size); }
+    if (member.isLearnerSelf) { w.writeTag(10, WIRE_VARINT); w.writeBool(true); }
     return w.finish();
   });
 

@@ -5,21 +5,27 @@ import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { computeClusterId, computeMemberId, formatId } from '../common/ids.js';
 import { RaftNode, persistPoint } from '../raft/node.js';
-import { EntryType, MessageType, NotLeaderError, type Entry, type Message } from '../raft/types.js';
+import {
+  ConfChangeType, EntryType, MessageType, NotLeaderError, ProposalDroppedError, type ConfChange, type Entry, type Message,
+} from '../raft/types.js';
 import { decodeConfChange } from '../raft/confchange.js';
+import { Membership, decodeConfChangeContext, encodeConfChangeContext, type MemberRecord } from './membership.js';
+import { fetchClusterFromPeers } from './join.js';
+import { createPeerHttpServer, handOverToHttp, type SnapshotFile } from './peer-http.js';
+import type http from 'node:http';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
 import type { ShardWorkerData } from '../workers/shard-worker.js';
 import { RecordType } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
-import { EtcdError, Errors } from './errors.js';
+import { EtcdError, Errors, decodeError, encodeError } from './errors.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { StageHistograms } from './metrics/stages.js';
 import { dirBytes } from './metrics/prometheus.js';
@@ -28,10 +34,16 @@ import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.j
 const MiB = 1024 * 1024;
 /** Our own peer message (see APP_MESSAGE_TYPE_MIN): a lease keep-alive a follower received, for the leader. */
 const MSG_LEASE_RENEW = APP_MESSAGE_TYPE_MIN;
+/** A membership change a client sent to a follower, for the leader: context = reqId, entries[0].data = JSON MemberOp. */
+const MSG_MEMBER_OP = APP_MESSAGE_TYPE_MIN + 1;
+/** The leader refused a forwarded membership change: context = reqId, entries[0].data = encodeError(err). */
+const MSG_MEMBER_OP_FAILED = APP_MESSAGE_TYPE_MIN + 2;
 /** A request with no answer after this long gets etcd's "request timed out" (or "no leader"). */
 const REQUEST_TIMEOUT_MS = 7000;
-/** Applied entries a leader keeps for followers that fall behind (no snapshot transfer yet). */
-const RETAIN_APPLIED_ENTRIES = 200_000;
+/** etcd promotes a learner only once its log is within 90% of the leader's. */
+const LEARNER_READY_PERCENT = 0.9;
+/** etcd's HealthInterval: how long peers must have been connected before a risky membership change. */
+const HEALTH_INTERVAL_MS = 5000;
 /** Results answered per event-loop turn before incoming requests get their turn. */
 const RESULTS_PER_TURN = 128;
 const WAL_SEGMENT_BYTES = 64 * MiB;
@@ -51,7 +63,7 @@ interface Pending {
 
 const RPC_OF_KIND: Record<EntryKind, string> = {
   [EntryKind.Noop]: 'Noop', [EntryKind.Put]: 'Put', [EntryKind.DeleteRange]: 'DeleteRange', [EntryKind.Txn]: 'Txn',
-  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members',
+  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members', [EntryKind.MemberAttrs]: 'MemberAttrs',
 };
 
 /** Where a shard's output for one watch stream goes (the Watch service's per-stream state). */
@@ -60,6 +72,20 @@ export interface StreamSink {
   onProgress(token: number, rev: number): void;
 }
 interface WaitingRead { index: number; send: () => void }
+
+/** A membership change as clients ask for it (Cluster service). */
+export type MemberOp =
+  | { kind: 'add'; peerUrls: string[]; isLearner: boolean }
+  | { kind: 'remove'; id: bigint }
+  | { kind: 'update'; id: bigint; peerUrls: string[] }
+  | { kind: 'promote'; id: bigint };
+
+const CONF_CHANGE_NAMES: Record<ConfChangeType, string> = {
+  [ConfChangeType.AddNode]: 'AddNode', [ConfChangeType.RemoveNode]: 'RemoveNode',
+  [ConfChangeType.AddLearnerNode]: 'AddLearnerNode', [ConfChangeType.UpdateNode]: 'UpdateNode',
+};
+
+interface ConfWaiter { resolve: (m: MemberRecord) => void; reject: (err: EtcdError) => void; tReceived: number }
 
 /**
  * One etsd member on the main thread: owns the raft node and the workers, and
@@ -98,7 +124,18 @@ export class Member {
   private appliedIndex = 0;
   private nextReqId: number;
   private readyScheduled = false;
-  readonly members: ClusterMember[];
+  /** Who is in the cluster (names, URLs, learners); changes when conf changes apply. */
+  membership!: Membership;
+  private readonly initialMembers: MemberRecord[];
+  private readonly joined: boolean;
+  /** The only voter is us: reads and commits need nobody else. */
+  private soleVoter = true;
+  private lastLogCompaction = 0;
+  private removedSelf = false;
+  private learnerSelf = false;
+  private confWaiters = new Map<number, ConfWaiter>();
+  private peerHttp: http.Server | null = null;
+  private publishTimer: NodeJS.Timeout | null = null;
   private transport: PeerTransport | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -112,10 +149,11 @@ export class Member {
   private lastHardState: { term: number; vote: bigint } | null = null;
   private stopping = false;
 
-  private constructor(readonly cfg: Config, readonly log: Logger, ids: { memberId: bigint; clusterId: bigint; members: ClusterMember[] }) {
+  private constructor(readonly cfg: Config, readonly log: Logger, ids: StoredIdentity) {
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
-    this.members = ids.members;
+    this.initialMembers = ids.members;
+    this.joined = ids.joined;
     this.leaseIds = new IdGenerator(ids.memberId);
     // Request ids only need to be unique among this process's in-flight requests;
     // a random base keeps them apart from ids replayed from the log after restart.
@@ -126,7 +164,7 @@ export class Member {
   static async start(cfg: Config, log: Logger): Promise<Member> {
     const memberDir = join(cfg.dataDir, 'member');
     mkdirSync(memberDir, { recursive: true });
-    const m = new Member(cfg, log, loadOrCreateIds(memberDir, cfg));
+    const m = new Member(cfg, log, await loadOrCreateIds(memberDir, cfg));
     await m.boot(memberDir);
     return m;
   }
@@ -141,7 +179,9 @@ export class Member {
   isLeaderKnown(): boolean { return this.raft.lead !== 0n; }
   isLeader(): boolean { return this.raft.isLeader(); }
   get leaderId(): bigint { return this.raft.lead; }
-  private get singleVoter(): boolean { return this.members.length === 1; }
+  /** Members sorted by id. */
+  get members(): MemberRecord[] { return this.membership.list(); }
+  get isLearnerSelf(): boolean { return this.learnerSelf; }
   /** Bytes of the RocksDB files (etcd_mvcc_db_total_size_in_bytes, Status dbSize). */
   dbSizeBytes(): number { return dirBytes(this.dbDir); }
   get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
@@ -186,6 +226,12 @@ export class Member {
     const applied = await apply.ready;
     this.appliedIndex = applied.appliedIndex;
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
+    this.membership = applied.members !== null ? Membership.fromJson(applied.members) : new Membership(this.initialMembers);
+    if (!this.membership.has(this.memberId)) {
+      throw new Error(this.membership.isRemoved(this.memberId)
+        ? 'the member has been permanently removed from the cluster'
+        : `member ${formatId(this.memberId)} is not in the cluster's membership`);
+    }
     this.applyOut = new Outbox(new Ring(applyIn), ringErr);
 
     const walIn = Ring.allocate(inboundBytes);
@@ -201,16 +247,17 @@ export class Member {
     const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
     this.raft = new RaftNode({
       id: this.memberId,
-      voters: this.members.map((m) => m.id),
+      voters: this.membership.voters(),
+      learners: this.membership.learners(),
       electionTick: Math.max(2, Math.round(this.cfg.electionTimeoutMs / this.cfg.heartbeatIntervalMs)),
       heartbeatTick: 1,
       preVote: this.cfg.preVote,
-      // No snapshot transfer yet: keep enough applied entries for a follower to catch up from the log.
-      retainApplied: this.singleVoter ? 0 : RETAIN_APPLIED_ENTRIES,
+      // Never compacted by raft itself: maybeCompactLog() cuts it after --snapshot-count entries.
+      retainApplied: Number.MAX_SAFE_INTEGER,
       rng: Math.random,
-      // A fresh member bootstraps at term 1, as etcd does, so its first election makes term 2.
+      // A fresh member of a new cluster bootstraps at term 1, as etcd does, so its first election makes term 2.
       hardState: {
-        term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 ? 1 : 0),
+        term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 && !this.joined ? 1 : 0),
         vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit,
       },
       entries,
@@ -235,30 +282,70 @@ export class Member {
     this.readLoop(new Ring(applyRes));
     this.durableLoop(new Ring(walRes));
 
-    if (this.singleVoter) {
-      this.raft.campaign();
-    } else {
-      this.transport = new PeerTransport({
-        selfId: this.memberId, clusterId: this.clusterId,
-        listen: this.cfg.listenPeerUrls.map((u) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 2380) }; }),
-        peers: new Map(this.members.filter((m) => m.id !== this.memberId).map((m) => [m.id, m.peerUrls[0]!])),
-        onMessage: (m) => this.onPeerMessage(m),
-        log: this.log,
-      });
-      await this.transport.start();
-      this.tickTimer = setInterval(() => { this.raft.tick(); this.processReady(); }, this.cfg.heartbeatIntervalMs);
-    }
+    this.noteConf();
+    this.peerHttp = createPeerHttpServer({
+      clusterId: this.clusterId,
+      memberList: () => this.membership.list(),
+      openSnapshot: () => this.openSnapshot(),
+    }, this.log);
+    const peerHttp = this.peerHttp;
+    this.transport = new PeerTransport({
+      selfId: this.memberId, clusterId: this.clusterId,
+      listen: this.cfg.listenPeerUrls.map((u) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 2380) }; }),
+      peers: new Map(this.membership.list().filter((m) => m.id !== this.memberId).map((m) => [m.id, m.peerUrls[0]!])),
+      onMessage: (m) => this.onPeerMessage(m),
+      onForeignConnection: (socket, head) => handOverToHttp(peerHttp, socket, head),
+      onRemoved: () => this.onRemovedSelf(),
+      log: this.log,
+    });
+    for (const id of this.membership.removedIds()) this.transport.removePeer(id);
+    await this.transport.start();
+    if (this.soleVoter) this.raft.campaign();
+    this.tickTimer = setInterval(() => { this.raft.tick(); this.processReady(); }, this.cfg.heartbeatIntervalMs);
     this.sweepTimer = setInterval(() => this.sweepTimeouts(), 500);
     this.sweepTimer.unref();
+    this.publishTimer = setInterval(() => this.publishAttributes(), Math.max(500, this.cfg.electionTimeoutMs / 2));
+    this.publishTimer.unref();
     this.noteRaftState();
-    this.log.info({ member: formatId(this.memberId), cluster: formatId(this.clusterId), members: this.members.length }, 'member started');
+    this.log.info({ member: formatId(this.memberId), cluster: formatId(this.clusterId), members: this.membership.size }, 'member started');
     this.scheduleReady();
+  }
+
+  /** Caches what the membership says about us (after boot and every conf change). */
+  private noteConf(): void {
+    const c = this.raft.conf();
+    this.soleVoter = c.voters.length === 1 && c.voters[0] === this.memberId;
+    this.learnerSelf = this.membership.get(this.memberId)?.isLearner === true;
+  }
+
+  /**
+   * etcd's publish: a member puts its name and client URLs into the membership
+   * through raft once it has a leader. Fire and forget; retried by the timer
+   * until the membership shows them.
+   */
+  private publishAttributes(): void {
+    const me = this.membership.get(this.memberId);
+    if (!me || this.raft.lead === 0n || this.stopping) return;
+    const urls = this.cfg.advertiseClientUrls;
+    if (me.name === this.cfg.name && me.clientUrls.length === urls.length && me.clientUrls.every((u, i) => u === urls[i])) {
+      if (this.publishTimer) clearInterval(this.publishTimer);
+      this.publishTimer = null;
+      return;
+    }
+    const body = Buffer.from(JSON.stringify({ id: formatId(this.memberId), name: this.cfg.name, clientURLs: urls }), 'utf8');
+    const data = encodeEntryData(EntryKind.MemberAttrs, 0, body);
+    if (this.raft.isLeader()) {
+      try { this.raft.propose(data); } catch (err) { if (!(err instanceof NotLeaderError || err instanceof ProposalDroppedError)) throw err; }
+      this.scheduleReady();
+    } else if (this.transport) {
+      this.transport.send([proposalMessage(this.memberId, this.raft.lead, data)]);
+    }
   }
 
   /** Maintenance.MoveLeader: hands leadership to target and resolves once it leads (etcd waits the same way). */
   async moveLeader(target: bigint): Promise<void> {
     if (!this.raft.isLeader()) throw Errors.notLeader();
-    if (!this.members.some((m) => m.id === target)) throw Errors.badLeaderTransferee();
+    if (!this.raft.conf().voters.includes(target)) throw Errors.badLeaderTransferee();
     if (target === this.memberId) return;
     this.raft.transferLeader(target);
     this.scheduleReady();
@@ -282,6 +369,19 @@ export class Member {
   private onPeerMessage(m: Message): void {
     if ((m.type as number) === MSG_LEASE_RENEW) {
       if (typeof m.context === 'bigint') this.lessor.renew(m.context);
+      return;
+    }
+    if ((m.type as number) === MSG_MEMBER_OP) {
+      this.onForwardedMemberOp(m);
+      return;
+    }
+    if ((m.type as number) === MSG_MEMBER_OP_FAILED) {
+      const reqId = Number(m.context);
+      const w = this.confWaiters.get(reqId);
+      if (w && m.entries[0]) {
+        this.confWaiters.delete(reqId);
+        w.reject(decodeError(m.entries[0].data));
+      }
       return;
     }
     if (m.type === MessageType.MsgProp) {
@@ -311,12 +411,19 @@ export class Member {
       else this.log.info({ term: this.raft.term, leader: formatId(this.raft.lead), self: this.raft.isLeader() }, 'leader elected');
       // A new leader restarts every lease's clock, as etcd's lessor promote does.
       if (this.raft.isLeader()) this.lessor.promote();
+      if (this.raft.lead !== 0n && this.publishTimer) setImmediate(() => this.publishAttributes());
     }
   }
 
   /** Requests nobody answered in time (lost leader, dropped forward) get etcd's timeout. */
   private sweepTimeouts(): void {
     const limit = performance.now() - REQUEST_TIMEOUT_MS;
+    for (const [id, w] of this.confWaiters) {
+      if (w.tReceived < limit) {
+        this.confWaiters.delete(id);
+        w.reject(this.raft.lead === 0n ? Errors.noLeader() : Errors.timeout());
+      }
+    }
     for (const [id, p] of this.pending) {
       if (p.tReceived > 0 && p.tReceived < limit) {
         this.pending.delete(id);
@@ -385,11 +492,9 @@ export class Member {
         const h = Buffer.allocUnsafe(16);
         h.writeDoubleLE(e.index, 0);
         h.writeDoubleLE(e.term, 8);
-        if (e.type === EntryType.ConfChange) {
-          // Membership changes are raft's business; the state machine sees an empty entry.
-          this.raft.applyConfChange(decodeConfChange(e.data));
-          return [h];
-        }
+        // Membership changes are applied here; the state machine stores the resulting membership.
+        if (e.type === EntryType.ConfChange) return [h, this.applyConfEntry(e)];
+        if (e.data[0] === EntryKind.MemberAttrs) return [h, this.applyAttributesEntry(e)];
         return [h, e.data];
       }));
     }
@@ -404,6 +509,235 @@ export class Member {
       this.releaseReads();
     }
     this.noteRaftState();
+  }
+
+  /** A committed ConfChange entry: raft's membership, ours, the transport, and the client waiting for it. */
+  private applyConfEntry(e: Entry): Buffer {
+    const cc = decodeConfChange(e.data);
+    this.raft.applyConfChange(cc);
+    let ctx = null;
+    try {
+      ctx = cc.context ? decodeConfChangeContext(cc.context) : null;
+    } catch (err) {
+      this.log.error({ err, index: e.index }, 'conf change entry with an unreadable context');
+    }
+    this.membership.applyConfChange(cc, ctx);
+    this.noteConf();
+    this.log.info({ index: e.index, type: CONF_CHANGE_NAMES[cc.type], member: formatId(cc.nodeId), members: this.membership.size }, 'applied membership change');
+    const t = this.transport;
+    if (cc.nodeId !== this.memberId && t) {
+      const rec = this.membership.get(cc.nodeId);
+      if (cc.type === ConfChangeType.RemoveNode) t.removePeer(cc.nodeId);
+      else if (rec && rec.peerUrls[0]) t.addPeer(cc.nodeId, rec.peerUrls[0]);
+    }
+    if (ctx) {
+      const w = this.confWaiters.get(ctx.reqId);
+      if (w) {
+        this.confWaiters.delete(ctx.reqId);
+        w.resolve(this.membership.get(cc.nodeId) ?? ctx.member);
+      }
+    }
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId) this.onRemovedSelf();
+    return encodeEntryData(EntryKind.Members, 0, this.membership.toJson());
+  }
+
+  /** A member published its name and client URLs. */
+  private applyAttributesEntry(e: Entry): Buffer {
+    try {
+      const j = JSON.parse(Buffer.from(e.data.subarray(9)).toString('utf8')) as { id: string; name: string; clientURLs: string[] };
+      this.membership.setAttributes(BigInt('0x' + j.id), j.name, j.clientURLs);
+    } catch (err) {
+      this.log.error({ err, index: e.index }, 'member attributes entry unreadable');
+    }
+    return encodeEntryData(EntryKind.Members, 0, this.membership.toJson());
+  }
+
+  /** etcd stops a member once its own removal is applied; its data dir then refuses to start. */
+  private onRemovedSelf(): void {
+    if (this.removedSelf) return;
+    this.removedSelf = true;
+    this.log.warn({ member: formatId(this.memberId) }, 'the member has been permanently removed from the cluster');
+    // Let the apply worker store the membership and the answers go out first.
+    setTimeout(() => {
+      this.stop().then(() => process.exit(0), (err: unknown) => this.fatal('stop after removal failed', err));
+    }, 1000).unref();
+  }
+
+  // ---- snapshots ----
+
+  /**
+   * etcd's --snapshot-count: every that many applied entries the in-memory raft
+   * log is cut, keeping the last catch-up entries for slow followers; one further
+   * behind gets the state as a snapshot. (The state itself is always in RocksDB,
+   * so there is nothing to write: a snapshot is made when a follower asks.)
+   */
+  private maybeCompactLog(): void {
+    const applied = this.raft.appliedIndex();
+    if (applied - this.lastLogCompaction <= this.cfg.snapshotCount) return;
+    this.lastLogCompaction = applied;
+    const to = applied - this.cfg.snapshotCatchupEntries;
+    if (to > this.raft.firstIndex()) {
+      this.raft.compact(to);
+      this.log.info({ compactedTo: to, applied }, 'compacted the raft log');
+    }
+  }
+
+  /** Leader side: a snapshot file of the current state for a follower (GET /etsd/snapshot on the peer port). */
+  private openSnapshot(): Promise<SnapshotFile | null> {
+    return Promise.resolve(null);
+  }
+
+  private onSnapshotInstalled(r: SnapshotInstalled): void {
+    this.log.error({ index: r.appliedIndex }, 'unexpected snapshot install result');
+  }
+
+  // ---- membership changes (Cluster service) ----
+
+  /** Runs a membership change on the leader (forwarding it there); resolves with the member's record once applied here. */
+  memberOp(op: MemberOp): Promise<MemberRecord> {
+    if (this.learnerSelf) throw Errors.notSupportedForLearner();
+    if (this.cfg.strictReconfigCheck) this.checkConnectedQuorum(op);
+    const reqId = this.admit();
+    return new Promise<MemberRecord>((resolve, reject) => {
+      this.confWaiters.set(reqId, { resolve, reject, tReceived: performance.now() });
+      if (this.raft.isLeader()) {
+        this.proposeMemberOp(op, reqId, this.memberId);
+      } else if (this.raft.lead !== 0n && this.transport) {
+        this.transport.send([{
+          type: MSG_MEMBER_OP as MessageType, from: this.memberId, to: this.raft.lead, term: 0, logTerm: 0, index: 0,
+          commit: 0, reject: false, rejectHint: 0, entries: [{ index: 0, term: 0, data: encodeMemberOp(op) }], context: reqId,
+        }]);
+      } else {
+        this.confWaiters.delete(reqId);
+        reject(Errors.noLeader());
+      }
+    });
+  }
+
+  private onForwardedMemberOp(m: Message): void {
+    const reqId = Number(m.context);
+    let op: MemberOp;
+    try {
+      op = decodeMemberOp(m.entries[0]!.data);
+    } catch (err) {
+      this.log.warn({ err, from: formatId(m.from) }, 'unreadable forwarded membership change');
+      return;
+    }
+    if (this.raft.isLeader()) this.proposeMemberOp(op, reqId, m.from);
+    else this.failMemberOp(reqId, m.from, Errors.notLeader());
+  }
+
+  private failMemberOp(reqId: number, origin: bigint, err: EtcdError): void {
+    if (origin === this.memberId) {
+      const w = this.confWaiters.get(reqId);
+      if (w) { this.confWaiters.delete(reqId); w.reject(err); }
+      return;
+    }
+    this.transport?.send([{
+      type: MSG_MEMBER_OP_FAILED as MessageType, from: this.memberId, to: origin, term: 0, logTerm: 0, index: 0,
+      commit: 0, reject: false, rejectHint: 0, entries: [{ index: 0, term: 0, data: encodeError(err) }], context: reqId,
+    }]);
+  }
+
+  /** On the leader: checks the change as etcd does and proposes it; one change at a time, so a busy one is retried. */
+  private proposeMemberOp(op: MemberOp, reqId: number, origin: bigint, deadline = performance.now() + REQUEST_TIMEOUT_MS): void {
+    let cc: ConfChange;
+    try {
+      cc = this.checkMemberOp(op, reqId);
+      this.raft.proposeConfChange(cc);
+      this.scheduleReady();
+    } catch (err) {
+      if (err instanceof ProposalDroppedError && performance.now() < deadline) {
+        setTimeout(() => {
+          if (this.raft.isLeader()) this.proposeMemberOp(op, reqId, origin, deadline);
+          else this.failMemberOp(reqId, origin, Errors.leaderChanged());
+        }, this.cfg.heartbeatIntervalMs);
+        return;
+      }
+      if (err instanceof EtcdError) return this.failMemberOp(reqId, origin, err);
+      if (err instanceof ProposalDroppedError) return this.failMemberOp(reqId, origin, Errors.timeout());
+      if (err instanceof NotLeaderError) return this.failMemberOp(reqId, origin, Errors.leaderChanged());
+      throw err;
+    }
+  }
+
+  /**
+   * etcd checks on the member a change arrives at that its own connections do not
+   * make the change risky: an addition (learners too) needs every voter reachable from
+   * here for the last 5 s (isConnectedFullySince), a removal needs a quorum of the rest
+   * (numConnectedSince).
+   */
+  private checkConnectedQuorum(op: MemberOp): void {
+    if (op.kind !== 'add' && op.kind !== 'remove') return;
+    const voters = this.membership.voters();
+    if (op.kind === 'remove' && (!voters.includes(op.id))) return;
+    const since = Date.now() - HEALTH_INTERVAL_MS;
+    const connected = (id: bigint) => {
+      if (id === this.memberId) return true;
+      const t = this.transport?.activeSince(id) ?? 0;
+      return t > 0 && t <= since;
+    };
+    const active = voters.filter(connected).length;
+    if (op.kind === 'add' && active < voters.length) throw Errors.unhealthy();
+    if (op.kind === 'remove' && active - 1 < 1 + Math.floor((voters.length - 1) / 2)) throw Errors.unhealthy();
+  }
+
+  /** etcd's checks (membership.ValidateConfigurationChange, mayAddMember, mayRemoveMember, mayPromoteMember). */
+  private checkMemberOp(op: MemberOp, reqId: number): ConfChange {
+    const ms = this.membership;
+    const strict = this.cfg.strictReconfigCheck;
+    const voters = ms.list().filter((m) => !m.isLearner);
+    switch (op.kind) {
+      case 'add': {
+        if (!validUrls(op.peerUrls)) throw Errors.memberBadUrls();
+        if (ms.peerUrlOwner(op.peerUrls)) throw Errors.peerUrlExists();
+        if (op.isLearner) {
+          if (ms.learners().length >= this.cfg.maxLearners) throw Errors.tooManyLearners();
+        } else if (strict) {
+          // IsReadyToAddVotingMember: a quorum of the grown cluster must have started.
+          const n = voters.length + 1;
+          const started = voters.filter((m) => m.name !== '').length;
+          if (!(started === 1 && n === 2) && started < Math.floor(n / 2) + 1) throw Errors.notEnoughStartedMembers();
+        }
+        let id = 0n;
+        for (let t = Date.now(); id === 0n || ms.has(id) || ms.isRemoved(id); t++) {
+          id = computeMemberId(op.peerUrls, this.cfg.initialClusterToken + String(t));
+        }
+        const member: MemberRecord = { id, name: '', peerUrls: [...op.peerUrls], clientUrls: [], isLearner: op.isLearner };
+        return { type: op.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, nodeId: id, context: encodeConfChangeContext({ reqId, member }) };
+      }
+      case 'remove': {
+        const m = ms.get(op.id);
+        if (!m) throw Errors.memberNotFound();
+        if (strict && !m.isLearner) {
+          // IsReadyToRemoveVotingMember: the rest must still have a quorum of started members.
+          const rest = voters.filter((v) => v.id !== op.id);
+          if (rest.filter((v) => v.name !== '').length < Math.floor(rest.length / 2) + 1) throw Errors.notEnoughStartedMembers();
+        }
+        return { type: ConfChangeType.RemoveNode, nodeId: op.id, context: encodeConfChangeContext({ reqId, member: m }) };
+      }
+      case 'update': {
+        const m = ms.get(op.id);
+        if (!m) throw Errors.memberNotFound();
+        if (!validUrls(op.peerUrls)) throw Errors.memberBadUrls();
+        if (ms.peerUrlOwner(op.peerUrls, op.id)) throw Errors.peerUrlExists();
+        return { type: ConfChangeType.UpdateNode, nodeId: op.id, context: encodeConfChangeContext({ reqId, member: { ...m, peerUrls: [...op.peerUrls] } }) };
+      }
+      case 'promote': {
+        const m = ms.get(op.id);
+        if (!m) throw Errors.memberNotFound();
+        if (!m.isLearner) throw Errors.memberNotLearner();
+        if (strict) {
+          // IsReadyToPromoteMember: the learner counts as started in the grown cluster.
+          const started = voters.filter((v) => v.name !== '').length + 1;
+          if (started < Math.floor((voters.length + 1) / 2) + 1) throw Errors.notEnoughStartedMembers();
+        }
+        const learnerMatch = this.raft.progress(op.id)?.match ?? 0;
+        const leaderMatch = this.raft.progress(this.memberId)?.match ?? this.raft.lastIndex();
+        if (learnerMatch < leaderMatch * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
+        return { type: ConfChangeType.AddNode, nodeId: op.id, context: encodeConfChangeContext({ reqId, member: m }) };
+      }
+    }
   }
 
   private sendMessages(msgs: Message[]): void {
@@ -482,9 +816,14 @@ export class Member {
       this.sinks.get(r.streamId)?.onProgress(r.token, r.rev);
       return;
     }
+    if (r.type === ResultType.SnapshotInstalled) {
+      this.onSnapshotInstalled(r);
+      return;
+    }
     if (r.type === ResultType.Applied) {
       this.appliedIndex = r.index;
       this.raft.appliedTo(r.index);
+      this.maybeCompactLog();
       this.releaseReads();
       if (r.synced) this.walOut.send([walHeader(WAL_RELEASE, r.index, 0)]);
       return;
@@ -524,6 +863,7 @@ export class Member {
    * our request id, so applying it here answers the request.
    */
   propose(kind: EntryKind, request: Buffer, tReceived = performance.now()): Promise<Buffer> {
+    if (this.learnerSelf) throw Errors.notSupportedForLearner();
     const reqId = this.admit();
     const data = encodeEntryData(kind, reqId, request);
     return new Promise<Buffer>((resolve, reject) => {
@@ -578,7 +918,12 @@ export class Member {
         out.send([h, request]);
       };
       if (serializable) return send();
-      if (this.singleVoter) {
+      if (this.learnerSelf) {
+        this.pending.delete(reqId);
+        reject(Errors.notSupportedForLearner());
+        return;
+      }
+      if (this.soleVoter) {
         const readIndex = this.raft.readIndex();
         if (readIndex <= this.appliedIndex) send();
         else this.waitingReads.push({ index: readIndex, send });
@@ -660,7 +1005,11 @@ export class Member {
     this.stopping = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.publishTimer) clearInterval(this.publishTimer);
     await this.transport?.stop();
+    this.peerHttp?.close();
+    for (const w of this.confWaiters.values()) w.reject(Errors.stopped());
+    this.confWaiters.clear();
     for (const p of this.pending.values()) p.reject(Errors.stopped());
     this.pending.clear();
     await Promise.all(this.workers.map((w) => w.terminate()));
@@ -689,37 +1038,76 @@ function walHeader(type: number, index: number, term: number): Buffer {
   return h;
 }
 
-/** A member of the cluster as this member knows it (from --initial-cluster at bootstrap). */
-export interface ClusterMember { id: bigint; name: string; peerUrls: string[] }
+function encodeMemberOp(op: MemberOp): Uint8Array {
+  const j = 'id' in op ? { ...op, id: formatId(op.id) } : op;
+  return Buffer.from(JSON.stringify(j), 'utf8');
+}
 
-interface StoredIds { memberId: string; clusterId: string; members?: { id: string; name: string; peerUrls: string[] }[] }
+function decodeMemberOp(data: Uint8Array): MemberOp {
+  const j = JSON.parse(Buffer.from(data).toString('utf8')) as { kind: string; id?: string; peerUrls?: string[]; isLearner?: boolean };
+  const id = BigInt('0x' + (j.id ?? '0'));
+  switch (j.kind) {
+    case 'add': return { kind: 'add', peerUrls: j.peerUrls ?? [], isLearner: j.isLearner === true };
+    case 'remove': return { kind: 'remove', id };
+    case 'update': return { kind: 'update', id, peerUrls: j.peerUrls ?? [] };
+    case 'promote': return { kind: 'promote', id };
+    default: throw new Error(`unknown membership change ${j.kind}`);
+  }
+}
+
+/** etcd's types.NewURLs: scheme http/https, host:port, no path. */
+function validUrls(urls: string[]): boolean {
+  if (urls.length === 0) return false;
+  for (const u of urls) {
+    let url: URL;
+    try { url = new URL(u); } catch { return false; }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+    if (url.port === '' || (url.pathname !== '' && url.pathname !== '/')) return false;
+  }
+  return true;
+}
+
+/** Who we are, kept in member/ids.json from the first start (etcd keeps it in its WAL metadata). */
+interface StoredIdentity { memberId: bigint; clusterId: bigint; members: MemberRecord[]; joined: boolean }
+
+interface StoredIds {
+  memberId: string; clusterId: string; joined?: boolean;
+  members?: { id: string; name: string; peerUrls: string[]; clientUrls?: string[]; isLearner?: boolean }[];
+}
 
 /**
- * IDs and the initial membership are derived from the first start's flags (as
- * etcd derives them) and then kept, as etcd keeps them in its WAL.
+ * IDs and the initial membership come from the first start's flags (as etcd
+ * derives them), or, joining an existing cluster, from its other members.
  */
-function loadOrCreateIds(memberDir: string, cfg: Config): { memberId: bigint; clusterId: bigint; members: ClusterMember[] } {
+async function loadOrCreateIds(memberDir: string, cfg: Config): Promise<StoredIdentity> {
   const file = join(memberDir, 'ids.json');
   if (existsSync(file)) {
     const s = JSON.parse(readFileSync(file, 'utf8')) as StoredIds;
     const memberId = BigInt('0x' + s.memberId);
-    const members = s.members?.map((m) => ({ id: BigInt('0x' + m.id), name: m.name, peerUrls: m.peerUrls }))
-      ?? [{ id: memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls }];
-    return { memberId, clusterId: BigInt('0x' + s.clusterId), members };
+    const members: MemberRecord[] = s.members?.map((m) => ({
+      id: BigInt('0x' + m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls ?? [], isLearner: m.isLearner === true,
+    })) ?? [{ id: memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls, clientUrls: [], isLearner: false }];
+    return { memberId, clusterId: BigInt('0x' + s.clusterId), members, joined: s.joined === true };
   }
-  const members: ClusterMember[] = [...cfg.initialCluster].map(([name, urls]) => ({
-    id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls,
-  }));
-  const memberId = computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
-  if (!members.some((m) => m.id === memberId)) {
-    throw new Error(`--initial-advertise-peer-urls ${cfg.initialAdvertisePeerUrls.join(',')} do not match the URLs of "${cfg.name}" in --initial-cluster`);
+  let ids: StoredIdentity;
+  if (cfg.initialClusterState === 'existing') {
+    const j = await fetchClusterFromPeers(cfg);
+    ids = { memberId: j.memberId, clusterId: j.clusterId, members: j.members, joined: true };
+  } else {
+    const members: MemberRecord[] = [...cfg.initialCluster].map(([name, urls]) => ({
+      id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls, clientUrls: [], isLearner: false,
+    }));
+    const memberId = computeMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
+    if (!members.some((m) => m.id === memberId)) {
+      throw new Error(`--initial-advertise-peer-urls ${cfg.initialAdvertisePeerUrls.join(',')} do not match the URLs of "${cfg.name}" in --initial-cluster`);
+    }
+    ids = { memberId, clusterId: computeClusterId(members.map((m) => m.id)), members, joined: false };
   }
-  const clusterId = computeClusterId(members.map((m) => m.id));
   const tmp = file + '.tmp';
   writeFileSync(tmp, JSON.stringify({
-    memberId: formatId(memberId), clusterId: formatId(clusterId),
-    members: members.map((m) => ({ id: formatId(m.id), name: m.name, peerUrls: m.peerUrls })),
+    memberId: formatId(ids.memberId), clusterId: formatId(ids.clusterId), joined: ids.joined,
+    members: ids.members.map((m) => ({ id: formatId(m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner })),
   } satisfies StoredIds));
   renameSync(tmp, file);
-  return { memberId, clusterId, members };
+  return ids;
 }

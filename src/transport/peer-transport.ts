@@ -51,6 +51,14 @@ export interface PeerTransportOptions {
   peers: Map<bigint, string>;
   /** Called for every message received (and every message sent to ourselves), in order per sender. */
   onMessage: (m: Message) => void;
+  /**
+   * A connection that does not start with the raft preface (e.g. HTTP on the peer
+   * port: /members, snapshots) is handed here with what was read of it; without
+   * this option such a connection is closed.
+   */
+  onForeignConnection?: (socket: net.Socket, head: Buffer) => void;
+  /** A peer refused us because we were removed from the cluster (etcd then stops the member). */
+  onRemoved?: (by: bigint) => void;
   /** Called when the outbound connection to a peer comes up (true) or goes down (false). */
   onPeerStatus?: (id: bigint, connected: boolean) => void;
   log?: TransportLog;
@@ -138,6 +146,9 @@ export class PeerTransport {
 
   private readonly onMessage: (m: Message) => void;
   private readonly onPeerStatus: ((id: bigint, connected: boolean) => void) | undefined;
+  /** @internal */
+  readonly onForeignConnection: ((socket: net.Socket, head: Buffer) => void) | undefined;
+  private readonly onRemoved: ((by: bigint) => void) | undefined;
   private readonly listenAddrs: HostPort[];
   private readonly servers: net.Server[] = [];
   private readonly peers = new Map<bigint, OutboundPeer>();
@@ -160,6 +171,8 @@ export class PeerTransport {
     this.clusterId = opts.clusterId;
     this.onMessage = opts.onMessage;
     this.onPeerStatus = opts.onPeerStatus;
+    this.onForeignConnection = opts.onForeignConnection;
+    this.onRemoved = opts.onRemoved;
     this.log = opts.log ?? NOOP_LOG;
     this.listenAddrs = opts.listen.map((a) => ({ host: a.host, port: a.port }));
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -271,6 +284,11 @@ export class PeerTransport {
     this.inboundBySender.get(id)?.destroy();
   }
 
+  /** Since when our connection to the peer has been up (Date.now() ms), 0 if it is down (etcd's ActiveSince). */
+  activeSince(id: bigint): number {
+    return this.peers.get(id)?.connectedSince ?? 0;
+  }
+
   stats(): TransportStats {
     const peers: PeerStats[] = [];
     let drops = this.unknownDrops;
@@ -325,6 +343,15 @@ export class PeerTransport {
       this.onPeerStatus(id, connected);
     } catch (err) {
       this.log.error({ err, peer: hex(id) }, 'onPeerStatus threw');
+    }
+  }
+
+  /** @internal */
+  removedByPeer(by: bigint): void {
+    try {
+      this.onRemoved?.(by);
+    } catch (err) {
+      this.log.error({ err, peer: hex(by) }, 'onRemoved threw');
     }
   }
 
@@ -397,6 +424,8 @@ class OutboundPeer {
   drops = 0;
   connects = 0;
   connected = false;
+  /** Date.now() when the current connection finished its handshake; 0 while down. */
+  connectedSince = 0;
 
   private socket: net.Socket | null = null;
   private reader: FrameReader | null = null;
@@ -478,6 +507,7 @@ class OutboundPeer {
       this.reader = null;
       if (this.connected) {
         this.connected = false;
+        this.connectedSince = 0;
         this.t.log.info({ peer: hex(this.id), url: this.url }, 'raft peer disconnected');
         this.t.peerStatus(this.id, false);
       }
@@ -494,6 +524,7 @@ class OutboundPeer {
       this.t.log.warn({ peer: hex(this.id), url: this.url, localClusterId: hex(this.t.clusterId), remoteClusterId: hex(a.clusterId), remoteMemberId: hex(a.memberId) },
         `raft peer refused our connection: ${why}`);
       s.destroy();
+      if (a.status === HandshakeStatus.RemovedMember) this.t.removedByPeer(this.id);
       return;
     }
     if (a.clusterId !== this.t.clusterId || a.memberId !== this.id) {
@@ -504,6 +535,7 @@ class OutboundPeer {
       return;
     }
     this.connected = true;
+    this.connectedSince = Date.now();
     this.connects++;
     this.attempt = 0;
     this.failures = 0;
@@ -566,6 +598,7 @@ class OutboundPeer {
     this.drops += this.queue.clear();
     if (this.connected) {
       this.connected = false;
+      this.connectedSince = 0;
       this.t.peerStatus(this.id, false);
     }
     this.socket?.destroy();
@@ -611,6 +644,7 @@ class InboundConn {
       if (this.prefaceSeen < PREFACE.length) {
         const n = Math.min(PREFACE.length - this.prefaceSeen, chunk.length);
         if (!chunk.subarray(0, n).equals(PREFACE.subarray(this.prefaceSeen, this.prefaceSeen + n))) {
+          if (this.prefaceSeen === 0 && this.t.onForeignConnection !== undefined) return this.handOver(chunk);
           throw new TransportDecodeError('connection does not start with the raft transport preface');
         }
         this.prefaceSeen += n;
@@ -654,6 +688,18 @@ class InboundConn {
     this.peerId = h.fromId;
     this.reader.maxFrameBytes = this.t.maxFrameBytes;
     this.t.opened(this, h.fromId);
+  }
+
+  /** Not raft: another protocol on the shared peer port takes the socket. */
+  private handOver(head: Buffer): void {
+    this.dead = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('error');
+    this.socket.removeAllListeners('close');
+    this.t.closed(this);
+    this.t.onForeignConnection!(this.socket, head);
   }
 
   destroy(): void {

@@ -1,0 +1,58 @@
+// HTTP on the peer port, beside the raft transport (which sniffs its own
+// preface): GET /members (etcd's membership listing, used by joining members)
+// and GET /etsd/snapshot (the state machine for a follower that fell behind
+// the leader's compacted log).
+import http from 'node:http';
+import type net from 'node:net';
+import { createReadStream } from 'node:fs';
+import type { Logger } from '../common/log.js';
+import { formatId } from '../common/ids.js';
+import { memberToJson, type MemberRecord } from './membership.js';
+
+/** A snapshot file ready to stream; release() is called once it has been sent (or failed). */
+export interface SnapshotFile { path: string; index: number; bytes: number; release(): void }
+
+export interface PeerHttpSource {
+  readonly clusterId: bigint;
+  memberList(): MemberRecord[];
+  /** Only the leader serves snapshots; null elsewhere. */
+  openSnapshot(): Promise<SnapshotFile | null>;
+}
+
+export function createPeerHttpServer(src: PeerHttpSource, log: Logger): http.Server {
+  return http.createServer((req, res) => {
+    res.setHeader('X-Etcd-Cluster-ID', formatId(src.clusterId));
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/members') {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify(src.memberList().map(memberToJson)));
+      return;
+    }
+    if (req.method === 'GET' && path === '/etsd/snapshot') {
+      src.openSnapshot().then((snap) => {
+        if (!snap) {
+          res.writeHead(503, { 'Content-Type': 'text/plain' }).end('not the leader\n');
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(snap.bytes), 'X-Etsd-Snapshot-Index': String(snap.index) });
+        const stream = createReadStream(snap.path);
+        stream.on('error', (err) => { log.error({ err }, 'reading snapshot file failed'); res.destroy(err); });
+        res.on('close', () => snap.release());
+        stream.pipe(res);
+      }, (err: unknown) => {
+        log.error({ err }, 'creating a snapshot for a follower failed');
+        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('snapshot failed\n');
+      });
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
+  });
+}
+
+/** Hands a sniffed socket to the HTTP server, putting back the bytes already read. */
+export function handOverToHttp(server: http.Server, socket: net.Socket, head: Buffer): void {
+  socket.pause();
+  socket.unshift(head);
+  server.emit('connection', socket);
+  socket.resume();
+}
