@@ -15,6 +15,7 @@ import { leaseService } from '../server/lease-service.js';
 import { lockHandlers } from '../server/lock-service.js';
 import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
+import { hashHandlers } from '../server/maintenance-hash.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   const leases = leaseService(member);
   const election = electionHandlers(member);
   const unary = new Map([
-    ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member),
+    ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member), ...hashHandlers(member),
   ]);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.

@@ -50,6 +50,27 @@ export const enum ShardOp {
   Progress = 7,
   /** The keys attached to a lease: f64 reqId | i64 id. */
   LeaseKeys = 8,
+  /** Maintenance.HashKV: f64 reqId | f64 revision (0 = current); answers a HashResult. */
+  HashKV = 9,
+  /** Maintenance.Hash: f64 reqId; answers a HashResult (compactRevision and hashRevision as HashKV's). */
+  Hash = 10,
+}
+
+/** A shard's answer to HashKV / Hash: u32 hash | f64 compactRevision | f64 hashRevision | f64 currentRevision. */
+export interface HashResult { hash: number; compactRevision: number; hashRevision: number; currentRevision: number }
+
+export function encodeHashResult(r: HashResult): Buffer {
+  const b = Buffer.allocUnsafe(28);
+  b.writeUInt32LE(r.hash >>> 0, 0);
+  b.writeDoubleLE(r.compactRevision, 4);
+  b.writeDoubleLE(r.hashRevision, 12);
+  b.writeDoubleLE(r.currentRevision, 20);
+  return b;
+}
+
+export function decodeHashResult(b: Buffer): HashResult {
+  if (b.length !== 28) throw new Error(`hash result of ${b.length} bytes, want 28`);
+  return { hash: b.readUInt32LE(0), compactRevision: b.readDoubleLE(4), hashRevision: b.readDoubleLE(12), currentRevision: b.readDoubleLE(20) };
 }
 
 /** Entry data = kind | reqId | request bytes (the client's protobuf, untouched). */

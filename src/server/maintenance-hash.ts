@@ -1,0 +1,55 @@
+// Maintenance.Hash and Maintenance.HashKV. A shard worker scans RocksDB
+// (src/storage/mvcc/hash.ts); this file decodes the request and encodes the
+// response. Like etcd, both answer from this member's own state, with no
+// round through raft, so members are compared by asking each one.
+//
+// The hash values are etsd's own (CRC-32C over etsd's record layout) and never
+// equal a real etcd's for the same history; they agree between the members of
+// one etsd cluster that applied the same history.
+
+import { encodeResponseHeader } from '../proto/kv-codec.js';
+import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wire.js';
+import { ShardOp, decodeHashResult, type HashResult } from '../workers/messages.js';
+import type { UnaryHandler } from './rpc.js';
+import type { Member } from './member.js';
+
+function decodeHashKVRevision(req: Buffer): number {
+  const r = new ProtoReader(req);
+  let revision = 0;
+  while (r.pos < r.end) {
+    const t = r.readTag();
+    if (t >>> 3 === 1 && (t & 7) === WIRE_VARINT) revision = r.readInt64();
+    else r.skipField(t & 7);
+  }
+  return revision;
+}
+
+export function hashHandlers(member: Member): Map<string, UnaryHandler> {
+  const header = (r: HashResult) => encodeResponseHeader({
+    clusterId: member.clusterId, memberId: member.memberId, revision: r.currentRevision, raftTerm: member.raftTerm,
+  });
+  const h = new Map<string, UnaryHandler>();
+
+  // HashKVResponse { header = 1, hash = 2 (uint32), compact_revision = 3, hash_revision = 4 (etcd 3.6) }
+  h.set('/etcdserverpb.Maintenance/HashKV', async (req) => {
+    const payload = Buffer.allocUnsafe(8);
+    payload.writeDoubleLE(decodeHashKVRevision(req), 0);
+    const r = decodeHashResult(await member.shardCall(ShardOp.HashKV, payload, 'HashKV'));
+    const w = new ProtoWriter(96);
+    w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
+    if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }
+    if (r.compactRevision !== 0) { w.writeTag(3, WIRE_VARINT); w.writeVarint(r.compactRevision); }
+    if (r.hashRevision !== 0) { w.writeTag(4, WIRE_VARINT); w.writeVarint(r.hashRevision); }
+    return w.finish();
+  });
+
+  // HashResponse { header = 1, hash = 2 (uint32) }
+  h.set('/etcdserverpb.Maintenance/Hash', async () => {
+    const r = decodeHashResult(await member.shardCall(ShardOp.Hash, Buffer.alloc(0), 'Hash'));
+    const w = new ProtoWriter(64);
+    w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
+    if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }
+    return w.finish();
+  });
+  return h;
+}

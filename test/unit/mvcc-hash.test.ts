@@ -1,0 +1,241 @@
+// Maintenance.HashKV / Hash over a real RocksDB in a temp dir: members with
+// the same history agree, any difference shows, a swept and an unswept (or
+// half-swept) compaction hash the same, and etcd's revision errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { RocksLevel } from '@nxtedition/rocksdb';
+import { Applier } from '../../src/storage/mvcc/applier.js';
+import { compactRange } from '../../src/storage/mvcc/compactor.js';
+import { hashAll, hashKV, hashKVRevision } from '../../src/storage/mvcc/hash.js';
+import { PREFIX_HISTORY, decodeHistoryKey } from '../../src/storage/mvcc/keys.js';
+import { decodeVersion } from '../../src/storage/mvcc/record.js';
+import { MvccWriter } from '../../src/storage/mvcc/writer.js';
+import { crc32c } from '../../src/storage/wal/crc32c.js';
+import { GrpcCode } from '../../src/server/errors.js';
+
+interface Store { db: RocksLevel; w: MvccWriter; a: Applier }
+
+async function openStore(t: { after(fn: () => Promise<void>): void }): Promise<Store> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etsd-hash-test-'));
+  const db = new RocksLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open({ createIfMissing: true });
+  t.after(async () => {
+    await db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const w = new MvccWriter(db);
+  return { db, w, a: new Applier(w, (id) => id === 7n) };
+}
+
+const B = (s: string) => Buffer.from(s, 'latin1');
+
+/** One step of a history: the same steps applied to two stores make two members with the same history. */
+type Step = ['put', string, string, bigint?] | ['del', string, string?];
+
+function apply(s: Store, steps: Step[]): void {
+  for (const st of steps) {
+    if (st[0] === 'put') {
+      s.a.put({ key: B(st[1]), value: B(st[2]), lease: st[3] ?? 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
+    } else {
+      s.a.deleteRange({ key: B(st[1]), rangeEnd: B(st[2] ?? ''), prevKv: false });
+    }
+  }
+}
+
+/** A seeded history over a few keys: puts (some with a lease), single and ranged deletes. */
+function randomHistory(seed: number, n: number): Step[] {
+  let x = seed >>> 0 || 1;
+  const rnd = (m: number) => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x % m; };
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'a\0', 'a\0b'];
+  const steps: Step[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = keys[rnd(keys.length)]!;
+    const r = rnd(10);
+    if (r < 7) steps.push(['put', k, `v${i}`, r === 0 ? 7n : 0n]);
+    else if (r < 9) steps.push(['del', k]);
+    else steps.push(['del', 'b', 'e']);
+  }
+  return steps;
+}
+
+async function storeWith(t: { after(fn: () => Promise<void>): void }, steps: Step[], flushEvery = 0): Promise<Store> {
+  const s = await openStore(t);
+  if (flushEvery > 0) {
+    for (let i = 0; i < steps.length; i += flushEvery) {
+      apply(s, steps.slice(i, i + flushEvery));
+      s.w.markApplied(i + 1, 1);
+      await s.w.flush();
+    }
+  } else {
+    apply(s, steps);
+    s.w.markApplied(steps.length, 1);
+  }
+  await s.w.flush();
+  return s;
+}
+
+/**
+ * The HashKV definition, written apart from hash.ts: one unlimited query,
+ * decoded records, the survivors of a compaction at c picked per key.
+ */
+function referenceHashKV(db: RocksLevel, rev: number, c: number): number {
+  const { rows } = db.querySync({
+    keyEncoding: 'buffer', valueEncoding: 'buffer', gte: Buffer.from([PREFIX_HISTORY]), lt: Buffer.from([PREFIX_HISTORY + 1]),
+  });
+  const byKey = new Map<string, Array<{ k: Buffer; v: Buffer; mod: number; tomb: boolean }>>();
+  const order: string[] = [];
+  for (let i = 0; i < rows.length; i += 2) {
+    const hk = decodeHistoryKey(rows[i]!);
+    const v = decodeVersion(rows[i + 1]!);
+    const name = hk.key.toString('latin1');
+    if (!byKey.has(name)) { byKey.set(name, []); order.push(name); }
+    byKey.get(name)!.push({ k: rows[i]!, v: rows[i + 1]!, mod: v.modRevision, tomb: v.tombstone });
+  }
+  let crc = 0;
+  for (const name of order) {
+    const versions = byKey.get(name)!; // newest first
+    const survivor = versions.find((x) => x.mod <= c);
+    for (const x of versions) {
+      if (x.mod > rev) continue;
+      if (x.mod <= c && (x !== survivor || x.tomb)) continue;
+      crc = crc32c(x.v, crc32c(x.k, crc));
+    }
+  }
+  return crc;
+}
+
+const ERR_COMPACTED = { name: 'EtcdError', code: GrpcCode.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision has been compacted' };
+const ERR_FUTURE = { name: 'EtcdError', code: GrpcCode.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision is a future revision' };
+
+test('two stores with the same history give the same HashKV at every revision, and the same Hash', async (t) => {
+  for (const seed of [1, 2, 3]) {
+    const steps = randomHistory(seed, 120);
+    // Different batch boundaries (and so different meta records) on each side.
+    const s1 = await storeWith(t, steps);
+    const s2 = await storeWith(t, steps, 7);
+    const cur = s1.w.state.rev;
+    assert.equal(s2.w.state.rev, cur);
+    assert.ok(cur > 50);
+    const seen = new Set<number>();
+    for (let rev = 1; rev <= cur; rev++) {
+      const h = hashKV(s1.db, rev, 0);
+      assert.equal(hashKV(s2.db, rev, 0), h, `seed ${seed}, revision ${rev}`);
+      assert.equal(h, referenceHashKV(s1.db, rev, 0), `seed ${seed}, revision ${rev}: reference`);
+      seen.add(h);
+    }
+    assert.ok(seen.size >= cur - 2, 'revisions that change the store change the hash');
+    assert.equal(hashAll(s2.db), hashAll(s1.db), 'Hash ignores the meta records');
+  }
+});
+
+test('a different value, lease or key changes the hash from that revision on, not before', async (t) => {
+  const base: Step[] = [['put', 'a', '1'], ['put', 'b', '2'], ['put', 'a', '3'], ['del', 'b']];
+  const variants: Step[][] = [
+    [['put', 'a', '1'], ['put', 'b', '2'], ['put', 'a', '4'], ['del', 'b']], // value at 4
+    [['put', 'a', '1'], ['put', 'b', '2'], ['put', 'a', '3', 7n], ['del', 'b']], // lease at 4
+    [['put', 'a', '1'], ['put', 'c', '2'], ['put', 'a', '3'], ['del', 'c']], // key at 3
+  ];
+  const s = await storeWith(t, base);
+  for (const [i, steps] of variants.entries()) {
+    const o = await storeWith(t, steps);
+    const from = i === 2 ? 3 : 4;
+    for (let rev = 1; rev <= 5; rev++) {
+      if (rev < from) assert.equal(hashKV(o.db, rev, 0), hashKV(s.db, rev, 0), `variant ${i}, revision ${rev}`);
+      else assert.notEqual(hashKV(o.db, rev, 0), hashKV(s.db, rev, 0), `variant ${i}, revision ${rev}`);
+    }
+    assert.notEqual(hashAll(o.db), hashAll(s.db), `variant ${i}: Hash`);
+  }
+  // One more write is one more revision, and a different hash.
+  const longer = await storeWith(t, [...base, ['put', 'z', '']]);
+  assert.equal(hashKV(longer.db, 5, 0), hashKV(s.db, 5, 0));
+  assert.notEqual(hashKV(longer.db, 6, 0), hashKV(s.db, 5, 0));
+});
+
+test('a swept, a half-swept and an unswept compaction give the same HashKV', async (t) => {
+  for (const seed of [4, 5, 6]) {
+    const steps = randomHistory(seed, 150);
+    const unswept = await storeWith(t, steps);
+    const swept = await storeWith(t, steps);
+    const twoSteps = await storeWith(t, steps);
+    const half = await storeWith(t, steps);
+    const cur = unswept.w.state.rev;
+    const c1 = Math.floor(cur / 3);
+    const c2 = Math.floor((2 * cur) / 3);
+    // Compaction at c2: in one sweep, in two (c1 then c2), and only keys changed in (c1, c2] (a sweep cut short).
+    assert.ok(await compactRange(swept.db, 0, c2) > 0);
+    await compactRange(twoSteps.db, 0, c1);
+    await compactRange(twoSteps.db, c1, c2);
+    assert.ok(await compactRange(half.db, c1, c2) > 0);
+    assert.notEqual(hashAll(swept.db), hashAll(unswept.db), 'the sweep did remove records');
+    for (let rev = c2; rev <= cur; rev++) {
+      const h = hashKV(unswept.db, rev, c2);
+      assert.equal(hashKV(swept.db, rev, c2), h, `seed ${seed}, revision ${rev}: swept`);
+      assert.equal(hashKV(twoSteps.db, rev, c2), h, `seed ${seed}, revision ${rev}: swept in two steps`);
+      assert.equal(hashKV(half.db, rev, c2), h, `seed ${seed}, revision ${rev}: half swept`);
+      assert.equal(referenceHashKV(unswept.db, rev, c2), h, `seed ${seed}, revision ${rev}: reference`);
+    }
+    // The compaction itself is part of what is hashed: history below it no longer counts.
+    assert.notEqual(hashKV(unswept.db, cur, c2), hashKV(unswept.db, cur, 0));
+    // After a full sweep nothing is left to skip: what remains, hashed whole, is the compacted hash.
+    assert.equal(hashKV(swept.db, cur, 0), hashKV(swept.db, cur, c2));
+  }
+});
+
+test('hand-checked survivors: newest version <= C kept, tombstones <= C and older versions dropped', async (t) => {
+  const steps: Step[] = [
+    ['put', 'a', 'a1'], // 2
+    ['put', 'a', 'a2'], // 3
+    ['put', 'b', 'b1'], // 4
+    ['del', 'b'], // 5
+    ['put', 'c', 'c1'], // 6
+    ['del', 'c'], // 7
+  ];
+  const s = await storeWith(t, steps);
+  // At C = 6 the survivors are a@3, c@7 and c@6, in key order, newest first.
+  const rec = (key: string, rev: number) => {
+    const { rows } = s.db.querySync({ keyEncoding: 'buffer', valueEncoding: 'buffer', gte: Buffer.from([PREFIX_HISTORY]), lt: Buffer.from([PREFIX_HISTORY + 1]) });
+    for (let i = 0; i < rows.length; i += 2) {
+      const hk = decodeHistoryKey(rows[i]!);
+      if (hk.key.toString('latin1') === key && hk.rev === rev) return [rows[i]!, rows[i + 1]!] as const;
+    }
+    throw new Error(`no record ${key}@${rev}`);
+  };
+  let expect = 0;
+  for (const [k, r] of [['a', 3], ['c', 7], ['c', 6]] as const) {
+    const [kk, vv] = rec(k, r);
+    expect = crc32c(vv, crc32c(kk, expect));
+  }
+  assert.equal(hashKV(s.db, 7, 6), expect);
+  // At C = 7 c's tombstone goes with its older version.
+  const [ka, va] = rec('a', 3);
+  assert.equal(hashKV(s.db, 7, 7), crc32c(va, crc32c(ka, 0)));
+});
+
+test('HashKV revisions: 0 is current, above current is a future revision, below compact is compacted', () => {
+  assert.equal(hashKVRevision(0, 20, 5), 20);
+  assert.equal(hashKVRevision(-3, 20, 5), 20);
+  assert.equal(hashKVRevision(20, 20, 5), 20);
+  assert.equal(hashKVRevision(5, 20, 5), 5, 'the compact revision itself can be hashed');
+  assert.equal(hashKVRevision(7, 20, 0), 7);
+  assert.throws(() => hashKVRevision(21, 20, 5), ERR_FUTURE);
+  assert.throws(() => hashKVRevision(4, 20, 5), ERR_COMPACTED);
+  assert.throws(() => hashKVRevision(1, 20, 5), ERR_COMPACTED);
+});
+
+test('more than 1000 history records (RocksDB query chunks) hash like the reference, with and without a compaction', async (t) => {
+  const steps: Step[] = [];
+  for (let i = 0; i < 1300; i++) steps.push(['put', `key/${String(i % 450).padStart(4, '0')}`, `v${i}`]);
+  for (let i = 0; i < 450; i += 4) steps.push(['del', `key/${String(i).padStart(4, '0')}`]);
+  const s = await storeWith(t, steps, 500);
+  const o = await storeWith(t, steps);
+  const cur = s.w.state.rev;
+  for (const [rev, c] of [[cur, 0], [900, 0], [cur, 700], [cur, 1400], [cur, cur]]) {
+    assert.equal(hashKV(s.db, rev!, c!), referenceHashKV(s.db, rev!, c!), `revision ${rev}, compact ${c}`);
+  }
+  await compactRange(o.db, 0, 1400);
+  assert.equal(hashKV(o.db, cur, 1400), hashKV(s.db, cur, 1400));
+  assert.equal(hashAll(s.db), hashAll((await storeWith(t, steps, 100)).db));
+});
