@@ -15,6 +15,7 @@ import { leaseService } from '../server/lease-service.js';
 import { lockHandlers } from '../server/lock-service.js';
 import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
+import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
 
 function version(): string {
@@ -42,13 +43,14 @@ async function main(): Promise<void> {
   const member = await Member.start(cfg, log);
   const leases = leaseService(member);
   const election = electionHandlers(member);
-  const unary = new Map([
+  const isLearner = () => member.isLearnerSelf;
+  const unary = gateUnary(new Map([
     ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member), ...hashHandlers(member),
-  ]);
+  ]), isLearner);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.
   const grpcServer = createRawGrpcServer({
-    unary, streams: adaptStreamHandlers(streams, election.serverStreams),
+    unary, streams: gateStreams(adaptStreamHandlers(streams, election.serverStreams), isLearner),
     maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
   });
   const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));

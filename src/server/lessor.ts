@@ -26,6 +26,12 @@ export class Lessor {
     for (const l of this.leases.values()) { l.expiry = now + l.ttl * 1000; l.revokeSent = 0; }
   }
 
+  /** The state was replaced by a snapshot: exactly these leases exist, their clocks start now. */
+  replaceAll(leases: { id: bigint; ttl: number }[]): void {
+    this.leases.clear();
+    for (const l of leases) this.granted(l.id, l.ttl);
+  }
+
   revoked(id: bigint): void {
     this.leases.delete(id);
   }

@@ -150,6 +150,8 @@ async function scenario(kind: ServerKind): Promise<string[]> {
     out.push(await cl.step(m1, ['member', 'list']));
     out.push(await cl.step(m2, ['put', 'k2', 'v2']));
     out.push(await cl.step(m2, ['get', 'k1']));
+    out.push(await cl.step(m2, ['member', 'list']));
+    out.push(await cl.step(m2, ['get', 'k1', '--consistency=s']));
     const id2 = await cl.idOf(m1, m2);
     await cl.waitFor('the learner to be promotable', async () => (await cl.ctl(m1, ['member', 'promote', id2])).code === 0);
     out.push(await cl.step(m1, ['member', 'list']));

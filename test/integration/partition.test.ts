@@ -12,8 +12,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { KvClient, b, isGrpcError } from './kv-client.js';
+import { hashKV as hashKVOf, type HashKV } from './maintenance-client.js';
 import { PartitionProxy } from '../common/tcp-proxy.js';
-import { ProtoReader, WIRE_VARINT } from '../../src/proto/wire.js';
 
 const NAMES = ['n1', 'n2', 'n3'];
 const ELECTION_MS = 1000;
@@ -70,36 +70,7 @@ async function leaderAmong(among: number[], timeoutMs: number): Promise<number> 
   }, () => `no single leader among ${among.map((i) => NAMES[i]).join(', ')} (is_leader: ${last})`);
 }
 
-interface HashKV { hash: number; compactRevision: number; headerRevision: number }
-
-async function hashKV(i: number, revision: number): Promise<HashKV> {
-  const req = revision > 0 ? Buffer.concat([Buffer.from([0x08]), varint(revision)]) : Buffer.alloc(0);
-  const body = await clients[i]!.call('/etcdserverpb.Maintenance/HashKV' as never, req, 10_000);
-  const r = new ProtoReader(body);
-  const out: HashKV = { hash: 0, compactRevision: 0, headerRevision: 0 };
-  while (r.pos < r.end) {
-    const t = r.readTag();
-    const f = t >>> 3;
-    if (f === 1) {
-      const h = new ProtoReader(r.readBytes());
-      while (h.pos < h.end) {
-        const ht = h.readTag();
-        if (ht >>> 3 === 3 && (ht & 7) === WIRE_VARINT) out.headerRevision = h.readInt64();
-        else h.skipField(ht & 7);
-      }
-    } else if (f === 2 && (t & 7) === WIRE_VARINT) out.hash = r.readVarint();
-    else if (f === 3 && (t & 7) === WIRE_VARINT) out.compactRevision = r.readInt64();
-    else r.skipField(t & 7);
-  }
-  return out;
-}
-
-function varint(v: number): Buffer {
-  const out: number[] = [];
-  while (v > 0x7f) { out.push((v % 128) | 0x80); v = Math.floor(v / 128); }
-  out.push(v);
-  return Buffer.from(out);
-}
+const hashKV = (i: number, revision: number): Promise<HashKV> => hashKVOf(clients[i]!, revision);
 
 /** Every member answers HashKV at `rev` (waiting while it is still behind) with the same hash. */
 async function sameHashKV(rev: number, timeoutMs: number): Promise<number> {
