@@ -23,3 +23,7 @@ node dist/bench/load/compare.js "${common[@]}" --workloads range --consistency s
 echo "### one client: put latency"
 node dist/bench/load/compare.js "${common[@]}" --workloads put --conns 1 --clients 1 \
   --out "$out/one-client.json" --plot "$out/one-client.svg"
+
+echo "### three members on this machine: put, 1000 clients over 99 connections spread over the members"
+node dist/bench/load/compare.js "${common[@]}" --members 3 --workloads put --conns 99 --clients 999 \
+  --key-space-size 100000 --out "$out/three-members.json" --plot "$out/three-members.svg"

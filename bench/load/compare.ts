@@ -11,14 +11,14 @@ import { formatSummary, writeJson, fmtUs } from './report.js';
 import { writePlot } from './plot.js';
 import { startServer, stopAll, ETSD_CLI, type Server, type Target } from './servers.js';
 
-const USAGE = `usage: compare [--targets etcd,etsd] [--workloads put,range,txn-put] [--rounds N]
+const USAGE = `usage: compare [--targets etcd,etsd] [--workloads put,range,txn-put] [--rounds N] [--members N]
                [--etcd-bin /usr/bin/etcd] [any etsd-bench flag: --duration, --conns, --clients, ...]
                [--out results.json] [--plot plot.svg]
 default targets: etcd, plus etsd if ${ETSD_CLI} exists; default --duration 10s
 `;
 
 function takeOwnFlags(argv: string[]): { own: Record<string, string>; rest: string[] } {
-  const ownNames = new Set(['--targets', '--workloads', '--rounds', '--etcd-bin']);
+  const ownNames = new Set(['--targets', '--workloads', '--rounds', '--etcd-bin', '--members']);
   const own: Record<string, string> = {};
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -75,7 +75,7 @@ async function main(): Promise<number> {
   const results: BenchResult[] = [];
   try {
     for (const t of targets) {
-      const s = await startServer(t, { etcdBin: own['etcd-bin'] });
+      const s = await startServer(t, { etcdBin: own['etcd-bin'], members: Number(own.members ?? 1) });
       servers.set(t, s);
       process.stderr.write(`started ${t} pid ${s.pid} on ${s.endpoint} (data ${s.dataDir})\n`);
     }

@@ -36,18 +36,48 @@ export function freePort(): Promise<number> {
 /** Every server started and not yet stopped, so a failure path can stop them all. */
 export const running = new Set<Server>();
 
-export async function startServer(target: Target, opts: { etcdBin?: string; keepData?: boolean; readyTimeoutMs?: number } = {}): Promise<Server> {
+export interface ServerOptions { etcdBin?: string; keepData?: boolean; readyTimeoutMs?: number; members?: number }
+
+/**
+ * Starts `members` (default 1) processes of one target as one cluster, each with
+ * the same flags; the returned Server's endpoint lists every member's client
+ * address (comma-separated, as --endpoints takes them) and stop() stops them all.
+ */
+export async function startServer(target: Target, opts: ServerOptions = {}): Promise<Server> {
+  const n = opts.members ?? 1;
+  const ports = await Promise.all(Array.from({ length: n }, async () => [await freePort(), await freePort()] as const));
+  const cluster = ports.map(([, peer], i) => `bench-${target}-${i}=http://127.0.0.1:${peer}`).join(',');
+  const started = await Promise.allSettled(ports.map(([c, p], i) => startMember(target, opts, `bench-${target}-${i}`, c, p, cluster)));
+  const members = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(members.map((m) => m.stop().catch(() => undefined)));
+    throw failed.reason;
+  }
+  if (n === 1) return members[0]!;
+  for (const m of members) running.delete(m);
+  const server: Server = {
+    target, pid: members[0]!.pid, endpoint: members.map((m) => m.endpoint).join(','),
+    dataDir: members.map((m) => m.dataDir).join(','), logFile: members.map((m) => m.logFile).join(','),
+    async stop() {
+      running.delete(server);
+      await Promise.all(members.map((m) => m.stop()));
+    },
+  };
+  running.add(server);
+  return server;
+}
+
+async function startMember(target: Target, opts: ServerOptions, name: string, clientPort: number, peerPort: number, cluster: string): Promise<Server> {
   if (target === 'etsd' && !existsSync(ETSD_CLI)) throw new Error(`etsd not built: ${ETSD_CLI} is missing`);
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `bench-${target}-`));
-  const name = `bench-${target}`;
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name', name, '--data-dir', path.join(dataDir, 'data'),
     '--listen-client-urls', client, '--advertise-client-urls', client,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `${name}=${peer}`,
+    '--initial-cluster', cluster,
   ];
   const logFile = path.join(dataDir, 'server.log');
   const fd = openSync(logFile, 'w');

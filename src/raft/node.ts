@@ -951,6 +951,13 @@ export class RaftNode {
     });
   }
 
+  /** The transport lost `id` (etcd-io/raft's ReportUnreachable): stop pipelining appends to it, probe instead. */
+  reportUnreachable(id: bigint): void {
+    const pr = this.prs.get(id);
+    if (this.role !== Role.Leader || !pr || id === this.id) return;
+    if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+  }
+
   /** The application could not deliver (or finished delivering) the snapshot to `id`. */
   reportSnapshot(id: bigint, ok: boolean): void {
     const pr = this.prs.get(id);

@@ -445,6 +445,13 @@ class OutboundPeer {
   }
 
   enqueue(m: Message): void {
+    // A peer that was connected and went away gets nothing queued (etcd's rafthttp
+    // drops too): raft, told it is unreachable, probes and re-sends what it needs.
+    // Before the first connection, messages wait (members start at different times).
+    if (!this.connected && this.connects > 0) {
+      this.drops++;
+      return;
+    }
     const size = messageSize(m);
     if (size > this.t.maxFrameBytes) {
       this.drops++;
@@ -509,6 +516,7 @@ class OutboundPeer {
         this.connected = false;
         this.connectedSince = 0;
         this.t.log.info({ peer: hex(this.id), url: this.url }, 'raft peer disconnected');
+        this.drops += this.queue.clear();
         this.t.peerStatus(this.id, false);
       }
       this.scheduleRedial();
