@@ -1,5 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync, rmSync, createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
@@ -13,12 +15,13 @@ import { Membership, decodeConfChangeContext, encodeConfChangeContext, type Memb
 import { fetchClusterFromPeers } from './join.js';
 import { createPeerHttpServer, handOverToHttp, type SnapshotFile } from './peer-http.js';
 import type http from 'node:http';
+import { createSnapshotFile } from '../storage/snapshot/create.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, encodeInstallSnapshot, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
@@ -140,7 +143,16 @@ export class Member {
   private tickTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Readies whose writes are on their way to the WAL; their messages wait until they are durable. */
-  private unsynced: { seq: number; point: { index: number; term: number } | null; messages: Message[] }[] = [];
+  private unsynced: { seq: number; point: { index: number; term: number } | null; messages: Message[]; awaitingSnapshot?: boolean }[] = [];
+  /** The highest WAL barrier reported durable. */
+  private durableBarrier = 0;
+  /** A snapshot install in progress waits for the apply worker's answer here. */
+  private snapshotInstalled: ((r: SnapshotInstalled) => void) | null = null;
+  private memberDir = '';
+  private dbHandle = 0n;
+  private snapshotSeq = 0;
+  private snapshotWanted = 0;
+  private receivingSnapshot = false;
   private readySeq = 0;
   /** Linearizable reads waiting for their ReadIndex answer, by request id (the read context). */
   private readCtxs = new Map<number, () => void>();
@@ -165,6 +177,7 @@ export class Member {
     const memberDir = join(cfg.dataDir, 'member');
     mkdirSync(memberDir, { recursive: true });
     const m = new Member(cfg, log, await loadOrCreateIds(memberDir, cfg));
+    m.memberDir = memberDir;
     await m.boot(memberDir);
     return m;
   }
@@ -224,6 +237,7 @@ export class Member {
     } satisfies ApplyWorkerData, 'apply');
     this.dbDir = join(memberDir, 'db');
     const applied = await apply.ready;
+    this.dbHandle = applied.handle;
     this.appliedIndex = applied.appliedIndex;
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
     this.membership = applied.members !== null ? Membership.fromJson(applied.members) : new Membership(this.initialMembers);
@@ -296,6 +310,9 @@ export class Member {
       onMessage: (m) => this.onPeerMessage(m),
       onForeignConnection: (socket, head) => handOverToHttp(peerHttp, socket, head),
       onRemoved: () => this.onRemovedSelf(),
+      onPeerStatus: (id, connected) => {
+        if (!connected) { this.raft.reportUnreachable(id); this.scheduleReady(); }
+      },
       log: this.log,
     });
     for (const id of this.membership.removedIds()) this.transport.removePeer(id);
@@ -449,7 +466,12 @@ export class Member {
   private processReady(): void {
     if (!this.raft.hasReady()) return;
     const rd = this.raft.ready();
-    if (rd.snapshot) this.log.error({ index: rd.snapshot.index }, 'raft sent a snapshot to restore: snapshot transfer is not built yet');
+    // A snapshot to restore: the messages of this ready (and of every later one) wait until it is installed.
+    let awaitingSnapshot = false;
+    if (rd.snapshot) {
+      awaitingSnapshot = true;
+      this.receiveSnapshot(rd.snapshot.index);
+    }
     const toWal: Uint8Array[][] = rd.entries.map((e) => [
       walHeader(e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry, e.index, e.term), e.data,
     ]);
@@ -466,14 +488,26 @@ export class Member {
     }
     // Raft's rule: a ready's messages go out only once its writes, and every
     // earlier ready's, are durable. The barrier tells us when the WAL got there.
-    if (rd.entries.length > 0 || !lazy) {
+    // Except a leader's appends and heartbeats (etcd-io/raft's section 10.2.1): they
+    // promise nothing about our disk, and the leader counts its own entries toward
+    // commit only once durable; sending them at once overlaps our fsync with the
+    // followers' instead of adding them up.
+    let messages = rd.messages;
+    if (messages.length > 0 && this.raft.isLeader()) {
+      const early = messages.filter((m) => m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat);
+      if (early.length > 0) {
+        this.sendMessages(early);
+        messages = early.length === messages.length ? [] : messages.filter((m) => m.type !== MessageType.MsgApp && m.type !== MessageType.MsgHeartbeat);
+      }
+    }
+    if (rd.entries.length > 0 || !lazy || awaitingSnapshot) {
       const seq = ++this.readySeq;
       toWal.push([walHeader(WAL_BARRIER, seq, 0)]);
-      this.unsynced.push({ seq, point: persistPoint(rd), messages: rd.messages });
-    } else if (rd.messages.length > 0) {
+      this.unsynced.push({ seq, point: persistPoint(rd), messages, awaitingSnapshot });
+    } else if (messages.length > 0) {
       const last = this.unsynced[this.unsynced.length - 1];
-      if (last) last.messages.push(...rd.messages);
-      else this.sendMessages(rd.messages);
+      if (last) last.messages.push(...messages);
+      else this.sendMessages(messages);
     }
     if (toWal.length > 0) this.walOut.sendAll(toWal);
     if (rd.committedEntries.length > 0) {
@@ -583,12 +617,83 @@ export class Member {
   }
 
   /** Leader side: a snapshot file of the current state for a follower (GET /etsd/snapshot on the peer port). */
-  private openSnapshot(): Promise<SnapshotFile | null> {
-    return Promise.resolve(null);
+  private async openSnapshot(): Promise<SnapshotFile | null> {
+    if (!this.raft.isLeader() || this.stopping) return null;
+    const dir = join(this.memberDir, 'snap');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, `out-${process.pid}-${++this.snapshotSeq}.snap`);
+    const t0 = performance.now();
+    const info = await createSnapshotFile(this.dbHandle, path);
+    this.log.info({ index: info.index, bytes: info.bytes, pairs: info.pairs, ms: Math.round(performance.now() - t0) }, 'made a snapshot for a follower');
+    return { path, index: info.index, bytes: info.bytes, release: () => rmSync(path, { force: true }) };
+  }
+
+  /**
+   * Follower side: raft restored a snapshot at `index`; fetch the leader's state
+   * (GET /etsd/snapshot on its peer port), have the apply worker check and install
+   * it, then let raft go on. Retried (from whoever leads) until it succeeds.
+   */
+  private receiveSnapshot(index: number): void {
+    this.snapshotWanted = Math.max(this.snapshotWanted, index);
+    if (this.receivingSnapshot) return; // the running transfer fetches again if it ends below this
+    this.receivingSnapshot = true;
+    const attempt = async (): Promise<void> => {
+      index = this.snapshotWanted;
+      const lead = this.raft.lead;
+      const url = lead !== 0n && lead !== this.memberId ? this.membership.get(lead)?.peerUrls[0] : undefined;
+      if (!url) throw new Error('no leader to fetch the snapshot from');
+      const dir = join(this.memberDir, 'snap');
+      mkdirSync(dir, { recursive: true });
+      const path = join(dir, 'incoming.snap');
+      const t0 = performance.now();
+      const res = await fetch(new URL('/etsd/snapshot', url), { signal: AbortSignal.timeout(10 * 60_000) });
+      if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${url}: HTTP ${res.status}`);
+      const at = Number(res.headers.get('x-etsd-snapshot-index'));
+      if (!(at >= index)) throw new Error(`the leader's snapshot is at ${at}, raft needs ${index}`);
+      await pipeline(Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]), createWriteStream(path));
+      const r = await new Promise<SnapshotInstalled>((resolve) => {
+        this.snapshotInstalled = resolve;
+        this.applyOut.send(encodeInstallSnapshot(path));
+      });
+      rmSync(path, { force: true });
+      if (!r.ok) throw new Error(`snapshot install failed: ${r.error ?? 'unknown error'}`);
+      this.afterSnapshotInstall(r);
+      this.log.info({ index: r.appliedIndex, revision: r.rev, ms: Math.round(performance.now() - t0) }, 'installed a snapshot from the leader');
+    };
+    const run = (): void => {
+      if (this.stopping) return;
+      attempt().then(() => {
+        if (this.appliedIndex < this.snapshotWanted) return run();
+        this.receivingSnapshot = false;
+        for (const u of this.unsynced) u.awaitingSnapshot = false;
+        this.releaseDurable();
+      }, (err: unknown) => {
+        this.log.warn({ err, index }, 'receiving a snapshot failed; retrying');
+        setTimeout(run, 1000);
+      });
+    };
+    run();
   }
 
   private onSnapshotInstalled(r: SnapshotInstalled): void {
-    this.log.error({ index: r.appliedIndex }, 'unexpected snapshot install result');
+    const done = this.snapshotInstalled;
+    this.snapshotInstalled = null;
+    if (done) done(r);
+    else this.log.error({ index: r.appliedIndex }, 'unexpected snapshot install result');
+  }
+
+  /** The state machine was replaced: leases, membership and peers follow it. */
+  private afterSnapshotInstall(r: SnapshotInstalled): void {
+    this.appliedIndex = Math.max(this.appliedIndex, r.appliedIndex);
+    this.lessor.replaceAll(r.leases);
+    if (r.members !== null) {
+      const ms = Membership.fromJson(r.members);
+      for (const m of ms.list()) if (m.id !== this.memberId && m.peerUrls[0]) this.transport?.addPeer(m.id, m.peerUrls[0]);
+      for (const id of ms.removedIds()) if (id !== this.memberId) this.transport?.removePeer(id);
+      this.membership = ms;
+      this.noteConf();
+    }
+    this.releaseReads();
   }
 
   // ---- membership changes (Cluster service) ----
@@ -671,6 +776,8 @@ export class Member {
     if (op.kind !== 'add' && op.kind !== 'remove') return;
     const voters = this.membership.voters();
     if (op.kind === 'remove' && (!voters.includes(op.id))) return;
+    // A member we are not connected to is down: removing it does not shrink the active quorum.
+    if (op.kind === 'remove' && op.id !== this.memberId && (this.transport?.activeSince(op.id) ?? 0) === 0) return;
     const since = Date.now() - HEALTH_INTERVAL_MS;
     const connected = (id: bigint) => {
       if (id === this.memberId) return true;
@@ -761,19 +868,25 @@ export class Member {
           }
         }
         if (barrier >= 0) {
-          const out: Message[] = [];
-          while (this.unsynced.length > 0 && this.unsynced[0]!.seq <= barrier) {
-            const r = this.unsynced.shift()!;
-            if (r.point) this.raft.persisted(r.point.index, r.point.term);
-            for (const m of r.messages) out.push(m);
-          }
-          this.sendMessages(out);
-          this.processReady();
+          this.durableBarrier = Math.max(this.durableBarrier, barrier);
+          this.releaseDurable();
         }
         await ring.waitReadableAsync(1000);
       }
     };
     loop().catch((err) => this.fatal('durable loop failed', err));
+  }
+
+  /** Readies whose writes are durable (and whose snapshot, if any, is installed): tell raft, send their messages. */
+  private releaseDurable(): void {
+    const out: Message[] = [];
+    while (this.unsynced.length > 0 && this.unsynced[0]!.seq <= this.durableBarrier && !this.unsynced[0]!.awaitingSnapshot) {
+      const r = this.unsynced.shift()!;
+      if (r.point) this.raft.persisted(r.point.index, r.point.term);
+      for (const m of r.messages) out.push(m);
+    }
+    this.sendMessages(out);
+    this.processReady();
   }
 
   private readLoop(ring: Ring): void {

@@ -13,6 +13,14 @@ declare module '@nxtedition/rocksdb' {
     write(options?: { sync?: boolean }): Promise<void>;
     close(): Promise<void>;
   }
+  /** An iterator holds an implicit RocksDB snapshot: it sees the database as of its creation. */
+  export interface Iterator {
+    /** Up to `size` entries as flat rows [key, value, key, value, ...] (values undefined with values: false). */
+    _nextvSync(size: number, options?: object): { rows: (Buffer | undefined)[]; finished: boolean };
+    /** Moves to the first key >= target (target must not be empty). */
+    _seekSync(target: Uint8Array): void;
+    close(): Promise<void>;
+  }
   export interface OpenOptions {
     keyEncoding?: 'buffer'; valueEncoding?: 'buffer';
     createIfMissing?: boolean; cacheSize?: number; compression?: boolean;
@@ -27,6 +35,7 @@ declare module '@nxtedition/rocksdb' {
     readonly handle: bigint;
     batch(): ChainedBatch;
     querySync(options: QueryOptions): QueryResult;
+    iterator(options?: QueryOptions): Iterator;
     _getManySync(keys: Uint8Array[], options?: { valueEncoding?: 'buffer'; fillCache?: boolean }): (Buffer | undefined)[];
     getProperty(property: string): string;
   }

@@ -7,19 +7,18 @@ import { mkdirSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring } from './ring/ring.js';
 import {
-  EntryKind, Shared, decodeEntryData, encodeApplied, encodeLeaseNotice, encodeResultError, readEntry,
-  sharedState, storeShared, writeBlocking, writeResultOk,
+  APPLY_CONTROL_INDEX, ApplyControl, EntryKind, Shared, decodeApplyControl, decodeEntryData, encodeApplied, encodeLeaseNotice,
+  encodeResultError, encodeSnapshotInstalled, readEntry, sharedState, storeShared, writeBlocking, writeResultOk,
 } from './messages.js';
-import { MvccWriter, loadMembers } from '../storage/mvcc/writer.js';
-import { Applier } from '../storage/mvcc/applier.js';
+import { loadMembers } from '../storage/mvcc/writer.js';
 import { compactRange } from '../storage/mvcc/compactor.js';
+import { installSnapshot, openStore } from '../storage/snapshot/install.js';
 import { EtcdError, Errors } from '../server/errors.js';
 import * as codec from '../proto/kv-codec.js';
 import type { ResponseHeader, TxnRequest } from '../proto/kv-types.js';
 import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';
 import { toKeyValue } from '../storage/mvcc/reader.js';
-import { writeRevisionEvents, type WireEvent } from './events.js';
-import { LeaseTable } from '../storage/mvcc/leases.js';
+import { writeRevisionEvents, writeStorageReset, type WireEvent } from './events.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { decodeLeaseGrantRequest, decodeLeaseId, encodeHeaderOnly, encodeLeaseGrantResponse } from '../proto/lease-codec.js';
 
@@ -66,6 +65,12 @@ const MAX_BATCH = 64;
 const SYNC_EVERY_ENTRIES = 10000;
 /** ...or this many bytes of entries, so big txns release the log as often as small puts. */
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
+/**
+ * Before an install wipes storage, how long to wait for the shards to finish
+ * the events already sent (they read storage for prev_kv). Past it the
+ * install goes ahead: a late event may then lack its prev_kv.
+ */
+const QUIESCE_MS = 5000;
 
 async function main(): Promise<void> {
   const d = workerData as ApplyWorkerData;
@@ -77,9 +82,8 @@ async function main(): Promise<void> {
   await db.open({
     createIfMissing: true, cacheSize: 64 * 1024 * 1024, walCompression: false, filterPolicy: 'bloomfilter:10:false',
   });
-  const writer = new MvccWriter(db);
-  const leases = LeaseTable.load(db);
-  const applier = new Applier(writer, (id) => leases.has(id));
+  // Replaced wholesale when a snapshot is installed.
+  let { writer, leases, applier } = await openStore(db);
   const leaseNotices: Uint8Array[] = [];
   const shared = sharedState(d.shared);
   const inRing = new Ring(d.inRing);
@@ -108,11 +112,6 @@ async function main(): Promise<void> {
     }
   };
 
-  // A compaction whose sweep was cut short by a crash is finished first.
-  if (writer.state.compactDoneRev < writer.state.compactRev) {
-    await compactRange(db, writer.state.compactDoneRev, writer.state.compactRev);
-    await writer.markCompactionDone(writer.state.compactRev);
-  }
   storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
   storeShared(shared, Shared.Revision, writer.state.rev);
   storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
@@ -213,6 +212,44 @@ async function main(): Promise<void> {
     }
   };
 
+  const installFrom = async (file: string): Promise<void> => {
+    let writing = false;
+    let error: string | null = null;
+    try {
+      const r = await installSnapshot(db, file, {
+        beforeWrite: async (s) => {
+          if (s.header.appliedIndex <= writer.state.appliedIndex) {
+            throw new Error(`snapshot at index ${s.header.appliedIndex} is not past the applied index ${writer.state.appliedIndex}`);
+          }
+          writing = true;
+          // Shards stop reading storage (odd epoch), and finish what they were sent, before the wipe.
+          Atomics.add(shared, Shared.StorageEpoch, 1n);
+          const until = Date.now() + QUIESCE_MS;
+          while (!eventRings.every((r) => r.isEmpty()) && Date.now() < until) await new Promise((res) => setTimeout(res, 1));
+        },
+      });
+      ({ writer, leases, applier } = r.store);
+    } catch (err) {
+      // Once writing began the database is half-replaced: only a restart (which resumes the install) helps.
+      if (writing) throw err;
+      error = err instanceof Error ? err.message : String(err);
+    }
+    const st = writer.state;
+    if (error === null) {
+      syncedIndex = st.appliedIndex;
+      bytesSinceSync = 0;
+      storeShared(shared, Shared.AppliedIndex, st.appliedIndex);
+      storeShared(shared, Shared.Revision, st.rev);
+      storeShared(shared, Shared.CompactRevision, st.compactRev);
+      Atomics.add(shared, Shared.StorageEpoch, 1n);
+      for (const r of eventRings) writeStorageReset(r, st.rev);
+    }
+    writeBlocking(outRing, [encodeSnapshotInstalled({
+      ok: error === null, appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, rev: st.rev,
+      leases: leases.all(), members: loadMembers(db), error,
+    })]);
+  };
+
   for (;;) {
     if (inRing.isEmpty()) {
       inRing.waitReadable(1000);
@@ -223,7 +260,17 @@ async function main(): Promise<void> {
       const e = readEntry(view);
       entries.push({ index: e.index, term: e.term, data: Buffer.from(e.data) });
     }, MAX_BATCH);
+    let unpublished = false;
     for (const e of entries) {
+      if (e.index === APPLY_CONTROL_INDEX) {
+        // Entries before a control record are applied and published first.
+        if (unpublished) await publish();
+        unpublished = false;
+        const c = decodeApplyControl(e.data);
+        if (c.op === ApplyControl.InstallSnapshot) await installFrom(c.path);
+        continue;
+      }
+      unpublished = true;
       if (e.index <= writer.state.appliedIndex) continue; // replayed after restart
       const { kind, reqId, request } = decodeEntryData(e.data);
       bytesSinceSync += e.data.length;
@@ -236,7 +283,7 @@ async function main(): Promise<void> {
       }
       writer.markApplied(e.index, e.term);
     }
-    await publish();
+    if (unpublished) await publish();
   }
 }
 

@@ -1,6 +1,7 @@
 // The watch event stream from the apply worker to the shards. One record per
 // revision (or several for a huge revision, the last one flagged): 
 //   u8 last | f64 rev | u32 n | n x (u32 keyLen | key | u32 evLen | mvccpb.Event bytes)
+// and, after a snapshot replaced the whole store: u8 STORAGE_RESET | f64 rev.
 
 import type { Ring } from './ring/ring.js';
 import { writeBlocking } from './messages.js';
@@ -8,6 +9,23 @@ import { writeBlocking } from './messages.js';
 export interface WireEvent { key: Buffer; event: Buffer; isCreate: boolean; isDelete: boolean; modRevision: number }
 
 const PIECE_BYTES = 1024 * 1024;
+
+/** Byte 0 of a record telling the shards that storage was replaced up to rev (no events follow). */
+const STORAGE_RESET = 2;
+
+/** Revisions jumped past what the live stream carried: every watcher must catch up from storage. */
+export function writeStorageReset(ring: Ring, rev: number): void {
+  const out = Buffer.allocUnsafe(9);
+  out[0] = STORAGE_RESET;
+  out.writeDoubleLE(rev, 1);
+  writeBlocking(ring, [out]);
+}
+
+/** The revision of a storage-reset record, or null for an events record. */
+export function readStorageReset(view: Uint8Array): number | null {
+  if (view[0] !== STORAGE_RESET) return null;
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength).readDoubleLE(1);
+}
 
 /** Writes the events of one revision, split into ring-sized records. */
 export function writeRevisionEvents(ring: Ring, rev: number, events: WireEvent[]): void {

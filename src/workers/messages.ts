@@ -14,6 +14,11 @@ export const enum EntryKind {
   LeaseRevoke = 6,
   /** The membership after a conf change (JSON, see src/server/membership.ts), kept with the applied index. */
   Members = 7,
+  /**
+   * A member's published name and client URLs (JSON {id, name, clientURLs}). The main
+   * thread folds it into the membership and hands the apply worker a Members entry instead.
+   */
+  MemberAttrs = 8,
 }
 
 /** Ring records to the WAL worker are u8 type | f64 index | f64 term | payload; this type releases the log before index. */
@@ -37,6 +42,8 @@ export const enum ResultType {
   Progress = 7,
   /** A lease was granted or revoked by the log: u8 op (1 grant, 2 revoke) | i64 id | f64 ttl. */
   Lease = 8,
+  /** The apply worker's answer to ApplyControl.InstallSnapshot (see encodeSnapshotInstalled). */
+  SnapshotInstalled = 9,
 }
 
 /** Requests from the main thread to a shard: u8 op | f64 reqId or streamId | ... */
@@ -90,6 +97,39 @@ export function decodeEntryData(data: Uint8Array): EntryData {
   return { kind: b[0] as EntryKind, reqId: b.readDoubleLE(1), request: b.subarray(9) };
 }
 
+/** Apply-ring records with this index are control records, not raft entries: data = u8 ApplyControl | ... */
+export const APPLY_CONTROL_INDEX = -1;
+
+export const enum ApplyControl {
+  /** data = u8 1 | utf8 path of a snapshot file: replace the whole state with it. */
+  InstallSnapshot = 1,
+}
+
+export type ApplyControlRecord = { op: ApplyControl.InstallSnapshot; path: string };
+
+/**
+ * The parts of an install-snapshot record for the apply ring (Outbox.send):
+ * f64 -1 | f64 0 | u8 ApplyControl.InstallSnapshot | utf8 path. The worker
+ * applies and publishes the entries before it, then answers SnapshotInstalled.
+ */
+export function encodeInstallSnapshot(path: string): Uint8Array[] {
+  const h = Buffer.allocUnsafe(16);
+  h.writeDoubleLE(APPLY_CONTROL_INDEX, 0);
+  h.writeDoubleLE(0, 8);
+  const p = Buffer.from(path, 'utf8');
+  const d = Buffer.allocUnsafe(1 + p.length);
+  d[0] = ApplyControl.InstallSnapshot;
+  p.copy(d, 1);
+  return [h, d];
+}
+
+/** Decodes the data of a record whose index is APPLY_CONTROL_INDEX. */
+export function decodeApplyControl(data: Uint8Array): ApplyControlRecord {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (b[0] === ApplyControl.InstallSnapshot) return { op: ApplyControl.InstallSnapshot, path: b.toString('utf8', 1) };
+  throw new Error(`unknown apply control record ${b[0]}`);
+}
+
 /** A raft entry on a ring: index | term | data. */
 export function writeEntry(ring: Ring, index: number, term: number, data: Uint8Array): boolean {
   const view = ring.reserve(16 + data.length);
@@ -135,6 +175,46 @@ export function encodeApplied(index: number, rev: number, synced: boolean): Uint
   return h;
 }
 
+/**
+ * The outcome of an install. On success the state is the snapshot's; on
+ * failure (bad file, stale snapshot) nothing changed and the fields hold the
+ * current state. `leases` and `members` are the state's (as ApplyReady's).
+ */
+export interface SnapshotInstalled {
+  ok: boolean;
+  appliedIndex: number;
+  appliedTerm: number;
+  rev: number;
+  leases: { id: bigint; ttl: number }[];
+  members: string | null;
+  error: string | null;
+}
+
+interface SnapshotInstalledJson { leases: [string, number][]; members: string | null; error?: string }
+
+/** u8 type | u8 ok | f64 appliedIndex | f64 appliedTerm | f64 rev | utf8 JSON {leases: [[id decimal, ttl]...], members, error?} */
+export function encodeSnapshotInstalled(r: SnapshotInstalled): Uint8Array {
+  const json: SnapshotInstalledJson = { leases: r.leases.map((l) => [l.id.toString(), l.ttl]), members: r.members };
+  if (r.error !== null) json.error = r.error;
+  const body = Buffer.from(JSON.stringify(json), 'utf8');
+  const b = Buffer.allocUnsafe(26 + body.length);
+  b[0] = ResultType.SnapshotInstalled;
+  b[1] = r.ok ? 1 : 0;
+  b.writeDoubleLE(r.appliedIndex, 2);
+  b.writeDoubleLE(r.appliedTerm, 10);
+  b.writeDoubleLE(r.rev, 18);
+  body.copy(b, 26);
+  return b;
+}
+
+function decodeSnapshotInstalled(b: Buffer): SnapshotInstalled {
+  const json = JSON.parse(b.toString('utf8', 26)) as SnapshotInstalledJson;
+  return {
+    ok: b[1] === 1, appliedIndex: b.readDoubleLE(2), appliedTerm: b.readDoubleLE(10), rev: b.readDoubleLE(18),
+    leases: json.leases.map(([id, ttl]) => ({ id: BigInt(id), ttl })), members: json.members, error: json.error ?? null,
+  };
+}
+
 export type Result =
   | { type: ResultType.Ok; reqId: number; body: Buffer }
   | { type: ResultType.OkPart; reqId: number; body: Buffer }
@@ -143,7 +223,8 @@ export type Result =
   | { type: ResultType.WatchData; streamId: number; watchId: number; body: Buffer }
   | { type: ResultType.WatchPart; streamId: number; watchId: number; body: Buffer }
   | { type: ResultType.Progress; streamId: number; token: number; rev: number }
-  | { type: ResultType.Lease; granted: boolean; id: bigint; ttl: number };
+  | { type: ResultType.Lease; granted: boolean; id: bigint; ttl: number }
+  | ({ type: ResultType.SnapshotInstalled } & SnapshotInstalled);
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
 export function decodeResult(view: Uint8Array): Result {
@@ -159,6 +240,7 @@ export function decodeResult(view: Uint8Array): Result {
     case ResultType.Progress: return { type: ResultType.Progress, streamId: b.readDoubleLE(1), token: b.readDoubleLE(9), rev: b.readDoubleLE(17) };
     case ResultType.Lease: return { type: ResultType.Lease, granted: b[1] === 1, id: b.readBigInt64LE(2), ttl: b.readDoubleLE(10) };
     case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
+    case ResultType.SnapshotInstalled: return { type: ResultType.SnapshotInstalled, ...decodeSnapshotInstalled(b) };
     default: throw new Error(`unknown result record type ${b[0]}`);
   }
 }
@@ -222,6 +304,12 @@ export const enum Shared {
   Revision = 1,
   CompactRevision = 2,
   RaftTerm = 3,
+  /**
+   * Odd while the apply worker replaces the database with a snapshot, bumped
+   * again when done: readers that saw it odd, or saw it change during a read,
+   * discard what they read (a seqlock).
+   */
+  StorageEpoch = 4,
   Size = 8,
 }
 

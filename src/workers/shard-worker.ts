@@ -8,7 +8,7 @@ import { Ring, waitAnyReadable } from './ring/ring.js';
 import {
   Shared, ShardOp, encodeHashResult, encodeProgress, encodeResultError, loadShared, sharedState, writeBlocking, writeResultOk, writeWatchData,
 } from './messages.js';
-import { readRevisionEvents } from './events.js';
+import { readRevisionEvents, readStorageReset } from './events.js';
 import { WatchHub, type WatchCreate } from './watch-hub.js';
 import { DbReader } from '../storage/mvcc/reader.js';
 import { attachedKeys } from '../storage/mvcc/leases.js';
@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     header,
     publishedRev: () => loadShared(shared, Shared.Revision),
     compactRev: () => loadShared(shared, Shared.CompactRevision),
+    storageEpoch: () => loadShared(shared, Shared.StorageEpoch),
     send: (streamId, watchId, body) => writeWatchData(outRing, streamId, watchId, body),
     maxRequestBytes: d.maxRequestBytes,
   });
@@ -55,9 +56,13 @@ async function main(): Promise<void> {
   const serveRange = (request: Buffer): Buffer => {
     const r = codec.decodeRangeRequest(request);
     checkSortOptions(r);
+    // A snapshot install rewrites storage under us: refuse (clients retry UNAVAILABLE) rather than answer from half of it.
+    const epoch = loadShared(shared, Shared.StorageEpoch);
+    if (epoch % 2 === 1) throw Errors.timeout();
     const rev = loadShared(shared, Shared.Revision);
     const compactRev = loadShared(shared, Shared.CompactRevision);
     const out = executeRange(reader, reader, r, rev, compactRev);
+    if (loadShared(shared, Shared.StorageEpoch) !== epoch) throw Errors.timeout();
     // A compaction that started while we read may have removed what we saw.
     const readRev = r.revision > 0 ? r.revision : rev;
     if (readRev < loadShared(shared, Shared.CompactRevision)) throw Errors.compacted();
@@ -127,6 +132,8 @@ async function main(): Promise<void> {
     outRing.cork();
     // Events first: a watcher created after them must not see them live.
     eventRing.drain((view) => {
+      const reset = readStorageReset(view);
+      if (reset !== null) return hub.resync(reset);
       const { last, rev, events } = readRevisionEvents(view);
       hub.onEvents(last, rev, events);
     }, 256);

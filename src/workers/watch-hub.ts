@@ -35,6 +35,8 @@ export interface HubContext {
   header(rev: number): ResponseHeader;
   publishedRev(): number;
   compactRev(): number;
+  /** Shared.StorageEpoch: odd while a snapshot replaces storage. */
+  storageEpoch(): number;
   send(streamId: number, watchId: number, body: Buffer): void;
   maxRequestBytes: number;
 }
@@ -117,6 +119,21 @@ export class WatchHub {
     for (const w of this.streams.get(streamId)?.values() ?? []) w.paused = false;
   }
 
+  /**
+   * Storage was replaced by a snapshot up to rev: the live stream skipped the
+   * revisions in between, so every watcher catches up from storage.
+   */
+  resync(rev: number): void {
+    this.partial = [];
+    this.seenRev = rev;
+    for (const m of this.streams.values()) {
+      for (const w of m.values()) {
+        w.synced = false;
+        this.unsynced.add(w);
+      }
+    }
+  }
+
   /** One record of the live event stream; a revision may span several records. */
   onEvents(last: boolean, rev: number, events: WireEvent[]): void {
     if (!last) { this.partial.push(...events); return; }
@@ -176,9 +193,15 @@ export class WatchHub {
     }
   }
 
-  /** Catches unsynced watchers up from storage, a bounded step each; true if work remains. */
+  /**
+   * Catches unsynced watchers up from storage, a bounded step each; true if
+   * work remains. While a snapshot replaces storage it does nothing (false):
+   * the storage-reset record that follows the install wakes the shard.
+   */
   syncStep(): boolean {
     if (this.unsynced.size === 0) return false;
+    const epoch = this.ctx.storageEpoch();
+    if (epoch % 2 === 1) return false;
     const target = this.ctx.publishedRev();
     const compactRev = this.ctx.compactRev();
     for (const w of [...this.unsynced]) {
@@ -192,6 +215,8 @@ export class WatchHub {
       }
       const upTo = Math.min(target, w.nextRev + CATCH_UP_REVS - 1);
       const events = upTo >= w.nextRev ? this.readHistory(w, w.nextRev, upTo) : [];
+      // An install that started while we read makes what we read worthless; resync() follows it.
+      if (this.ctx.storageEpoch() !== epoch) return false;
       // A compaction that ran while we read may have removed what we needed.
       if (w.nextRev < this.ctx.compactRev()) continue;
       if (events.length > 0) this.deliver(w, target, events);

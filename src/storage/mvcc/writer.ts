@@ -27,27 +27,28 @@ export interface WriterState {
   compactDoneRev: number;
 }
 
-function readU48(db: RocksLevel, key: Buffer): number {
-  const [raw] = db._getManySync([key], { valueEncoding: 'buffer' });
-  return raw ? raw.readUIntBE(0, 6) : 0;
-}
-
 function u48(n: number): Buffer {
   const b = Buffer.allocUnsafe(6);
   b.writeUIntBE(n, 0, 6);
   return b;
 }
 
-export function loadWriterState(db: RocksLevel): WriterState {
-  const [appliedRaw] = db._getManySync([META_APPLIED], { valueEncoding: 'buffer' });
+/** The writer state from the meta records, however they are read (a get, or a snapshot's iterator). */
+export function writerStateFromMeta(get: (key: Buffer) => Buffer | undefined): WriterState {
+  const readU48 = (key: Buffer) => get(key)?.readUIntBE(0, 6) ?? 0;
+  const appliedRaw = get(META_APPLIED);
   return {
     appliedIndex: appliedRaw ? appliedRaw.readUIntBE(0, 6) : 0,
     appliedTerm: appliedRaw && appliedRaw.length >= 12 ? appliedRaw.readUIntBE(6, 6) : 0,
     // etcd's store starts at revision 1: the first write gets revision 2.
-    rev: Math.max(1, readU48(db, META_REV)),
-    compactRev: readU48(db, META_COMPACT),
-    compactDoneRev: readU48(db, META_COMPACT_DONE),
+    rev: Math.max(1, readU48(META_REV)),
+    compactRev: readU48(META_COMPACT),
+    compactDoneRev: readU48(META_COMPACT_DONE),
   };
+}
+
+export function loadWriterState(db: RocksLevel): WriterState {
+  return writerStateFromMeta((key) => db._getManySync([key], { valueEncoding: 'buffer' })[0]);
 }
 
 /**
