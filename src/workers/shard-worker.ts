@@ -90,7 +90,12 @@ async function main(): Promise<void> {
   };
   const answer = (id: number, serve: () => Buffer) => {
     try {
-      writeResultOk(outRing, id, serve());
+      // As serveRange: never answer from storage a snapshot install is replacing.
+      const epoch = loadShared(shared, Shared.StorageEpoch);
+      if (epoch % 2 === 1) throw Errors.timeout();
+      const body = serve();
+      if (loadShared(shared, Shared.StorageEpoch) !== epoch) throw Errors.timeout();
+      writeResultOk(outRing, id, body);
     } catch (err) {
       if (!(err instanceof EtcdError)) throw err;
       writeBlocking(outRing, encodeResultError(id, err.code, err.message));
