@@ -17,6 +17,10 @@ import { Applier } from '../../src/storage/mvcc/applier.js';
 import { LeaseTable } from '../../src/storage/mvcc/leases.js';
 import { MvccWriter } from '../../src/storage/mvcc/writer.js';
 import { createSnapshotFile } from '../../src/storage/snapshot/create.js';
+import { installSnapshot } from '../../src/storage/snapshot/install.js';
+import { DbReader } from '../../src/storage/mvcc/reader.js';
+import { decodeWatchResponse } from '../../src/proto/watch-codec.js';
+import { WatchHub } from '../../src/workers/watch-hub.js';
 import type { ApplyReady, ApplyWorkerData } from '../../src/workers/apply-worker.js';
 import { readRevisionEvents, readStorageReset } from '../../src/workers/events.js';
 import {
@@ -125,14 +129,15 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
     }
   };
   const installed = (r: Result) => r.type === ResultType.SnapshotInstalled;
-  const events = () => {
-    const out: string[] = [];
-    eventRing.drain((v) => {
-      const reset = readStorageReset(v);
-      out.push(reset !== null ? `reset@${reset}` : `events@${readRevisionEvents(v).rev}`);
-    });
-    return out;
-  };
+  // Drained all along, as a shard would: the install waits for the event rings to empty before it wipes storage.
+  const seen: string[] = [];
+  const drainEvents = () => eventRing.drain((v) => {
+    const reset = readStorageReset(v);
+    seen.push(reset !== null ? `reset@${reset}` : `events@${readRevisionEvents(v).rev}`);
+  });
+  const poll = setInterval(drainEvents, 2);
+  t.after(() => clearInterval(poll));
+  const events = () => { drainEvents(); return seen.splice(0); };
   const reader = new RocksLevel(ready.handle, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await reader.open(); // never closed: it is the worker's database
 
@@ -185,4 +190,47 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   assert.deepEqual(events(), [`events@${srcState.rev + 1}`]);
   // Before the temp dirs go (after hooks run later); `reader` dies with the worker's database.
   await worker.terminate();
+});
+
+test('after an install, watchers catch up the skipped revisions from storage; not while it runs', async (t) => {
+  // The same operations, so the target is a prefix of the source's history (as a lagging follower's is).
+  const src = await build(tempDir(t, 'src'), 'k/', 60, 2);
+  const file = path.join(tempDir(t, 'file'), 'db.snap');
+  const info = await createSnapshotFile(src.db.handle, file);
+  await src.db.close();
+  const dstDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etsd-snapw-hub-'));
+  const dst = await build(dstDir, 'k/', 20, 1);
+  t.after(async () => {
+    await dst.db.close();
+    fs.rmSync(dstDir, { recursive: true, force: true });
+  });
+  const oldRev = dst.w.state.rev;
+
+  let published = oldRev;
+  let epoch = 0;
+  const sent: { watchId: number; revs: number[] }[] = [];
+  const hub = new WatchHub(new DbReader(dst.db), {
+    header: (revision) => ({ clusterId: 1n, memberId: 2n, revision, raftTerm: 1 }),
+    publishedRev: () => published,
+    compactRev: () => 0,
+    storageEpoch: () => epoch,
+    send: (_stream, watchId, body) => sent.push({ watchId, revs: decodeWatchResponse(body).events.map((e) => e.kv.modRevision) }),
+    maxRequestBytes: 1 << 20,
+  });
+  const watch = { streamId: 1, key: B('k/'), end: B('k0'), prevKv: false, fragment: false, progressNotify: false, noPut: false, noDelete: false };
+  hub.create({ ...watch, watchId: 1, minRev: oldRev + 1 }); // synced: waits for live events
+  hub.create({ ...watch, watchId: 2, minRev: oldRev - 3 }); // unsynced: catching up
+  epoch = 1; // the install has begun: nothing is read from storage
+  assert.equal(hub.syncStep(), false);
+  assert.equal(sent.length, 0);
+
+  await installSnapshot(dst.db, file);
+  published = info.rev;
+  epoch = 2;
+  hub.resync(info.rev);
+  while (hub.syncStep()) { /* bounded steps */ }
+  const revsOf = (id: number) => sent.filter((s) => s.watchId === id).flatMap((s) => s.revs);
+  const all = Array.from({ length: info.rev - oldRev }, (_, i) => oldRev + 1 + i);
+  assert.deepEqual(revsOf(1), all, 'every revision the live stream skipped');
+  assert.deepEqual(revsOf(2), [oldRev - 3, oldRev - 2, oldRev - 1, oldRev, ...all]);
 });
