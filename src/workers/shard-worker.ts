@@ -115,13 +115,13 @@ async function main(): Promise<void> {
       case ShardOp.StreamClose: return hub.closeStream(id);
       case ShardOp.StreamPause: return hub.pause(id);
       case ShardOp.StreamResume: return hub.resume(id);
-      case ShardOp.LeaseKeys: {
+      case ShardOp.LeaseKeys: return answer(id, () => {
         const keys = attachedKeys(db, b.readBigInt64LE(9));
         const body = Buffer.allocUnsafe(keys.reduce((a, k) => a + 4 + k.length, 0));
         let at = 0;
         for (const k of keys) { body.writeUInt32LE(k.length, at); k.copy(body, at + 4); at += 4 + k.length; }
-        return writeResultOk(outRing, id, body);
-      }
+        return body;
+      });
       case ShardOp.Progress: return writeBlocking(outRing, [encodeProgress(id, b.readDoubleLE(9), hub.progressRev(id))]);
       default: throw new Error(`unknown shard op ${op}`);
     }
