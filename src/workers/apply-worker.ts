@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   // compressing it (the binding's default) costs the apply thread more than the data saves.
   // Bloom filters keep the point reads of keys that do not exist yet cheap.
   await db.open({
-    createIfMissing: true, cacheSize: 64 * 1024 * 1024, walCompression: false, filterPolicy: 'bloomfilter:10:false',
+    createIfMissing: true, cacheSize: 64 * 1024 * 1024, walCompression: false, compression: false, filterPolicy: 'bloomfilter:10:false',
   });
   // Replaced wholesale when a snapshot is installed.
   let { writer, leases, applier } = await openStore(db);
