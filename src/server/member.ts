@@ -21,7 +21,7 @@ import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, encodeInstallSnapshot, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, encodeInstallSnapshot, reqIdBase, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
@@ -62,6 +62,8 @@ interface Pending {
   tDurable: number;
   tCommitted: number;
   index: number;
+  /** A write this follower sent to the leader: its stages are received->forwarded->applied. */
+  forwarded?: boolean;
 }
 
 const RPC_OF_KIND: Record<EntryKind, string> = {
@@ -170,7 +172,7 @@ export class Member {
     // Request ids only need to be unique among this process's in-flight requests;
     // a random base keeps them apart from ids replayed from the log after restart.
     // Request ids travel inside forwarded entries, so they must also differ between members.
-    this.nextReqId = Number(ids.memberId & 0x3ffn) * 2 ** 43 + Math.floor(Math.random() * 2 ** 30) * 1024;
+    this.nextReqId = reqIdBase(ids.memberId) + Math.floor(Math.random() * 2 ** 30) * 1024;
   }
 
   static async start(cfg: Config, log: Logger): Promise<Member> {
@@ -987,6 +989,7 @@ export class Member {
         this.inflight.push(p);
         this.scheduleReady();
       } else if (this.raft.lead !== 0n && this.transport) {
+        p.forwarded = true;
         this.pending.set(reqId, p);
         this.transport.send([proposalMessage(this.memberId, this.raft.lead, data)]);
       } else {
@@ -998,7 +1001,11 @@ export class Member {
   private recordStages(p: Pending, tApplied: number, tResponded: number): void {
     const us = (a: number, b: number) => (b - a) * 1000;
     const st = this.stages;
-    if (p.tDurable > 0) {
+    if (p.forwarded) {
+      st.record(p.rpc, 'received->forwarded', us(p.tReceived, p.tProposed));
+      st.record(p.rpc, 'forwarded->applied', us(p.tProposed, tApplied));
+      st.record(p.rpc, 'applied->responded', us(tApplied, tResponded));
+    } else if (p.tDurable > 0) {
       st.record(p.rpc, 'received->proposed', us(p.tReceived, p.tProposed));
       st.record(p.rpc, 'proposed->durable', us(p.tProposed, p.tDurable));
       st.record(p.rpc, 'durable->committed', us(p.tDurable, p.tCommitted));

@@ -8,7 +8,7 @@ import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring } from './ring/ring.js';
 import {
   APPLY_CONTROL_INDEX, ApplyControl, EntryKind, Shared, decodeApplyControl, decodeEntryData, encodeApplied, encodeLeaseNotice,
-  encodeResultError, encodeSnapshotInstalled, readEntry, sharedState, storeShared, writeBlocking, writeResultOk,
+  encodeResultError, encodeSnapshotInstalled, isOwnReqId, readEntry, sharedState, storeShared, writeBlocking, writeResultOk,
 } from './messages.js';
 import { loadMembers } from '../storage/mvcc/writer.js';
 import { compactRange } from '../storage/mvcc/compactor.js';
@@ -276,10 +276,11 @@ async function main(): Promise<void> {
       bytesSinceSync += e.data.length;
       try {
         const body = await applyOne(kind, request);
-        if (body) results.push({ reqId, body, err: null });
+        // Another member's request: that member answers it from its own apply.
+        if (body && isOwnReqId(reqId, d.memberId)) results.push({ reqId, body, err: null });
       } catch (err) {
         if (!(err instanceof EtcdError)) throw err;
-        results.push({ reqId, body: null, err });
+        if (isOwnReqId(reqId, d.memberId)) results.push({ reqId, body: null, err });
       }
       writer.markApplied(e.index, e.term);
     }

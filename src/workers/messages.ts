@@ -80,6 +80,17 @@ export function decodeHashResult(b: Buffer): HashResult {
   return { hash: b.readUInt32LE(0), compactRevision: b.readDoubleLE(4), hashRevision: b.readDoubleLE(12), currentRevision: b.readDoubleLE(20) };
 }
 
+/**
+ * Request ids carry the low 10 bits of their member's id from bit 43 up, so a
+ * member applying the log answers only its own requests (others' answers would
+ * cross the ring to be dropped). Ids stay below 2^53.
+ */
+const REQ_ID_TAG_UNIT = 2 ** 43;
+export function reqIdBase(memberId: bigint): number { return Number(memberId & 0x3ffn) * REQ_ID_TAG_UNIT; }
+export function isOwnReqId(reqId: number, memberId: bigint): boolean {
+  return Math.floor(reqId / REQ_ID_TAG_UNIT) === Number(memberId & 0x3ffn);
+}
+
 /** Entry data = kind | reqId | request bytes (the client's protobuf, untouched). */
 export function encodeEntryData(kind: EntryKind, reqId: number, request: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(9 + request.length);

@@ -3,7 +3,9 @@ import * as hdr from 'hdr-histogram-js';
 /** The stages a write goes through, and a read's. */
 export const WRITE_STAGES = ['received->proposed', 'proposed->durable', 'durable->committed', 'committed->applied', 'applied->responded', 'total'] as const;
 export const READ_STAGES = ['received->dispatched', 'dispatched->served', 'served->responded', 'total'] as const;
-export type Stage = (typeof WRITE_STAGES)[number] | (typeof READ_STAGES)[number];
+/** A write a follower forwarded to the leader: applied here once the leader's log reaches us. */
+export const FORWARDED_STAGES = ['received->forwarded', 'forwarded->applied', 'applied->responded', 'total'] as const;
+export type Stage = (typeof WRITE_STAGES)[number] | (typeof READ_STAGES)[number] | (typeof FORWARDED_STAGES)[number];
 
 function newHistogram(): hdr.Histogram {
   // Microseconds, 1 us .. 60 s, 2 significant digits.
@@ -38,7 +40,7 @@ export class StageHistograms {
     const rpcs: Record<string, Record<string, StageSummary>> = {};
     for (const [rpc, m] of [...this.h].sort()) {
       const stages: Record<string, StageSummary> = {};
-      const order = [...WRITE_STAGES, ...READ_STAGES] as string[];
+      const order = [...WRITE_STAGES, ...FORWARDED_STAGES, ...READ_STAGES] as string[];
       for (const [stage, hist] of [...m].sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]))) {
         if (hist.totalCount === 0) continue;
         stages[stage] = {
