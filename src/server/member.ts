@@ -430,7 +430,21 @@ export class Member {
       else this.log.info({ term: this.raft.term, leader: formatId(this.raft.lead), self: this.raft.isLeader() }, 'leader elected');
       // A new leader restarts every lease's clock, as etcd's lessor promote does.
       if (this.raft.isLeader()) this.lessor.promote();
+      this.failForwarded();
       if (this.raft.lead !== 0n && this.publishTimer) setImmediate(() => this.publishAttributes());
+    }
+  }
+
+  /**
+   * Writes this follower forwarded to a leader that is gone may never reach the
+   * log: answer them "leader changed" (Unavailable; clients retry) now instead of
+   * a timeout seconds later. One that did reach the log still applies; nobody waits for it.
+   */
+  private failForwarded(): void {
+    for (const [id, p] of this.pending) {
+      if (!p.forwarded) continue;
+      this.pending.delete(id);
+      p.reject(Errors.leaderChanged());
     }
   }
 
