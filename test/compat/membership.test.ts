@@ -76,8 +76,8 @@ class Cluster {
       if (!this.names.has(id)) this.names.set(id, `ID${this.names.size}`);
       return this.names.get(id)!;
     });
-    // etcdctl prints ids with %16x: a 15-digit id gets a leading space.
-    s = s.replace(/Member +ID/g, 'Member ID');
+    // etcdctl prints member and cluster ids with %16x: a 15-digit id gets a leading space.
+    s = s.replace(/ {2,}(ID\d+)/g, ' $1');
     s = s.replace(/127\.0\.0\.1:(\d+)/g, (_, port: string) => `127.0.0.1:${this.names.get(port) ?? 'port?'}`);
     // Member order follows random ids: compare sorted.
     s = s.replace(/^ETCD_INITIAL_CLUSTER="(.*)"$/m, (_, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(',').sort().join(',')}"`);
