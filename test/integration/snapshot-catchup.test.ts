@@ -135,4 +135,10 @@ test('a member wiped and re-added under a new id catches up from a snapshot', as
   const list = await etcdctl(['member', 'list']);
   assert.equal(list.trim().split('\n').length, 3);
   assert.ok(!list.includes(old), 'the removed id is gone');
+  // A member whose state came from a snapshot restarts from it (kill -9: no clean shutdown) and keeps up.
+  await procs[2]!.kill('SIGKILL');
+  await writeKeys('d', 30);
+  await start(2, ['--initial-cluster', cluster, '--initial-cluster-state', 'existing']);
+  await procs[2]!.waitReady();
+  await converged([0, 1, 2]);
 });
