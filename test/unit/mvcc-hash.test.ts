@@ -3,32 +3,18 @@
 // half-swept) compaction hash the same, and etcd's revision errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { RocksLevel } from '@nxtedition/rocksdb';
-import { Applier } from '../../src/storage/mvcc/applier.js';
+import type { RocksLevel } from '@nxtedition/rocksdb';
+import { openTestStore, type TestStore } from '../common/mvcc-store.js';
 import { compactRange } from '../../src/storage/mvcc/compactor.js';
 import { hashAll, hashKV, hashKVRevision } from '../../src/storage/mvcc/hash.js';
 import { PREFIX_HISTORY, decodeHistoryKey } from '../../src/storage/mvcc/keys.js';
 import { decodeVersion } from '../../src/storage/mvcc/record.js';
-import { MvccWriter } from '../../src/storage/mvcc/writer.js';
 import { crc32c } from '../../src/storage/wal/crc32c.js';
 import { GrpcCode } from '../../src/server/errors.js';
 
-interface Store { db: RocksLevel; w: MvccWriter; a: Applier }
+type Store = TestStore;
 
-async function openStore(t: { after(fn: () => Promise<void>): void }): Promise<Store> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etsd-hash-test-'));
-  const db = new RocksLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open({ createIfMissing: true });
-  t.after(async () => {
-    await db.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const w = new MvccWriter(db);
-  return { db, w, a: new Applier(w, (id) => id === 7n) };
-}
+const openStore = (t: { after(fn: () => Promise<void>): void }): Promise<Store> => openTestStore(t, 'hash', (id) => id === 7n);
 
 const B = (s: string) => Buffer.from(s, 'latin1');
 

@@ -3,14 +3,12 @@
 // range options, the unflushed overlay, and physical compaction.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { RocksLevel } from '@nxtedition/rocksdb';
+import type { RocksLevel } from '@nxtedition/rocksdb';
 import type {
   Compare, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
 } from '../../src/proto/kv-types.js';
 import { Applier } from '../../src/storage/mvcc/applier.js';
+import { openTestStore, type TestStore } from '../common/mvcc-store.js';
 import { compactRange } from '../../src/storage/mvcc/compactor.js';
 import {
   PREFIX_BYREV, PREFIX_HISTORY, PREFIX_LATEST, byRevKey, decodeByRevKey, decodeHistoryKey, userKeyFromLatest,
@@ -21,21 +19,11 @@ import { MvccWriter, loadWriterState } from '../../src/storage/mvcc/writer.js';
 
 // ------------------------------------------------------------------ harness
 
-interface Store { db: RocksLevel; w: MvccWriter; a: Applier }
+type Store = TestStore;
 
 const LEASES = new Set([7n, 8n]);
 
-async function openStore(t: { after(fn: () => Promise<void>): void }): Promise<Store> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etsd-mvcc-test-'));
-  const db = new RocksLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open({ createIfMissing: true });
-  t.after(async () => {
-    await db.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const w = new MvccWriter(db);
-  return { db, w, a: new Applier(w, (id) => LEASES.has(id)) };
-}
+const openStore = (t: { after(fn: () => Promise<void>): void }): Promise<Store> => openTestStore(t, 'mvcc', (id) => LEASES.has(id));
 
 const B = (s: string) => Buffer.from(s, 'latin1');
 const S = (b: Buffer) => b.toString('latin1');
