@@ -180,6 +180,19 @@ async function scenario(kind: ServerKind): Promise<string[]> {
     const id3 = await cl.idOf(m1, m3);
     out.push(await cl.step(m1, ['member', 'update', id3, `--peer-urls=${url(m3)}`]));
 
+    // Moving a member to another peer port: update its URL, restart it there; it keeps its id and data.
+    const [moved] = await freePorts(1);
+    cl.names.set(String(moved), 'P_m3_moved');
+    out.push(await cl.step(m1, ['member', 'update', id3, `--peer-urls=http://127.0.0.1:${moved}`]));
+    m3.child!.kill('SIGTERM');
+    await cl.waitFor('m3 to stop', async () => m3.exited);
+    m3.peer = moved!;
+    m3.exited = false;
+    cl.start(m3, `m1=${url(m1)},m2=${url(m2)},m3=${url(m3)}`, 'existing');
+    await cl.waitFor('m3 to serve from its new peer port', async () => (await cl.ctl(m3, ['put', 'k5', 'v5'])).code === 0);
+    out.push(await cl.step(m3, ['get', 'k5']));
+    out.push(await cl.step(m2, ['member', 'list']));
+
     // Removal: the removed member stops, the rest go on.
     const rm = await cl.untilHealthy(m1, ['member', 'remove', id3]);
     out.push(cl.normalize(`[exit ${rm.code}]\n${rm.out}`));
