@@ -240,6 +240,8 @@ export class Member {
     this.dbDir = join(memberDir, 'db');
     const applied = await apply.ready;
     this.dbHandle = applied.handle;
+    // Snapshot files left by a crash: the apply worker has finished any install it had begun.
+    rmSync(join(memberDir, 'snap'), { recursive: true, force: true });
     this.appliedIndex = applied.appliedIndex;
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
     this.membership = applied.members !== null ? Membership.fromJson(applied.members) : new Membership(this.initialMembers);
