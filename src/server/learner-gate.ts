@@ -10,12 +10,10 @@ const ALLOWED = new Set(['/etcdserverpb.Maintenance/Status', '/etcdserverpb.KV/R
 export function gateUnary(handlers: Map<string, UnaryHandler>, isLearner: () => boolean): Map<string, UnaryHandler> {
   const out = new Map<string, UnaryHandler>();
   for (const [path, h] of handlers) {
-    if (ALLOWED.has(path)) { out.set(path, h); continue; }
-    // Keep the handler's arity: the server gives a cancellation context (an
-    // AbortController per call) only to handlers that take one.
-    out.set(path, h.length >= 2
-      ? (req, ctx) => { if (isLearner()) throw Errors.notSupportedForLearner(); return h(req, ctx); }
-      : (req) => { if (isLearner()) throw Errors.notSupportedForLearner(); return h(req); });
+    out.set(path, ALLOWED.has(path) ? h : (req, ctx) => {
+      if (isLearner()) throw Errors.notSupportedForLearner();
+      return h(req, ctx);
+    });
   }
   return out;
 }

@@ -21,7 +21,7 @@ import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
 import {
-  EntryKind, ResultType, Shared, encodeInstallSnapshot, reqIdBase, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
+  EntryKind, ResultType, Shared, encodeInstallSnapshot, opHeader, reqIdBase, type SnapshotInstalled, ShardOp, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, decodeResult, encodeEntryData, sharedState, storeShared,
 } from '../workers/messages.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
 import type { WalReady, WalWorkerData } from '../workers/wal-worker.js';
@@ -491,7 +491,7 @@ export class Member {
       this.receiveSnapshot(rd.snapshot.index);
     }
     const toWal: Uint8Array[][] = rd.entries.map((e) => [
-      walHeader(e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry, e.index, e.term), e.data,
+      opHeader(e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry, e.index, e.term), e.data,
     ]);
     let lazy = true;
     if (rd.hardState) {
@@ -501,7 +501,7 @@ export class Member {
       // same way), so it does not cost an fsync of its own.
       lazy = this.lastHardState !== null && this.lastHardState.term === hs.term && this.lastHardState.vote === hs.vote;
       this.lastHardState = { term: hs.term, vote: hs.vote };
-      toWal.push([walHeader(RecordType.HardState | (lazy ? WAL_LAZY : 0), 0, hs.term),
+      toWal.push([opHeader(RecordType.HardState | (lazy ? WAL_LAZY : 0), 0, hs.term),
         encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
     }
     // Raft's rule: a ready's messages go out only once its writes, and every
@@ -512,15 +512,15 @@ export class Member {
     // followers' instead of adding them up.
     let messages = rd.messages;
     if (messages.length > 0 && this.raft.isLeader()) {
-      const early = messages.filter((m) => m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat);
-      if (early.length > 0) {
-        this.sendMessages(early);
-        messages = early.length === messages.length ? [] : messages.filter((m) => m.type !== MessageType.MsgApp && m.type !== MessageType.MsgHeartbeat);
-      }
+      const early: Message[] = [];
+      const late: Message[] = [];
+      for (const m of messages) (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat ? early : late).push(m);
+      this.sendMessages(early);
+      messages = late;
     }
     if (rd.entries.length > 0 || !lazy || awaitingSnapshot) {
       const seq = ++this.readySeq;
-      toWal.push([walHeader(WAL_BARRIER, seq, 0)]);
+      toWal.push([opHeader(WAL_BARRIER, seq, 0)]);
       this.unsynced.push({ seq, point: persistPoint(rd), messages, awaitingSnapshot });
     } else if (messages.length > 0) {
       const last = this.unsynced[this.unsynced.length - 1];
@@ -718,7 +718,6 @@ export class Member {
 
   /** Runs a membership change on the leader (forwarding it there); resolves with the member's record once applied here. */
   memberOp(op: MemberOp): Promise<MemberRecord> {
-    if (this.learnerSelf) throw Errors.notSupportedForLearner();
     if (this.cfg.strictReconfigCheck) this.checkConnectedQuorum(op);
     const reqId = this.admit();
     return new Promise<MemberRecord>((resolve, reject) => {
@@ -956,7 +955,7 @@ export class Member {
       this.raft.appliedTo(r.index);
       this.maybeCompactLog();
       this.releaseReads();
-      if (r.synced) this.walOut.send([walHeader(WAL_RELEASE, r.index, 0)]);
+      if (r.synced) this.walOut.send([opHeader(WAL_RELEASE, r.index, 0)]);
       return;
     }
     const p = this.pending.get(r.reqId);
@@ -994,7 +993,6 @@ export class Member {
    * our request id, so applying it here answers the request.
    */
   propose(kind: EntryKind, request: Buffer, tReceived = performance.now()): Promise<Buffer> {
-    if (this.learnerSelf) throw Errors.notSupportedForLearner();
     const reqId = this.admit();
     const data = encodeEntryData(kind, reqId, request);
     return new Promise<Buffer>((resolve, reject) => {
@@ -1054,6 +1052,7 @@ export class Member {
         out.send([h, request]);
       };
       if (serializable) return send();
+      // The learner gate lets Range through; only serializable ones may be served here.
       if (this.learnerSelf) {
         this.pending.delete(reqId);
         reject(Errors.notSupportedForLearner());
@@ -1166,13 +1165,6 @@ function ringBytesFor(largestRecord: number): number {
   return n;
 }
 
-function walHeader(type: number, index: number, term: number): Buffer {
-  const h = Buffer.allocUnsafe(17);
-  h[0] = type;
-  h.writeDoubleLE(index, 1);
-  h.writeDoubleLE(term, 9);
-  return h;
-}
 
 function encodeMemberOp(op: MemberOp): Uint8Array {
   const j = 'id' in op ? { ...op, id: formatId(op.id) } : op;

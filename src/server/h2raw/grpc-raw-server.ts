@@ -23,7 +23,7 @@ import { EtcdError, Errors, GrpcCode } from '../errors.js';
 import {
   MessageReader, encodeGrpcMessage, missingMessage, parseGrpcTimeout, truncatedMessage, type MessageSink,
 } from '../h2/framing.js';
-import type { GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from '../rpc.js';
+import type { CallContext, GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from '../rpc.js';
 import { H2Code, H2Connection, H2Stream, type ConnOptions, type StreamHost } from './connection.js';
 import { GRPC_OK_TRAILERS, GRPC_RESPONSE_HEADERS, grpcTrailers, grpcTrailersOnly, type HeaderList } from './hpack.js';
 
@@ -238,12 +238,17 @@ class Core implements StreamHost {
     if (st.dispatched) return;
     st.dispatched = true;
     const handler = st.handler!;
-    let ctx: { signal: AbortSignal } | undefined;
-    // Only handlers that take a context (lock, campaign) pay for cancellation tracking.
-    if (handler.length >= 2) {
-      st.ac = new AbortController();
-      ctx = { signal: st.ac.signal };
-    }
+    // Cancellation tracking costs an AbortController: made only when a handler
+    // (lock, campaign) looks at the signal; already aborted if the call ended first.
+    const ctx: CallContext = {
+      get signal(): AbortSignal {
+        if (st.ac === null) {
+          st.ac = new AbortController();
+          if (st.finished) st.ac.abort();
+        }
+        return st.ac.signal;
+      },
+    };
     let result: Promise<Buffer> | Buffer;
     try {
       result = handler(msg, ctx);
