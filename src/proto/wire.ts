@@ -538,3 +538,19 @@ export class ProtoReader {
     }
   }
 }
+
+/**
+ * The value of varint field `field` in a message (the last one, as protobuf
+ * merges), 0n when absent; other fields are skipped. For requests with a single
+ * scalar that matters (an ID, a revision, an action).
+ */
+export function readVarintField(msg: Uint8Array, field: number): bigint {
+  const r = new ProtoReader(msg);
+  let v = 0n;
+  while (r.pos < r.end) {
+    const t = r.readTag();
+    if (t >>> 3 === field && (t & 7) === WIRE_VARINT) v = r.readVarintBig();
+    else r.skipField(t & 7);
+  }
+  return v;
+}

@@ -1,5 +1,5 @@
 import { encodeResponseHeader } from '../proto/kv-codec.js';
-import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wire.js';
+import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
 import { EtcdError, GrpcCode } from './errors.js';
 import type { UnaryHandler } from './rpc.js';
 import { ETCD_API_VERSION } from './http-endpoints.js';
@@ -62,7 +62,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     return membersResponse(3, added);
   });
   h.set('/etcdserverpb.Cluster/MemberRemove', async (req) => {
-    await change({ kind: 'remove', id: readMemberRequest(req, 1, 0, 0).id });
+    await change({ kind: 'remove', id: readVarintField(req, 1) });
     return membersResponse(2);
   });
   h.set('/etcdserverpb.Cluster/MemberUpdate', async (req) => {
@@ -71,7 +71,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     return membersResponse(2);
   });
   h.set('/etcdserverpb.Cluster/MemberPromote', async (req) => {
-    await change({ kind: 'promote', id: readMemberRequest(req, 1, 0, 0).id });
+    await change({ kind: 'promote', id: readVarintField(req, 1) });
     return membersResponse(2);
   });
 
@@ -92,27 +92,14 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
   });
 
   h.set('/etcdserverpb.Maintenance/MoveLeader', async (req) => {
-    const r = new ProtoReader(req);
-    let target = 0n;
-    while (r.pos < r.end) {
-      const t = r.readTag();
-      if (t >>> 3 === 1 && (t & 7) === WIRE_VARINT) target = r.readVarintBig();
-      else r.skipField(t & 7);
-    }
-    await member.moveLeader(target);
+    await member.moveLeader(readVarintField(req, 1));
     const w = new ProtoWriter(64);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(fullHeader());
     return w.finish();
   });
 
   h.set('/etcdserverpb.Maintenance/Alarm', (req) => {
-    const r = new ProtoReader(req);
-    let action = 0;
-    while (r.pos < r.end) {
-      const t = r.readTag();
-      if (t >>> 3 === 1 && (t & 7) === WIRE_VARINT) action = r.readVarint();
-      else r.skipField(t & 7);
-    }
+    const action = Number(readVarintField(req, 1));
     // No alarm can be raised yet (no space quota, no corruption check): GET and DEACTIVATE see none.
     if (action === 1) throw new EtcdError(GrpcCode.UNIMPLEMENTED, 'etsd: raising alarms is not implemented yet');
     const w = new ProtoWriter(64);

@@ -8,20 +8,14 @@
 // one etsd cluster that applied the same history.
 
 import { encodeResponseHeader } from '../proto/kv-codec.js';
-import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wire.js';
+import { ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
 import { ShardOp, decodeHashResult, type HashResult } from '../workers/messages.js';
 import type { UnaryHandler } from './rpc.js';
 import type { Member } from './member.js';
 
+/** HashKVRequest.revision (int64). */
 function decodeHashKVRevision(req: Buffer): number {
-  const r = new ProtoReader(req);
-  let revision = 0;
-  while (r.pos < r.end) {
-    const t = r.readTag();
-    if (t >>> 3 === 1 && (t & 7) === WIRE_VARINT) revision = r.readInt64();
-    else r.skipField(t & 7);
-  }
-  return revision;
+  return Number(BigInt.asIntN(64, readVarintField(req, 1)));
 }
 
 export function hashHandlers(member: Member): Map<string, UnaryHandler> {

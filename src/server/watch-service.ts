@@ -1,6 +1,6 @@
 import { decodeWatchRequest, encodeWatchResponse, FILTER_NODELETE, FILTER_NOPUT, type WatchCreateRequest } from '../proto/watch-codec.js';
 import { isFromKey } from '../storage/mvcc/keys.js';
-import { ShardOp } from '../workers/messages.js';
+import { ShardOp, opHeader } from '../workers/messages.js';
 import { ProtoDecodeError } from '../proto/wire.js';
 import { Errors } from './errors.js';
 import type { Member, StreamSink } from './member.js';
@@ -86,7 +86,7 @@ export class WatchStream implements StreamSink {
     if (shard === undefined) return;
     this.ids.delete(watchId);
     this.member.addWatchers(shard, -1);
-    this.member.sendShard(shard, [op(ShardOp.WatchCancel, this.id, watchId)]);
+    this.member.sendShard(shard, [opHeader(ShardOp.WatchCancel, this.id, watchId)]);
     this.send(encodeWatchResponse({ header: this.header(this.member.revision), watchId, canceled: true }));
   }
 
@@ -94,7 +94,7 @@ export class WatchStream implements StreamSink {
   private requestProgress(): void {
     const token = this.nextToken++;
     this.progress.set(token, { waiting: this.member.shardCount, rev: Number.MAX_SAFE_INTEGER });
-    for (let s = 0; s < this.member.shardCount; s++) this.member.sendShard(s, [op(ShardOp.Progress, this.id, token)]);
+    for (let s = 0; s < this.member.shardCount; s++) this.member.sendShard(s, [opHeader(ShardOp.Progress, this.id, token)]);
   }
 
   onProgress(token: number, rev: number): void {
@@ -115,7 +115,7 @@ export class WatchStream implements StreamSink {
     if (this.paused === paused || this.closed) return;
     this.paused = paused;
     const o = paused ? ShardOp.StreamPause : ShardOp.StreamResume;
-    for (const s of new Set(this.ids.values())) this.member.sendShard(s, [op(o, this.id, 0)]);
+    for (const s of new Set(this.ids.values())) this.member.sendShard(s, [opHeader(o, this.id, 0)]);
   }
 
   private close(): void {
@@ -124,7 +124,7 @@ export class WatchStream implements StreamSink {
     const perShard = new Map<number, number>();
     for (const s of this.ids.values()) perShard.set(s, (perShard.get(s) ?? 0) + 1);
     for (const [s, n] of perShard) {
-      this.member.sendShard(s, [op(ShardOp.StreamClose, this.id, 0)]);
+      this.member.sendShard(s, [opHeader(ShardOp.StreamClose, this.id, 0)]);
       this.member.addWatchers(s, -n);
     }
     this.ids.clear();
@@ -133,13 +133,6 @@ export class WatchStream implements StreamSink {
   }
 }
 
-function op(code: ShardOp, streamId: number, arg: number): Buffer {
-  const b = Buffer.allocUnsafe(17);
-  b[0] = code;
-  b.writeDoubleLE(streamId, 1);
-  b.writeDoubleLE(arg, 9);
-  return b;
-}
 
 /** The shard's WatchCreate record (see decodeWatchCreate in shard-worker.ts). */
 function encodeCreate(streamId: number, watchId: number, minRev: number, c: WatchCreateRequest, key: Buffer, end: Buffer | null): Buffer {

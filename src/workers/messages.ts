@@ -275,16 +275,22 @@ export function writeResultOk(ring: Ring, reqId: number, body: Uint8Array): void
   writeBlocking(ring, encodeResultOk(reqId, at === 0 ? body : body.subarray(at)));
 }
 
+/** The common ring record head: u8 type | f64 a | f64 b (WAL records, shard ops, watch data). */
+export function opHeader(type: number, a: number, b: number): Buffer {
+  const h = Buffer.allocUnsafe(17);
+  h[0] = type;
+  h.writeDoubleLE(a, 1);
+  h.writeDoubleLE(b, 9);
+  return h;
+}
+
 /** Writes a WatchResponse for a stream, in pieces when it is larger than a ring record may be. */
 export function writeWatchData(ring: Ring, streamId: number, watchId: number, body: Uint8Array): void {
   const piece = Math.min(ring.maxPayload - 32, 4 * 1024 * 1024);
   let at = 0;
   for (;;) {
     const last = body.length - at <= piece;
-    const h = Buffer.allocUnsafe(17);
-    h[0] = last ? ResultType.WatchData : ResultType.WatchPart;
-    h.writeDoubleLE(streamId, 1);
-    h.writeDoubleLE(watchId, 9);
+    const h = opHeader(last ? ResultType.WatchData : ResultType.WatchPart, streamId, watchId);
     writeBlocking(ring, [h, last ? body.subarray(at) : body.subarray(at, at + piece)]);
     if (last) return;
     at += piece;
