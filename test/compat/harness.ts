@@ -4,12 +4,14 @@
 // process we started by its PID.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { RunOutput } from './cases.js';
 import { freePorts } from '../common/ports.js';
+import { etsdScript, repoRoot } from '../common/repo.js';
+
+export { repoRoot };
 
 export { freePorts };
 
@@ -57,15 +59,6 @@ export function checkPrerequisites(): void {
   }
 }
 
-/** The repository root: the nearest ancestor of this file holding package.json. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 10; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find the repository root (package.json) above ' + fileURLToPath(import.meta.url));
-}
 
 /** Which server the suite compares against etcd: ETSD_COMPAT_TARGET unset = etsd, "etcd" = self-test. */
 export function targetKind(): ServerKind {
@@ -93,10 +86,7 @@ process.on('exit', () => {
 /** The program and leading args that start a server of this kind; throws a clear error if etsd is not built. */
 export function serverCommand(kind: ServerKind): { file: string; prefix: string[] } {
   if (kind === 'etcd') return { file: ETCD_BIN, prefix: [] };
-  const script = join(repoRoot(), 'dist', 'src', 'cli', 'etsd.js');
-  if (!existsSync(script)) {
-    throw new Error(`etsd is not built: ${script} does not exist (run "npm run build"), or set ETSD_COMPAT_TARGET=etcd for the harness self-test`);
-  }
+  const script = etsdScript('run "npm run build", or set ETSD_COMPAT_TARGET=etcd for the harness self-test');
   return { file: process.execPath, prefix: [script] };
 }
 

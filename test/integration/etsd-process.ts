@@ -4,12 +4,14 @@
 // process exits abruptly. Every wait here has a timeout.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { KvClient, isGrpcError } from './kv-client.js';
 import { freePorts } from '../common/ports.js';
+import { etsdScript, repoRoot } from '../common/repo.js';
+
+export { etsdScript, repoRoot };
 
 export const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
@@ -18,23 +20,9 @@ const PROBE_DEADLINE_MS = 1_000;
 /** Lines of the child's stderr kept for error messages. */
 const LOG_TAIL_LINES = 200;
 
-/** The repository root: the nearest ancestor of this file holding package.json. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 10; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find the repository root (package.json) above ' + fileURLToPath(import.meta.url));
-}
 
 export { freePorts };
 
-export function etsdScript(): string {
-  const script = join(repoRoot(), 'dist', 'src', 'cli', 'etsd.js');
-  if (!existsSync(script)) throw new Error(`etsd is not built: ${script} does not exist (run "npx tsc -p tsconfig.json")`);
-  return script;
-}
 
 
 // Everything we created, so an abrupt exit of the test process still kills
