@@ -47,8 +47,8 @@ async function serve(impl: Impl, fixedPort = 0): Promise<number> {
       server.bindAsync(`127.0.0.1:${fixedPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
     });
   } else if (impl === 'raw') {
-    const { createRawGrpcServer } = await import('../src/server/h2raw/grpc-raw-server.js');
-    const { listenShared } = await import('../src/server/h2/port-sharing.js');
+    const { createRawGrpcServer } = await import('../src/grpc/server.js');
+    const { listenShared } = await import('../src/grpc/port-sharing.js');
     const server = createRawGrpcServer({ unary: new Map([[PATH, handler]]), maxRecvBytes: 2 * 1024 * 1024 });
     const h1 = http.createServer((_q, r) => r.end('ok'));
     port = (await listenShared({ host: '127.0.0.1', port: fixedPort }, server.http2, h1)).address.port;

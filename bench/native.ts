@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Bench, type Task } from 'tinybench';
-import { crc32c as jsCrc32c } from '../src/storage/wal/crc32c.js';
+import { crc32c as jsCrc32c } from '../src/common/crc32c.js';
 import { bindings, zeroFill } from '../src/native/index.js';
 
 const ms = Number(process.argv[2] ?? 400);

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { crc32c } from '../src/storage/wal/crc32c.js';
+import { crc32c } from '../src/common/crc32c.js';
 import { RecordType, type WalRecord } from '../src/storage/wal/record.js';
 import { Wal } from '../src/storage/wal/wal.js';
 

@@ -8,7 +8,7 @@ const {
   HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_TE,
 } = http2.constants;
 
-import type { UnaryCallback, BidiStream, Conn } from './conn.js';
+import type { UnaryCallback, BidiStream, Conn } from './conn-types.js';
 
 export class GrpcStatusError extends Error {
   constructor(readonly code: number, message: string) { super(`grpc-status ${code}: ${message}`); }

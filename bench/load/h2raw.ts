@@ -5,8 +5,8 @@
 // streams are plain objects, the request header block is built once per path.
 // Scope: h2c (no TLS), client side only, enough for unary and bidi gRPC.
 import net from 'node:net';
-import { HeaderList, HpackDecoder, encodeHeaders } from '../../src/server/h2raw/hpack.js';
-import type { UnaryCallback, BidiStream, Conn } from './conn.js';
+import { HeaderList, HpackDecoder, encodeHeaders } from '../../src/grpc/http2/hpack.js';
+import type { UnaryCallback, BidiStream, Conn } from './conn-types.js';
 import { FrameReader } from './h2conn.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');

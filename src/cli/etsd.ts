@@ -2,12 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { createLogger } from '../common/log.js';
-import { Member } from '../server/member.js';
+import { Member } from '../member/member.js';
 import http from 'node:http';
-import { GRPC_OVERHEAD_BYTES } from '../server/rpc.js';
-import { createRawGrpcServer } from '../server/h2raw/grpc-raw-server.js';
-import { adaptStreamHandlers } from '../server/h2/adapt.js';
-import { listenShared, type SharedListener } from '../server/h2/port-sharing.js';
+import { GRPC_OVERHEAD_BYTES } from '../grpc/rpc.js';
+import { createRawGrpcServer } from '../grpc/server.js';
+import { adaptStreamHandlers } from '../grpc/adapt.js';
+import { listenShared, type SharedListener } from '../grpc/port-sharing.js';
 import { httpHandler, httpRoutes } from '../server/http-endpoints.js';
 import { kvHandlers } from '../server/kv-service.js';
 import { watchHandlers } from '../server/watch-service.js';

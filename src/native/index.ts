@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { crc32c as jsCrc32c } from '../storage/wal/crc32c.js';
+import { crc32c as jsCrc32c } from '../common/crc32c.js';
 
 export interface NativeBindings {
   /** CRC-32C (Castagnoli) of `data`, continuing from `seed` (a previous result). Unsigned. */

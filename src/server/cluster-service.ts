@@ -1,10 +1,10 @@
 import { encodeResponseHeader } from '../proto/kv-codec.js';
 import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
-import { EtcdError, GrpcCode } from './errors.js';
-import type { UnaryHandler } from './rpc.js';
-import { ETCD_API_VERSION } from './http-endpoints.js';
-import type { Member, MemberOp } from './member.js';
-import type { MemberRecord } from './membership.js';
+import { Errors } from '../common/errors.js';
+import type { UnaryHandler } from '../grpc/rpc.js';
+import { ETCD_API_VERSION } from '../common/version.js';
+import type { Member, MemberOp } from '../member/member.js';
+import type { MemberRecord } from '../member/membership.js';
 
 /** The fields of a Member* request (ID, peerURLs, isLearner), by their numbers in each message. */
 function readMemberRequest(req: Buffer, idField: number, urlsField: number, learnerField: number): { id: bigint; peerUrls: string[]; isLearner: boolean } {
@@ -101,7 +101,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
   h.set('/etcdserverpb.Maintenance/Alarm', (req) => {
     const action = Number(readVarintField(req, 1));
     // No alarm can be raised yet (no space quota, no corruption check): GET and DEACTIVATE see none.
-    if (action === 1) throw new EtcdError(GrpcCode.UNIMPLEMENTED, 'etsd: raising alarms is not implemented yet');
+    if (action === 1) throw Errors.alarmActivateUnimplemented();
     const w = new ProtoWriter(64);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(fullHeader());
     return w.finish();

@@ -3,16 +3,16 @@ import {
   encodeCampaignResponse, encodeHeaderResponse, encodeLeaderResponse, type LeaderKey,
 } from '../proto/concurrency-codec.js';
 import type { KeyValue, ResponseHeader } from '../proto/kv-types.js';
-import { EtcdError, GrpcCode } from './errors.js';
-import type { CallContext, ServerStreamHandler, UnaryHandler } from './rpc.js';
+import { EtcdError, Errors } from '../common/errors.js';
+import type { CallContext, ServerStreamHandler, UnaryHandler } from '../grpc/rpc.js';
 import { InternalClient, compareCreate, opDelete, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
-import type { Member } from './member.js';
+import type { Member } from '../member/member.js';
 import { grantSessionLease } from './session.js';
 
 // etcd's concurrency package errors reach clients as plain errors (gRPC Unknown).
-const notLeader = () => new EtcdError(GrpcCode.UNKNOWN, 'election: not leader');
-const noLeader = () => new EtcdError(GrpcCode.UNKNOWN, 'election: no leader');
-const missingLeader = () => new EtcdError(GrpcCode.UNKNOWN, '"leader" field must be provided');
+const notLeader = Errors.electionNotLeader;
+const noLeader = Errors.electionNoLeader;
+const missingLeader = Errors.electionMissingLeader;
 
 /** v3electionpb.Election as etcd serves it: clientv3's concurrency Election run against the server itself. */
 export function electionHandlers(member: Member): { unary: Map<string, UnaryHandler>; serverStreams: Map<string, ServerStreamHandler> } {

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Member } from './member.js';
+import type { Member } from '../member/member.js';
 import { createMetrics } from './metrics/prometheus.js';
+import { ETCD_API_VERSION } from '../common/version.js';
 
 /** The etcd API level etsd speaks, reported by /version. */
-export const ETCD_API_VERSION = '3.5.0';
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void;
 

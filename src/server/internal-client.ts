@@ -1,9 +1,9 @@
 import * as codec from '../proto/kv-codec.js';
 import type { Compare, KeyValue, RangeRequest, RangeResponse, RequestOp, TxnResponse } from '../proto/kv-types.js';
 import { decodeWatchResponse, encodeWatchCreateRequest, type DecodedWatchResponse } from '../proto/watch-codec.js';
-import { EntryKind } from '../workers/messages.js';
-import type { Member } from './member.js';
-import type { BidiStream } from './stream.js';
+import { EntryKind } from '../workers/protocol/entry.js';
+import type { Member } from '../member/member.js';
+import type { BidiStream } from '../grpc/stream.js';
 import { WatchStream } from './watch-service.js';
 
 const EMPTY = Buffer.alloc(0);

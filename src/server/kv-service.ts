@@ -1,10 +1,10 @@
 import * as codec from '../proto/kv-codec.js';
 import type { RequestOp, TxnRequest } from '../proto/kv-types.js';
-import { EntryKind } from '../workers/messages.js';
+import { EntryKind } from '../workers/protocol/entry.js';
 import { checkSortOptions } from '../storage/mvcc/range.js';
-import { Errors } from './errors.js';
-import type { UnaryHandler } from './rpc.js';
-import type { Member } from './member.js';
+import { Errors } from '../common/errors.js';
+import type { UnaryHandler } from '../grpc/rpc.js';
+import type { Member } from '../member/member.js';
 
 /** Extra bytes etcd's InternalRaftRequest wrapper adds around a request (header with a 64-bit id, field tag, length). */
 function raftRequestSize(requestBytes: number): number {

@@ -2,8 +2,8 @@
 // except Maintenance.Status and serializable KV.Range (v3rpc's
 // isRPCSupportedForLearner); streams are refused outright. Range checks the
 // serializable flag itself (Member.range), so it passes here.
-import { Errors } from './errors.js';
-import type { StreamHandler, UnaryHandler } from './rpc.js';
+import { Errors } from '../common/errors.js';
+import type { StreamHandler, UnaryHandler } from '../grpc/rpc.js';
 
 const ALLOWED = new Set(['/etcdserverpb.Maintenance/Status', '/etcdserverpb.KV/Range']);
 

@@ -3,12 +3,12 @@ import {
   encodeLeaseKeepAliveResponse, encodeLeaseLeasesResponse, encodeLeaseTimeToLiveResponse,
 } from '../proto/lease-codec.js';
 import { ProtoDecodeError } from '../proto/wire.js';
-import { EntryKind } from '../workers/messages.js';
-import { EtcdError, Errors } from './errors.js';
-import type { UnaryHandler } from './rpc.js';
-import { MAX_LEASE_TTL } from './lessor.js';
-import type { Member } from './member.js';
-import type { BidiStream, StreamHandler } from './stream.js';
+import { EntryKind } from '../workers/protocol/entry.js';
+import { EtcdError, Errors } from '../common/errors.js';
+import type { UnaryHandler } from '../grpc/rpc.js';
+import { MAX_LEASE_TTL } from '../member/lessor.js';
+import type { Member } from '../member/member.js';
+import type { BidiStream, StreamHandler } from '../grpc/stream.js';
 
 /** How often expired leases are looked for, and how many revokes one pass may propose (etcd: 1000/s). */
 const EXPIRY_CHECK_MS = 500;

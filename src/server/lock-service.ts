@@ -1,9 +1,9 @@
 import { decodeLockRequest, decodeUnlockRequest, encodeHeaderResponse, encodeLockResponse } from '../proto/concurrency-codec.js';
 import type { ResponseHeader } from '../proto/kv-types.js';
-import type { CallContext, UnaryHandler } from './rpc.js';
+import type { CallContext, UnaryHandler } from '../grpc/rpc.js';
 import { InternalClient, compareCreate, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
 import { grantSessionLease } from './session.js';
-import type { Member } from './member.js';
+import type { Member } from '../member/member.js';
 
 /**
  * v3lockpb.Lock as etcd serves it: the clientv3 concurrency Mutex, run by the

@@ -9,9 +9,9 @@
 
 import { encodeResponseHeader } from '../proto/kv-codec.js';
 import { ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
-import { ShardOp, decodeHashResult, type HashResult } from '../workers/messages.js';
-import type { UnaryHandler } from './rpc.js';
-import type { Member } from './member.js';
+import { ShardOp, decodeHashResult, type HashResult } from '../workers/protocol/shard-ring.js';
+import type { UnaryHandler } from '../grpc/rpc.js';
+import type { Member } from '../member/member.js';
 
 /** HashKVRequest.revision (int64). */
 function decodeHashKVRevision(req: Buffer): number {

@@ -1,6 +1,6 @@
 import { encodeLeaseGrantRequest } from '../proto/lease-codec.js';
-import { EntryKind } from '../workers/messages.js';
-import type { Member } from './member.js';
+import { EntryKind } from '../workers/protocol/entry.js';
+import type { Member } from '../member/member.js';
 
 /** clientv3's default session TTL, used when a lock or campaign names no lease. */
 const SESSION_TTL = 60;

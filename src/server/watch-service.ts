@@ -1,10 +1,11 @@
 import { decodeWatchRequest, encodeWatchResponse, FILTER_NODELETE, FILTER_NOPUT, type WatchCreateRequest } from '../proto/watch-codec.js';
 import { isFromKey } from '../storage/mvcc/keys.js';
-import { ShardOp, opHeader } from '../workers/messages.js';
+import { ShardOp } from '../workers/protocol/shard-ring.js';
+import { opHeader } from '../workers/protocol/header.js';
 import { ProtoDecodeError } from '../proto/wire.js';
-import { Errors } from './errors.js';
-import type { Member, StreamSink } from './member.js';
-import type { BidiStream, StreamHandler } from './stream.js';
+import { Errors } from '../common/errors.js';
+import type { Member, StreamSink } from '../member/member.js';
+import type { BidiStream, StreamHandler } from '../grpc/stream.js';
 
 const ERR_EMPTY_RANGE = 'mvcc: watcher range is empty';
 const ERR_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';

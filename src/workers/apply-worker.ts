@@ -6,14 +6,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring } from './ring/ring.js';
-import {
-  APPLY_CONTROL_INDEX, ApplyControl, EntryKind, Shared, decodeApplyControl, decodeEntryData, encodeApplied, encodeLeaseNotice,
-  encodeResultError, encodeSnapshotInstalled, isOwnReqId, readEntry, sharedState, storeShared, writeBlocking, writeResultOk,
-} from './messages.js';
+import { APPLY_CONTROL_INDEX, ApplyControl, decodeApplyControl, readEntry } from './protocol/apply-ring.js';
+import { EntryKind, decodeEntryData } from './protocol/entry.js';
+import { Shared, sharedState, storeShared } from './protocol/shared-state.js';
+import { encodeApplied, encodeLeaseNotice, encodeResultError, encodeSnapshotInstalled, writeResultOk } from './protocol/result-ring.js';
+import { isOwnReqId } from './protocol/request-id.js';
+import { writeBlocking } from './ring/write-blocking.js';
 import { loadMembers } from '../storage/mvcc/writer.js';
 import { compactRange } from '../storage/mvcc/compactor.js';
 import { installSnapshot, openStore } from '../storage/snapshot/install.js';
-import { EtcdError, Errors } from '../server/errors.js';
+import { EtcdError, Errors } from '../common/errors.js';
 import * as codec from '../proto/kv-codec.js';
 import type { ResponseHeader, TxnRequest } from '../proto/kv-types.js';
 import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';

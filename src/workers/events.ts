@@ -4,7 +4,7 @@
 // and, after a snapshot replaced the whole store: u8 STORAGE_RESET | f64 rev.
 
 import type { Ring } from './ring/ring.js';
-import { writeBlocking } from './messages.js';
+import { writeBlocking } from './ring/write-blocking.js';
 
 export interface WireEvent { key: Buffer; event: Buffer; isCreate: boolean; isDelete: boolean; modRevision: number }
 

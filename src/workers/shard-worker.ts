@@ -5,16 +5,17 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring, waitAnyReadable } from './ring/ring.js';
-import {
-  Shared, ShardOp, encodeHashResult, encodeProgress, encodeResultError, loadShared, sharedState, writeBlocking, writeResultOk, writeWatchData,
-} from './messages.js';
+import { Shared, loadShared, sharedState } from './protocol/shared-state.js';
+import { ShardOp, encodeHashResult, encodeLeaseKeys } from './protocol/shard-ring.js';
+import { encodeProgress, encodeResultError, writeResultOk, writeWatchData } from './protocol/result-ring.js';
+import { writeBlocking } from './ring/write-blocking.js';
 import { readRevisionEvents, readStorageReset } from './events.js';
 import { WatchHub, type WatchCreate } from './watch-hub.js';
 import { DbReader } from '../storage/mvcc/reader.js';
 import { attachedKeys } from '../storage/mvcc/leases.js';
 import { hashAll, hashKV, hashKVRevision } from '../storage/mvcc/hash.js';
 import { checkSortOptions, executeRange } from '../storage/mvcc/range.js';
-import { EtcdError, Errors } from '../server/errors.js';
+import { EtcdError, Errors } from '../common/errors.js';
 import * as codec from '../proto/kv-codec.js';
 
 export interface ShardWorkerData {
@@ -116,11 +117,7 @@ async function main(): Promise<void> {
       case ShardOp.StreamPause: return hub.pause(id);
       case ShardOp.StreamResume: return hub.resume(id);
       case ShardOp.LeaseKeys: return answer(id, () => {
-        const keys = attachedKeys(db, b.readBigInt64LE(9));
-        const body = Buffer.allocUnsafe(keys.reduce((a, k) => a + 4 + k.length, 0));
-        let at = 0;
-        for (const k of keys) { body.writeUInt32LE(k.length, at); k.copy(body, at + 4); at += 4 + k.length; }
-        return body;
+        return encodeLeaseKeys(attachedKeys(db, b.readBigInt64LE(9)));
       });
       case ShardOp.Progress: return writeBlocking(outRing, [encodeProgress(id, b.readDoubleLE(9), hub.progressRev(id))]);
       default: throw new Error(`unknown shard op ${op}`);

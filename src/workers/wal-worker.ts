@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
-import { WAL_BARRIER, WAL_LAZY, WAL_RELEASE } from './messages.js';
+import { DURABLE_NOTICE_BYTES, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, writeDurableNotice } from './protocol/wal-ring.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { Wal } from '../storage/wal/wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
@@ -34,7 +34,7 @@ function main(): void {
   parentPort!.postMessage(ready);
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
-  const notice = Buffer.allocUnsafe(16);
+  const notice = Buffer.allocUnsafe(DURABLE_NOTICE_BYTES);
   const fsyncHist = new SharedHistogram(d.fsyncHistogram);
   // The newest HardState must outlive the segment that held it.
   let hardState: WalRecord | null = null;
@@ -68,9 +68,7 @@ function main(): void {
       const t0 = performance.now();
       wal.sync();
       fsyncHist.observe((performance.now() - t0) / 1000);
-      // Durable notice: f64 last entry index written (-1 if none) | f64 last ready barrier (-1 if none).
-      notice.writeDoubleLE(last, 0);
-      notice.writeDoubleLE(barrier, 8);
+      writeDurableNotice(notice, last, barrier);
       while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
     }
     if (release > 0) {

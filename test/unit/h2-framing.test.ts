@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   MessageReader, decodeGrpcMessage, encodeGrpcMessage, frameMessage, parseGrpcTimeout, type MessageSink,
-} from '../../src/server/h2/framing.js';
-import { classifyPreface, H2_PREFACE } from '../../src/server/h2/port-sharing.js';
+} from '../../src/grpc/framing.js';
+import { classifyPreface, H2_PREFACE } from '../../src/grpc/port-sharing.js';
 
 function collect(): MessageSink & { msgs: Buffer[] } {
   const msgs: Buffer[] = [];

@@ -10,13 +10,13 @@ import http2 from 'node:http2';
 import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { EtcdError, Errors, GrpcCode } from '../../src/server/errors.js';
+import { EtcdError, Errors, GrpcCode } from '../../src/common/errors.js';
 import net from 'node:net';
-import { createRawGrpcServer, type RawGrpcServer, type ServerCall, type StreamHandler, type UnaryHandler } from '../../src/server/h2raw/grpc-raw-server.js';
-import { HeaderList, HpackDecoder, huffmanEncode } from '../../src/server/h2raw/hpack.js';
+import { createRawGrpcServer, type RawGrpcServer, type ServerCall, type StreamHandler, type UnaryHandler } from '../../src/grpc/server.js';
+import { HeaderList, HpackDecoder, huffmanEncode } from '../../src/grpc/http2/hpack.js';
 import { makeRng } from '../../src/raft/rng.js';
-import { listenShared, type SharedListener } from '../../src/server/h2/port-sharing.js';
-import { adaptStreamHandlers } from '../../src/server/h2/adapt.js';
+import { listenShared, type SharedListener } from '../../src/grpc/port-sharing.js';
+import { adaptStreamHandlers } from '../../src/grpc/adapt.js';
 
 const MAX_RECV = 1024 * 1024;
 const BIG = 20 * 1024 * 1024;

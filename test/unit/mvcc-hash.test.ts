@@ -9,8 +9,8 @@ import { compactRange } from '../../src/storage/mvcc/compactor.js';
 import { hashAll, hashKV, hashKVRevision } from '../../src/storage/mvcc/hash.js';
 import { PREFIX_HISTORY, decodeHistoryKey } from '../../src/storage/mvcc/keys.js';
 import { decodeVersion } from '../../src/storage/mvcc/record.js';
-import { crc32c } from '../../src/storage/wal/crc32c.js';
-import { GrpcCode } from '../../src/server/errors.js';
+import { crc32c } from '../../src/common/crc32c.js';
+import { GrpcCode } from '../../src/common/errors.js';
 
 type Store = TestStore;
 

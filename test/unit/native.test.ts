@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
-import { crc32c as jsCrc32c } from '../../src/storage/wal/crc32c.js';
+import { crc32c as jsCrc32c } from '../../src/common/crc32c.js';
 import { bindings, loadNativeBindings, zeroFill, type NativeBindings } from '../../src/native/index.js';
 import { makeRng } from '../../src/raft/rng.js';
 

@@ -3,7 +3,7 @@
 // good one replaces the database after the entries sent before it, answers
 // SnapshotInstalled, publishes the new revision, tells the shards' event
 // rings to resync, and the entries after it apply on top.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,17 +16,22 @@ import type { PutRequest } from '../../src/proto/kv-types.js';
 import { Applier } from '../../src/storage/mvcc/applier.js';
 import { LeaseTable } from '../../src/storage/mvcc/leases.js';
 import { MvccWriter } from '../../src/storage/mvcc/writer.js';
-import { createSnapshotFile } from '../../src/storage/snapshot/create.js';
+import { OneOffPool } from '../../src/workers/pool.js';
 import { installSnapshot } from '../../src/storage/snapshot/install.js';
 import { DbReader } from '../../src/storage/mvcc/reader.js';
 import { decodeWatchResponse } from '../../src/proto/watch-codec.js';
 import { WatchHub } from '../../src/workers/watch-hub.js';
 import type { ApplyReady, ApplyWorkerData } from '../../src/workers/apply-worker.js';
 import { readRevisionEvents, readStorageReset } from '../../src/workers/events.js';
-import {
-  EntryKind, ResultType, Shared, decodeResult, encodeEntryData, encodeInstallSnapshot, loadShared, sharedState, type Result,
-} from '../../src/workers/messages.js';
+import { EntryKind, encodeEntryData } from '../../src/workers/protocol/entry.js';
+import { ResultType, decodeResult, type Result } from '../../src/workers/protocol/result-ring.js';
+import { Shared, loadShared, sharedState } from '../../src/workers/protocol/shared-state.js';
+import { encodeInstallSnapshot } from '../../src/workers/protocol/apply-ring.js';
 import { Ring } from '../../src/workers/ring/ring.js';
+
+/** The one-off pool the member makes snapshot files in. */
+const pool = new OneOffPool();
+after(() => pool.close());
 
 const B = (s: string) => Buffer.from(s, 'latin1');
 const pr = (key: string, value: string, lease = 0n): PutRequest =>
@@ -75,7 +80,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   // The source: 100 applied entries at term 3.
   const src = await build(tempDir(t, 'src'), 'src/', 100, 3);
   const file = path.join(tempDir(t, 'file'), 'db.snap');
-  const info = await createSnapshotFile(src.db.handle, file);
+  const info = await pool.run({ kind: 'snapshot', handle: src.db.handle, path: file });
   const srcDump = dump(src.db);
   const srcState = { ...src.w.state };
   await src.db.close();
@@ -196,7 +201,7 @@ test('after an install, watchers catch up the skipped revisions from storage; no
   // The same operations, so the target is a prefix of the source's history (as a lagging follower's is).
   const src = await build(tempDir(t, 'src'), 'k/', 60, 2);
   const file = path.join(tempDir(t, 'file'), 'db.snap');
-  const info = await createSnapshotFile(src.db.handle, file);
+  const info = await pool.run({ kind: 'snapshot', handle: src.db.handle, path: file });
   await src.db.close();
   const dstDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etsd-snapw-hub-'));
   const dst = await build(dstDir, 'k/', 20, 1);

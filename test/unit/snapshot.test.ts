@@ -3,7 +3,7 @@
 // and installed over a database holding other data. Damaged files (a flipped
 // byte, truncation at many cuts, a wrong magic) are refused with
 // SnapshotFormatError and leave the target untouched.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,11 +14,15 @@ import { Applier } from '../../src/storage/mvcc/applier.js';
 import { compactRange } from '../../src/storage/mvcc/compactor.js';
 import { LeaseTable } from '../../src/storage/mvcc/leases.js';
 import { MvccWriter, loadMembers } from '../../src/storage/mvcc/writer.js';
-import { createSnapshotFile } from '../../src/storage/snapshot/create.js';
+import { OneOffPool } from '../../src/workers/pool.js';
 import {
   CHUNK_TARGET_BYTES, HEADER_BYTES, SnapshotFileWriter, SnapshotFormatError, TRAILER_BYTES, readSnapshotFile, verifySnapshotFile,
 } from '../../src/storage/snapshot/format.js';
 import { INSTALL_MARKER, installSnapshot, openStore } from '../../src/storage/snapshot/install.js';
+
+/** The one-off pool the member makes snapshot files in. */
+const pool = new OneOffPool();
+after(() => pool.close());
 
 // ------------------------------------------------------------------ harness
 
@@ -110,7 +114,7 @@ async function buildTarget(t: T): Promise<Store> {
 
 async function snapshotOf(t: T, s: Store): Promise<string> {
   const file = path.join(tempDir(t, 'file'), 'db.snap');
-  const info = await createSnapshotFile(s.db.handle, file);
+  const info = await pool.run({ kind: 'snapshot', handle: s.db.handle, path: file });
   assert.equal(info.index, s.w.state.appliedIndex);
   assert.equal(info.term, s.w.state.appliedTerm);
   assert.equal(info.rev, s.w.state.rev);
@@ -235,7 +239,7 @@ test('an install cut short by a crash is finished at boot from the marker', asyn
 test('the snapshot is one point in time while writes go on', async (t) => {
   const src = await buildSource(t);
   const file = path.join(tempDir(t, 'file'), 'live.snap');
-  const snap = createSnapshotFile(src.db.handle, file);
+  const snap = pool.run({ kind: 'snapshot', handle: src.db.handle, path: file });
   let writes = 0;
   let done = false;
   snap.then(() => { done = true; }, () => { done = true; });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { crc32c } from '../../src/storage/wal/crc32c.js';
+import { crc32c } from '../../src/common/crc32c.js';
 import { encodeRecord, encodedSize, scanRecords, RecordType, type WalRecord } from '../../src/storage/wal/record.js';
 import { Wal, WalCorruptError, WalRecordTooLargeError, segmentName } from '../../src/storage/wal/wal.js';
 

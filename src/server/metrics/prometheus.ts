@@ -1,24 +1,8 @@
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import client from 'prom-client';
 import { SharedHistogram, type SharedHistogramLayout } from '../../common/shared-histogram.js';
 import { formatId } from '../../common/ids.js';
-import type { Member } from '../member.js';
-import { ETCD_API_VERSION } from '../http-endpoints.js';
-
-export function dirBytes(dir: string): number {
-  let n = 0;
-  try {
-    for (const f of readdirSync(dir)) {
-      const st = statSync(join(dir, f));
-      if (st.isFile()) n += st.size;
-    }
-  } catch (err) {
-    // The directory may be mid-compaction (a file vanished between readdir and stat): count what we saw.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  return n;
-}
+import type { Member } from '../../member/member.js';
+import { ETCD_API_VERSION } from '../../common/version.js';
 
 /** Renders a worker's shared histogram in the Prometheus text format. */
 function renderHistogram(name: string, help: string, layout: SharedHistogramLayout): string {

@@ -2,7 +2,7 @@ import type {
   Compare, DeleteRangeRequest, DeleteRangeResponse, KeyValue, PutRequest, PutResponse, RequestOp,
   ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 } from '../../proto/kv-types.js';
-import { Errors } from '../../server/errors.js';
+import { Errors } from '../../common/errors.js';
 import { executeRange } from './range.js';
 import { toKeyValue } from './reader.js';
 import type { MvccWriter } from './writer.js';

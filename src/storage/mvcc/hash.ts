@@ -8,8 +8,8 @@
 // physically swept its last compaction yet.
 
 import type { RocksLevel } from '@nxtedition/rocksdb';
-import { crc32c } from '../wal/crc32c.js';
-import { Errors } from '../../server/errors.js';
+import { crc32c } from '../../common/crc32c.js';
+import { Errors } from '../../common/errors.js';
 import { HISTORY_END, MAX_REV, PREFIX_HISTORY, PREFIX_META } from './keys.js';
 import { isTombstoneRecord, modRevisionOf } from './record.js';
 

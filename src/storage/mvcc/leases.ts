@@ -1,5 +1,5 @@
 import type { RocksLevel } from '@nxtedition/rocksdb';
-import { Errors } from '../../server/errors.js';
+import { Errors } from '../../common/errors.js';
 import { LEASE_END, PREFIX_LEASE, attachRange, leaseIdFromKey } from './keys.js';
 import type { MvccWriter } from './writer.js';
 

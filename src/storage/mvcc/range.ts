@@ -1,5 +1,5 @@
 import type { KeyValue, RangeRequest } from '../../proto/kv-types.js';
-import { Errors } from '../../server/errors.js';
+import { Errors } from '../../common/errors.js';
 import { rangeKeys, type DbReader, type LatestSource } from './reader.js';
 
 export interface RangeOutcome { kvs: KeyValue[]; more: boolean; count: number; revision: number }

@@ -1,10 +1,8 @@
 // Making a snapshot file from the live database. writeSnapshot runs in the
-// snapshot worker (it blocks for the whole dump); createSnapshotFile is the
-// main thread's way to run it there.
+// one-off pool (src/workers/pool.ts), never on the main thread or the apply worker.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { PREFIX_META } from '../mvcc/keys.js';
 import { writerStateFromMeta } from '../mvcc/writer.js';
@@ -20,11 +18,6 @@ export interface SnapshotInfo {
   bytes: number;
   pairs: number;
 }
-
-/** What the snapshot worker posts when it ends. */
-export type SnapshotWorkerMessage = ({ type: 'done' } & SnapshotInfo) | { type: 'error'; message: string };
-
-export interface SnapshotWorkerData { handle: bigint; path: string }
 
 /** Entries fetched from the iterator per call. */
 const ROWS_PER_READ = 1000;
@@ -83,32 +76,4 @@ export async function writeSnapshot(db: RocksLevel, file: string): Promise<Snaps
 function syncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-}
-
-/**
- * Writes a snapshot of the database behind `handle` (the apply worker's
- * RocksDB, ApplyReady.handle) to `file`, in a short-lived worker thread so
- * neither the main thread nor the apply worker waits for the dump.
- */
-export function createSnapshotFile(handle: bigint, file: string): Promise<SnapshotInfo> {
-  // dist/src/storage/snapshot/create.js -> dist/src/workers/snapshot-worker.js
-  const worker = new Worker(new URL('../../workers/snapshot-worker.js', import.meta.url), {
-    workerData: { handle, path: file } satisfies SnapshotWorkerData, name: 'snapshot',
-  });
-  return new Promise<SnapshotInfo>((resolve, reject) => {
-    let settled = false;
-    worker.once('message', (m: SnapshotWorkerMessage) => {
-      settled = true;
-      if (m.type === 'done') {
-        const { type: _, ...info } = m;
-        resolve(info);
-      } else {
-        reject(new Error(`snapshot worker: ${m.message}`));
-      }
-    });
-    worker.once('error', (err) => { settled = true; reject(err); });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`snapshot worker exited with code ${code} before answering`));
-    });
-  });
 }

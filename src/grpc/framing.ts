@@ -3,7 +3,7 @@
 // grpc-message percent-encoding and the grpc-timeout header. Pure functions
 // and one small incremental reader, so they can be tested on their own.
 
-import { EtcdError, GrpcCode } from '../errors.js';
+import { Errors, type EtcdError } from '../common/errors.js';
 
 export const PREFIX_BYTES = 5;
 
@@ -63,7 +63,7 @@ export class MessageReader {
         len = this.header.readUInt32BE(1);
       }
       if (flag !== 0) return this.flagError(flag);
-      if (len > this.maxRecvBytes) return messageTooLarge(len, this.maxRecvBytes);
+      if (len > this.maxRecvBytes) return Errors.messageTooLarge(len, this.maxRecvBytes);
       if (n - off >= len) {
         const msg = chunk.subarray(off, off + len);
         off += len;
@@ -85,28 +85,14 @@ export class MessageReader {
     if (flag === 1) {
       const enc = this.encoding;
       if (enc !== undefined && enc !== '' && enc !== 'identity') {
-        return new EtcdError(GrpcCode.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding "${enc}"`);
+        return Errors.decompressorMissing(enc);
       }
-      return new EtcdError(GrpcCode.INTERNAL, 'grpc: compressed flag set with identity or empty encoding');
+      return Errors.compressedWithoutEncoding();
     }
-    return new EtcdError(GrpcCode.INTERNAL, `grpc: received unexpected payload format ${flag}`);
+    return Errors.unexpectedPayloadFormat(flag);
   }
 }
 
-/** grpc-go's wording for a message over the receive limit. */
-export function messageTooLarge(got: number, max: number): EtcdError {
-  return new EtcdError(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${got} vs. ${max})`);
-}
-
-/** The stream ended in the middle of a message (grpc-go: io.ErrUnexpectedEOF). */
-export function truncatedMessage(): EtcdError {
-  return new EtcdError(GrpcCode.INTERNAL, 'grpc: request ended in the middle of a message: unexpected EOF');
-}
-
-/** A unary call whose request stream ended without any message. */
-export function missingMessage(): EtcdError {
-  return new EtcdError(GrpcCode.INTERNAL, 'grpc: request ended without a message: unexpected EOF');
-}
 
 /** Length prefix + body in one buffer (one DATA write). */
 export function frameMessage(body: Uint8Array): Buffer {

@@ -17,17 +17,17 @@ import { EventEmitter } from 'node:events';
 import type http2 from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { listServices } from '../../proto/registry.js';
-import { ProtoDecodeError } from '../../proto/wire.js';
-import { EtcdError, Errors, GrpcCode } from '../errors.js';
+import { listServices } from '../proto/registry.js';
+import { ProtoDecodeError } from '../proto/wire.js';
+import { EtcdError, Errors, GrpcCode } from '../common/errors.js';
 import {
-  MessageReader, encodeGrpcMessage, missingMessage, parseGrpcTimeout, truncatedMessage, type MessageSink,
-} from '../h2/framing.js';
-import type { CallContext, GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from '../rpc.js';
-import { H2Code, H2Connection, H2Stream, type ConnOptions, type StreamHost } from './connection.js';
-import { GRPC_OK_TRAILERS, GRPC_RESPONSE_HEADERS, grpcTrailers, grpcTrailersOnly, type HeaderList } from './hpack.js';
+  MessageReader, encodeGrpcMessage, parseGrpcTimeout, type MessageSink,
+} from './framing.js';
+import type { CallContext, GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from './rpc.js';
+import { H2Code, H2Connection, H2Stream, type ConnOptions, type StreamHost } from './http2/connection.js';
+import { GRPC_OK_TRAILERS, GRPC_RESPONSE_HEADERS, grpcTrailers, grpcTrailersOnly, type HeaderList } from './http2/hpack.js';
 
-export type { ServerCall, StreamHandler, UnaryHandler } from '../rpc.js';
+export type { ServerCall, StreamHandler, UnaryHandler } from './rpc.js';
 
 /**
  * createH2GrpcServer's options, less the two that are node:http2 objects:
@@ -154,7 +154,7 @@ class Core implements StreamHost {
     }
     const timeoutMs = parseGrpcTimeout(timeout);
     if (Number.isNaN(timeoutMs)) {
-      this.trailersOnly(st, new EtcdError(GrpcCode.INTERNAL, `transport: malformed grpc-timeout: ${String(timeout)}`));
+      this.trailersOnly(st, Errors.malformedTimeout(String(timeout)));
       return;
     }
     if (route.kind === Kind.Unary) {
@@ -206,12 +206,12 @@ class Core implements StreamHost {
     const call = st.call;
     if (call !== null) {
       if (call.finished) return;
-      if (call.reader.partial) { call.end(truncatedMessage()); return; }
+      if (call.reader.partial) { call.end(Errors.truncatedMessage()); return; }
       call.clientEnd();
       return;
     }
     if (st.dispatched) return;
-    this.fail(st, st.reader !== null && st.reader.partial ? truncatedMessage() : missingMessage());
+    this.fail(st, st.reader !== null && st.reader.partial ? Errors.truncatedMessage() : Errors.missingMessage());
   }
 
   onAbort(h2s: H2Stream): void {
@@ -286,27 +286,27 @@ class Core implements StreamHost {
     if (err instanceof EtcdError) return err;
     if (err instanceof ProtoDecodeError) return Errors.malformed(err.message);
     this.log?.error({ err }, 'unexpected error serving a gRPC request');
-    return new EtcdError(GrpcCode.UNKNOWN, err instanceof Error ? err.message : String(err));
+    return Errors.unknown(err instanceof Error ? err.message : String(err));
   }
 
   /** grpc-go's answer for a path with no registered method. */
   unknownPath(path: string): EtcdError {
     const sm = path.startsWith('/') ? path.slice(1) : path;
     const pos = sm.lastIndexOf('/');
-    if (pos < 0) return new EtcdError(GrpcCode.UNIMPLEMENTED, `malformed method name: ${JSON.stringify(path)}`);
+    if (pos < 0) return Errors.malformedMethod(path);
     const service = sm.slice(0, pos);
     const method = sm.slice(pos + 1);
     if (this.services.has(service)) {
-      return new EtcdError(GrpcCode.UNIMPLEMENTED, `unknown method ${method} for service ${service}`);
+      return Errors.unknownMethod(method, service);
     }
-    return new EtcdError(GrpcCode.UNIMPLEMENTED, `unknown service ${service}`);
+    return Errors.unknownService(service);
   }
 }
 
 function unaryOnDeadline(st: GrpcStream): void {
   st.timer = null;
   if (st.finished) return;
-  st.core!.fail(st, new EtcdError(GrpcCode.DEADLINE_EXCEEDED, 'context deadline exceeded'));
+  st.core!.fail(st, Errors.deadlineExceeded());
   st.ac?.abort();
 }
 
@@ -446,7 +446,7 @@ class StreamCall implements ServerCall, MessageSink {
     this.timer = null;
     if (this.finished) return;
     const cb = this.cancelCb;
-    this.end(new EtcdError(GrpcCode.DEADLINE_EXCEEDED, 'context deadline exceeded'));
+    this.end(Errors.deadlineExceeded());
     if (cb !== null) {
       try { cb(); } catch (err) { this.core.log?.error({ err }, 'gRPC stream cancel callback threw'); }
     }

@@ -1,4 +1,4 @@
-import type { EtcdError } from './errors.js';
+import type { EtcdError } from '../common/errors.js';
 
 /** A bidirectional gRPC stream as the services see it, whatever the transport. */
 export interface BidiStream {

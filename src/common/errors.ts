@@ -1,6 +1,8 @@
 // The one place that knows etcd's gRPC error codes and messages. Clients map
 // errors back by exact message text, so these strings must match etcd's
-// api/v3rpc/rpctypes word for word.
+// api/v3rpc/rpctypes (and grpc-go's, for transport errors) word for word.
+// It sits below every layer: storage and workers raise these, and only the
+// gRPC server turns them into a status on the wire.
 
 export const enum GrpcCode {
   OK = 0,
@@ -42,7 +44,6 @@ export const Errors = {
   invalidSortOption: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: invalid sort option'),
   compacted: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
   futureRev: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
-  noSpace: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
   leaseNotFound: def(GrpcCode.NOT_FOUND, 'etcdserver: requested lease not found'),
   leaseExists: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: lease already exists'),
   leaseTtlTooLarge: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
@@ -54,7 +55,6 @@ export const Errors = {
   badLeaderTransferee: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
   leaderTransferTimeout: def(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out, leader transfer took too long'),
   stopped: def(GrpcCode.UNAVAILABLE, 'etcdserver: server stopped'),
-  memberExists: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: member ID already exist'),
   peerUrlExists: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: Peer URLs already exists'),
   notEnoughStartedMembers: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'),
   memberNotLearner: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
@@ -65,13 +65,35 @@ export const Errors = {
   notSupportedForLearner: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: rpc not supported for learner'),
   unhealthy: def(GrpcCode.UNAVAILABLE, 'etcdserver: unhealthy cluster'),
   timeout: def(GrpcCode.UNAVAILABLE, 'etcdserver: request timed out'),
-  /** grpc-go's own text for a message over the receive limit. */
+  /** v3election's own texts (etcd answers them as UNKNOWN). */
+  electionNotLeader: def(GrpcCode.UNKNOWN, 'election: not leader'),
+  electionNoLeader: def(GrpcCode.UNKNOWN, 'election: no leader'),
+  electionMissingLeader: def(GrpcCode.UNKNOWN, '"leader" field must be provided'),
+  alarmActivateUnimplemented: def(GrpcCode.UNIMPLEMENTED, 'etsd: raising alarms is not implemented yet'),
+  unimplemented: (method: string) =>
+    new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
+
+  // grpc-go's transport and framing texts, as a Go client would get them from etcd.
+  /** A message over the receive limit. */
   messageTooLarge: (got: number, max: number) =>
     new EtcdError(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${got} vs. ${max})`),
   malformed: (what: string) =>
     new EtcdError(GrpcCode.INTERNAL, `grpc: error unmarshalling request: ${what}`),
-  unimplemented: (method: string) =>
-    new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
+  decompressorMissing: (encoding: string) =>
+    new EtcdError(GrpcCode.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding "${encoding}"`),
+  compressedWithoutEncoding: def(GrpcCode.INTERNAL, 'grpc: compressed flag set with identity or empty encoding'),
+  unexpectedPayloadFormat: (flag: number) => new EtcdError(GrpcCode.INTERNAL, `grpc: received unexpected payload format ${flag}`),
+  /** The stream ended in the middle of a message (grpc-go: io.ErrUnexpectedEOF). */
+  truncatedMessage: def(GrpcCode.INTERNAL, 'grpc: request ended in the middle of a message: unexpected EOF'),
+  /** A unary call whose request stream ended without any message. */
+  missingMessage: def(GrpcCode.INTERNAL, 'grpc: request ended without a message: unexpected EOF'),
+  malformedTimeout: (value: string) => new EtcdError(GrpcCode.INTERNAL, `transport: malformed grpc-timeout: ${value}`),
+  deadlineExceeded: def(GrpcCode.DEADLINE_EXCEEDED, 'context deadline exceeded'),
+  malformedMethod: (path: string) => new EtcdError(GrpcCode.UNIMPLEMENTED, `malformed method name: ${JSON.stringify(path)}`),
+  unknownMethod: (method: string, service: string) => new EtcdError(GrpcCode.UNIMPLEMENTED, `unknown method ${method} for service ${service}`),
+  unknownService: (service: string) => new EtcdError(GrpcCode.UNIMPLEMENTED, `unknown service ${service}`),
+  /** Anything else a handler threw: grpc-go answers UNKNOWN with the error's text. */
+  unknown: (message: string) => new EtcdError(GrpcCode.UNKNOWN, message),
 } as const;
 
 /** Wire form used between threads: 1 byte code + UTF-8 message. */

@@ -2,7 +2,7 @@
 // written against these, whatever frames the bytes (src/server/h2raw).
 
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { EtcdError } from './errors.js';
+import type { EtcdError } from '../common/errors.js';
 
 /** What a long-running unary handler (lock, campaign) may watch: the client going away. */
 export interface CallContext { signal: AbortSignal }

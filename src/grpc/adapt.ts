@@ -3,9 +3,9 @@
 // this server's ServerCall, so the h2 server can take the same handler maps
 // as the grpc-js one.
 
-import type { BidiStream, StreamHandler as BidiHandler } from '../stream.js';
-import type { ServerCall, ServerStream, ServerStreamHandler, StreamHandler } from '../rpc.js';
-import { missingMessage } from './framing.js';
+import type { BidiStream, StreamHandler as BidiHandler } from './stream.js';
+import type { ServerCall, ServerStream, ServerStreamHandler, StreamHandler } from './rpc.js';
+import { Errors } from '../common/errors.js';
 
 /** onEnd as BidiStream means it: half-close, cancel or connection loss, reported once. */
 function onEndOnce(call: ServerCall, cb: () => void, halfClose: boolean): void {
@@ -38,7 +38,7 @@ export function serverStreamFromCall(call: ServerCall, handler: ServerStreamHand
     };
     handler(msg, out);
   });
-  call.onEnd(() => { if (!started) call.end(missingMessage()); });
+  call.onEnd(() => { if (!started) call.end(Errors.missingMessage()); });
 }
 
 /** The streams map for createH2GrpcServer from the grpc-js server's two maps. */

@@ -1,0 +1,305 @@
+// One etsd member on the main thread: the composition root. It builds the
+// rooms in the order recovery needs and wires each one's hooks to the room
+// that owns the answer; it holds no logic of its own. Data flows one way:
+//
+//   services -> WritePath / ReadPath / Reconfig -> RaftLoop -> WAL worker
+//            -> (committed) MembershipKeeper -> apply worker -> shards
+//            -> result router -> RequestTable / WatchRouter -> services
+//
+// The services see the Member's methods below, each a one-line delegation.
+
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type http from 'node:http';
+import type { Config } from '../common/config.js';
+import type { Logger } from '../common/log.js';
+import { dirBytes } from '../common/fs-size.js';
+import { formatId } from '../common/ids.js';
+import { RaftNode } from '../raft/node.js';
+import { EntryType, type Entry, type Message } from '../raft/types.js';
+import { PeerTransport } from '../transport/peer-transport.js';
+import { OneOffPool } from '../workers/pool.js';
+import { entryRecord } from '../workers/protocol/apply-ring.js';
+import type { EntryKind } from '../workers/protocol/entry.js';
+import type { ShardOp } from '../workers/protocol/shard-ring.js';
+import { Shared, sharedState } from '../workers/protocol/shared-state.js';
+import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
+import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
+import { Leadership } from './leadership.js';
+import { IdGenerator, Lessor } from './lessor.js';
+import { Membership, type MemberRecord } from './membership.js';
+import { MembershipKeeper } from './membership-keeper.js';
+import { createPeerHttpServer, handOverToHttp } from './peer-http.js';
+import { routePeerMessage } from './peer-messages.js';
+import { RaftLoop } from './raft-loop.js';
+import { ReadPath } from './read-path.js';
+import { Reconfig, type MemberOp } from './reconfig.js';
+import { RequestTable } from './requests.js';
+import { startResultLoop, type ResultHandlers } from './result-router.js';
+import { SnapshotCoordinator } from './snapshots.js';
+import { StageTracker } from './stage-tracker.js';
+import { StageHistograms } from './stages.js';
+import { WatchRouter, type StreamSink } from './watch-router.js';
+import { WorkerSet } from './worker-set.js';
+import { WritePath } from './write-path.js';
+
+export type { MemberOp } from './reconfig.js';
+export type { StreamSink } from './watch-router.js';
+
+/** How often requests and membership changes nobody answered are checked for etcd's timeout. */
+const SWEEP_MS = 500;
+/** A removed member stops this long after its removal applies, so its answers go out first. */
+const REMOVED_STOP_DELAY_MS = 1000;
+
+export class Member {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly lessor = new Lessor();
+  readonly stages = new StageHistograms();
+  /** etcd's id generator: lease ids the server chooses. */
+  readonly leaseIds: IdGenerator;
+  /** etcd's minimum lease TTL: ceil(1.5 x election timeout) seconds (2 s with the 1 s default). */
+  readonly minLeaseTtl = 2;
+  private readonly workers: WorkerSet;
+  private readonly state: BigInt64Array;
+  private readonly tracker = new StageTracker(this.stages);
+  private readonly pool = new OneOffPool();
+  private readonly requests: RequestTable;
+  private raft!: RaftNode;
+  private raftLoop!: RaftLoop;
+  private reads!: ReadPath;
+  private writes!: WritePath;
+  private watches!: WatchRouter;
+  private keeper!: MembershipKeeper;
+  private reconfig!: Reconfig;
+  private snapshots!: SnapshotCoordinator;
+  private leadership!: Leadership;
+  private transport!: PeerTransport;
+  private peerHttp: http.Server | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private dbDir = '';
+  private stopping = false;
+
+  private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string) {
+    this.memberId = ids.memberId;
+    this.clusterId = ids.clusterId;
+    this.leaseIds = new IdGenerator(ids.memberId);
+    this.workers = new WorkerSet(cfg, log, ids);
+    this.state = sharedState(this.workers.shared);
+    this.requests = new RequestTable(ids.memberId, cfg.maxPendingProposals, this.tracker, (reqId) => this.reads.forget(reqId));
+  }
+
+  static async start(cfg: Config, log: Logger): Promise<Member> {
+    const memberDir = join(cfg.dataDir, 'member');
+    mkdirSync(memberDir, { recursive: true });
+    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg), memberDir);
+    await m.boot();
+    return m;
+  }
+
+  // ---- what the services and endpoints read ----
+  get raftTerm(): number { return this.raft.term; }
+  get commitIndex(): number { return this.raft.commit; }
+  get appliedIdx(): number { return this.reads.applied; }
+  get pendingCount(): number { return this.requests.size; }
+  get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
+  get compactRevision(): number { return Number(Atomics.load(this.state, Shared.CompactRevision)); }
+  get watcherTotal(): number { return this.watches.watcherTotal; }
+  get shardCount(): number { return this.watches.shardCount; }
+  get leaderId(): bigint { return this.raft.lead; }
+  /** Members sorted by id. */
+  get members(): MemberRecord[] { return this.keeper.current.list(); }
+  get isLearnerSelf(): boolean { return this.keeper.learner; }
+  get fsyncHistogram() { return this.workers.fsyncHistogram; }
+  get commitHistogram() { return this.workers.commitHistogram; }
+  /** True when this member knows a leader (itself or another). */
+  isLeaderKnown(): boolean { return this.raft.lead !== 0n; }
+  isLeader(): boolean { return this.raft.isLeader(); }
+  /** Bytes of the RocksDB files (etcd_mvcc_db_total_size_in_bytes, Status dbSize). */
+  dbSizeBytes(): number { return dirBytes(this.dbDir); }
+
+  // ---- what the services ask ----
+  propose(kind: EntryKind, request: Buffer, tReceived?: number): Promise<Buffer> { return this.writes.propose(kind, request, tReceived); }
+  range(request: Buffer, serializable: boolean, tReceived?: number): Promise<Buffer> { return this.reads.range(request, serializable, tReceived); }
+  shardCall(op: ShardOp, payload: Uint8Array, rpc: string): Promise<Buffer> { return this.reads.shardCall(op, payload, rpc); }
+  leaseKeys(id: bigint): Promise<Buffer[]> { return this.reads.leaseKeys(id); }
+  memberOp(op: MemberOp): Promise<MemberRecord> { return this.reconfig.memberOp(op); }
+  moveLeader(target: bigint): Promise<void> { return this.leadership.moveLeader(target); }
+  forwardLeaseRenew(id: bigint): void { this.leadership.forwardLeaseRenew(id); }
+  openStream(sink: StreamSink): number { return this.watches.openStream(sink); }
+  closeStream(streamId: number): void { this.watches.closeStream(streamId); }
+  shardOf(streamId: number, watchId: number): number { return this.watches.shardOf(streamId, watchId); }
+  addWatchers(shard: number, delta: number): void { this.watches.addWatchers(shard, delta); }
+  sendShard(shard: number, parts: Uint8Array[]): void { this.watches.sendShard(shard, parts); }
+
+  private async boot(): Promise<void> {
+    const { cfg, log, memberId, workers } = this;
+    this.dbDir = join(this.memberDir, 'db');
+    const applied = await workers.startApply(this.dbDir);
+    // Snapshot files left by a crash: the apply worker has finished any install it had begun.
+    rmSync(join(this.memberDir, 'snap'), { recursive: true, force: true });
+    for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
+    const membership = applied.members !== null ? Membership.fromJson(applied.members) : new Membership(this.ids.members);
+    if (!membership.has(memberId)) {
+      throw new Error(membership.isRemoved(memberId)
+        ? 'the member has been permanently removed from the cluster'
+        : `member ${formatId(memberId)} is not in the cluster's membership`);
+    }
+
+    const recovered = await workers.startWal(this.memberDir);
+    if (recovered.repair) log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
+    const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    this.raft = new RaftNode({
+      id: memberId,
+      voters: membership.voters(),
+      learners: membership.learners(),
+      electionTick: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs)),
+      heartbeatTick: 1,
+      preVote: cfg.preVote,
+      // Never compacted by raft itself: the snapshot coordinator cuts it after --snapshot-count entries.
+      retainApplied: Number.MAX_SAFE_INTEGER,
+      rng: Math.random,
+      // A fresh member of a new cluster bootstraps at term 1, as etcd does, so its first election makes term 2.
+      hardState: {
+        term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 && !this.ids.joined ? 1 : 0),
+        vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit,
+      },
+      entries,
+      applied: { index: applied.appliedIndex, term: applied.appliedTerm },
+    });
+    log.info({ appliedIndex: applied.appliedIndex, revision: applied.rev, replay: entries.length }, 'recovered state');
+
+    await workers.startShards(applied.handle);
+    this.wireRooms(membership, applied.appliedIndex, applied.handle);
+    for (const ring of workers.shardResults) startResultLoop(ring, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err));
+    startResultLoop(workers.applyResults, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err));
+    workers.startDurableLoop((last, barrier) => this.raftLoop.onDurable(last, barrier));
+
+    for (const id of membership.removedIds()) this.transport.removePeer(id);
+    await this.transport.start();
+    if (this.keeper.soleVoter) this.raft.campaign();
+    this.raftLoop.startTicking(cfg.heartbeatIntervalMs);
+    this.sweepTimer = setInterval(() => {
+      const noLeader = this.raft.lead === 0n;
+      this.requests.sweep(noLeader);
+      this.reconfig.sweep(noLeader);
+    }, SWEEP_MS);
+    this.sweepTimer.unref();
+    this.keeper.startPublishing();
+    this.leadership.note();
+    log.info({ member: formatId(memberId), cluster: formatId(this.clusterId), members: membership.size }, 'member started');
+    this.raftLoop.schedule();
+  }
+
+  /** Builds the rooms and connects each hook to its owner. */
+  private wireRooms(membership: Membership, appliedIndex: number, dbHandle: bigint): void {
+    const { cfg, log, memberId, raft, workers } = this;
+    const send = (msgs: Message[]) => { if (msgs.length > 0) this.transport.send(msgs); };
+    const scheduleRaft = () => this.raftLoop.schedule();
+
+    this.peerHttp = createPeerHttpServer({
+      clusterId: this.clusterId,
+      memberList: () => this.keeper.current.list(),
+      openSnapshot: () => this.snapshots.open(),
+    }, log);
+    const peerHttp = this.peerHttp;
+    this.transport = new PeerTransport({
+      selfId: memberId, clusterId: this.clusterId,
+      listen: cfg.listenPeerUrls.map((u) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 2380) }; }),
+      peers: new Map(membership.list().filter((m) => m.id !== memberId).map((m) => [m.id, m.peerUrls[0]!])),
+      onMessage: (m) => routePeerMessage(m, {
+        leaseRenew: (id) => this.lessor.renew(id),
+        memberOp: (reqId, from, op) => this.reconfig.onForwarded(reqId, from, op),
+        memberOpFailed: (reqId, err) => this.reconfig.onRefused(reqId, err),
+        raft: (msg) => this.raftLoop.step(msg),
+      }),
+      onForeignConnection: (socket, head) => handOverToHttp(peerHttp, socket, head),
+      onRemoved: () => this.keeper.onRemovedSelf(),
+      onPeerStatus: (id, connected) => {
+        if (!connected) { raft.reportUnreachable(id); scheduleRaft(); }
+      },
+      log,
+    });
+
+    this.keeper = new MembershipKeeper(membership, memberId, raft, this.transport, cfg, log, {
+      changeApplied: (reqId, member) => this.reconfig.onApplied(reqId, member),
+      removed: () => setTimeout(() => {
+        this.stop().then(() => process.exit(0), (err: unknown) => workers.fatal('stop after removal failed', err));
+      }, REMOVED_STOP_DELAY_MS).unref(),
+      scheduleRaft,
+    });
+    this.reads = new ReadPath(raft, this.requests, workers.shardOut, this.keeper, scheduleRaft, appliedIndex);
+    this.writes = new WritePath(memberId, raft, this.requests, this.tracker, send, scheduleRaft);
+    this.watches = new WatchRouter(workers.shardOut, workers.watcherCounts);
+    this.reconfig = new Reconfig({
+      memberId, raft, peers: this.transport, membership: () => this.keeper.current,
+      admit: () => this.requests.admit(), scheduleRaft, cfg, log,
+    });
+    this.snapshots = new SnapshotCoordinator({
+      memberId, memberDir: this.memberDir, dbHandle, raft, applyOut: workers.applyOut, pool: this.pool,
+      peerUrl: (id) => this.keeper.current.get(id)?.peerUrls[0], appliedIndex: () => this.reads.applied, cfg, log,
+    }, {
+      installed: (r, members) => {
+        this.lessor.replaceAll(r.leases);
+        if (members) this.keeper.replace(members);
+        this.reads.advanceApplied(r.appliedIndex);
+      },
+      done: () => this.raftLoop.snapshotDone(),
+    }, (json) => Membership.fromJson(json));
+    this.leadership = new Leadership(raft, this.state, this.lessor, log, {
+      leaderChanged: (lead) => {
+        this.requests.failForwarded();
+        if (lead !== 0n) this.keeper.leaderKnown();
+      },
+      scheduleRaft, send,
+    }, cfg);
+    this.raftLoop = new RaftLoop(raft, workers.walOut, {
+      send,
+      committed: (ents) => this.forwardCommitted(ents),
+      readStates: (rs) => this.reads.onReadStates(rs),
+      restoreSnapshot: (index) => this.snapshots.receive(index),
+      stateChanged: () => this.leadership.note(),
+      durableTo: (index) => this.tracker.durableTo(index),
+    }, log);
+  }
+
+  /** Committed entries go to the apply worker in log order; membership entries are applied here first. */
+  private forwardCommitted(entries: Entry[]): void {
+    this.tracker.committedTo(entries[entries.length - 1]!.index);
+    this.workers.applyOut.sendAll(entries.map((e) => entryRecord(e.index, e.term, this.keeper.applyData(e, e.type === EntryType.ConfChange))));
+  }
+
+  /** Where each result record from the workers goes. */
+  private readonly results: ResultHandlers = {
+    applied: (index, synced) => {
+      this.raft.appliedTo(index);
+      this.snapshots.maybeCompactLog();
+      this.reads.advanceApplied(index);
+      if (synced) this.workers.walOut.send([walRecordHeader(WAL_RELEASE, index, 0)]);
+    },
+    answer: (reqId, body, last) => {
+      if (last) this.requests.settle(reqId, { ok: true, body });
+      else this.requests.part(reqId, body);
+    },
+    error: (reqId, err) => this.requests.settle(reqId, { ok: false, err }),
+    watchData: (streamId, watchId, body, last) => this.watches.onWatchData(streamId, watchId, body, last),
+    progress: (streamId, token, rev) => this.watches.onProgress(streamId, token, rev),
+    lease: (granted, id, ttl) => { if (granted) this.lessor.granted(id, ttl); else this.lessor.revoked(id); },
+    snapshotInstalled: (r) => this.snapshots.onInstalled(r),
+  };
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.raftLoop?.stop();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.keeper?.stop();
+    this.snapshots?.stop();
+    await this.transport?.stop();
+    this.peerHttp?.close();
+    this.reconfig?.stop();
+    this.requests.stop();
+    await this.workers.stop();
+    await this.pool.close();
+  }
+}

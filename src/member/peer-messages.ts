@@ -1,0 +1,60 @@
+// Our own messages on the raft transport, beside raft's: the transport carries
+// any message type from APP_MESSAGE_TYPE_MIN up unchanged, and raft never sees
+// them. One builder per message here, one route in routePeerMessage.
+
+import type { EtcdError } from '../common/errors.js';
+import { decodeError, encodeError } from '../common/errors.js';
+import { MessageType, type Message } from '../raft/types.js';
+import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
+
+/** A lease keep-alive a follower received, for the leader: context = lease id. */
+const MSG_LEASE_RENEW = APP_MESSAGE_TYPE_MIN;
+/** A membership change a client sent to a follower, for the leader: context = reqId, entries[0].data = the encoded MemberOp. */
+const MSG_MEMBER_OP = APP_MESSAGE_TYPE_MIN + 1;
+/** The leader refused a forwarded membership change: context = reqId, entries[0].data = encodeError(err). */
+const MSG_MEMBER_OP_FAILED = APP_MESSAGE_TYPE_MIN + 2;
+
+function appMessage(type: number, from: bigint, to: bigint, context: bigint | number, data?: Uint8Array): Message {
+  return {
+    type: type as MessageType, from, to, term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0,
+    entries: data ? [{ index: 0, term: 0, data }] : [], context,
+  };
+}
+
+export const leaseRenewMessage = (from: bigint, to: bigint, leaseId: bigint): Message => appMessage(MSG_LEASE_RENEW, from, to, leaseId);
+export const memberOpMessage = (from: bigint, to: bigint, reqId: number, op: Uint8Array): Message => appMessage(MSG_MEMBER_OP, from, to, reqId, op);
+export const memberOpFailedMessage = (from: bigint, to: bigint, reqId: number, err: EtcdError): Message =>
+  appMessage(MSG_MEMBER_OP_FAILED, from, to, reqId, encodeError(err));
+
+/** A proposal forwarded to the leader (raft's MsgProp: followers do not propose themselves). */
+export function proposalMessage(from: bigint, to: bigint, data: Uint8Array): Message {
+  return {
+    type: MessageType.MsgProp, from, to, term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0,
+    entries: [{ index: 0, term: 0, data }],
+  };
+}
+
+/** Who handles what arrives from a peer. */
+export interface PeerMessageHandlers {
+  leaseRenew(leaseId: bigint): void;
+  memberOp(reqId: number, from: bigint, op: Uint8Array): void;
+  memberOpFailed(reqId: number, err: EtcdError): void;
+  /** Raft's own messages, forwarded proposals (MsgProp) included. */
+  raft(m: Message): void;
+}
+
+export function routePeerMessage(m: Message, h: PeerMessageHandlers): void {
+  switch (m.type as number) {
+    case MSG_LEASE_RENEW:
+      if (typeof m.context === 'bigint') h.leaseRenew(m.context);
+      return;
+    case MSG_MEMBER_OP:
+      if (m.entries[0]) h.memberOp(Number(m.context), m.from, m.entries[0].data);
+      return;
+    case MSG_MEMBER_OP_FAILED:
+      if (m.entries[0]) h.memberOpFailed(Number(m.context), decodeError(m.entries[0].data));
+      return;
+    default:
+      h.raft(m);
+  }
+}

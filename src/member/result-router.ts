@@ -1,0 +1,53 @@
+// The only way back up: records the apply worker and the shards send to the
+// main thread, each handed to the room that owns it (requests, watch streams,
+// the lessor, the snapshot coordinator, the applied index).
+
+import { EtcdError, type GrpcCode } from '../common/errors.js';
+import type { Ring } from '../workers/ring/ring.js';
+import { ResultType, decodeResult, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
+
+export interface ResultHandlers {
+  applied(index: number, synced: boolean): void;
+  /** A request's answer in pieces (`last` ends it) or its error. */
+  answer(reqId: number, body: Buffer, last: boolean): void;
+  error(reqId: number, err: EtcdError): void;
+  watchData(streamId: number, watchId: number, body: Buffer, last: boolean): void;
+  progress(streamId: number, token: number, rev: number): void;
+  lease(granted: boolean, id: bigint, ttl: number): void;
+  snapshotInstalled(r: SnapshotInstalled): void;
+}
+
+export function routeResult(view: Uint8Array, h: ResultHandlers): void {
+  const r = decodeResult(view);
+  switch (r.type) {
+    case ResultType.Applied: return h.applied(r.index, r.synced);
+    case ResultType.Ok: return h.answer(r.reqId, r.body, true);
+    case ResultType.OkPart: return h.answer(r.reqId, r.body, false);
+    case ResultType.Error: return h.error(r.reqId, new EtcdError(r.code as GrpcCode, r.message));
+    case ResultType.WatchData: return h.watchData(r.streamId, r.watchId, r.body, true);
+    case ResultType.WatchPart: return h.watchData(r.streamId, r.watchId, r.body, false);
+    case ResultType.Progress: return h.progress(r.streamId, r.token, r.rev);
+    case ResultType.Lease: return h.lease(r.granted, r.id, r.ttl);
+    case ResultType.SnapshotInstalled: return h.snapshotInstalled(r);
+  }
+}
+
+/** Results answered per event-loop turn before incoming requests get their turn. */
+const RESULTS_PER_TURN = 128;
+
+/** Drains a result ring for as long as the member runs. */
+export function startResultLoop(ring: Ring, h: ResultHandlers, running: () => boolean, onFatal: (err: unknown) => void): void {
+  const loop = async () => {
+    while (running()) {
+      // A bounded chunk, then a turn of the event loop: answering a thousand
+      // results in one go would hold back every incoming request meanwhile,
+      // and the WAL and apply workers would idle until the burst is over.
+      if (ring.drain((view) => routeResult(view, h), RESULTS_PER_TURN) === RESULTS_PER_TURN) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
+      await ring.waitReadableAsync(1000);
+    }
+  };
+  loop().catch(onFatal);
+}

@@ -1,0 +1,140 @@
+// Snapshots, both sides. etcd's --snapshot-count cuts the in-memory raft log;
+// a follower behind the cut gets a snapshot: the leader makes a file of its
+// state on demand (in the one-off pool) and serves it on its peer port; the
+// follower fetches it, has the apply worker check and install it, and only
+// then lets raft go on (RaftLoop.snapshotDone).
+
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Config } from '../common/config.js';
+import type { Logger } from '../common/log.js';
+import type { RaftNode } from '../raft/node.js';
+import type { Outbox } from '../workers/outbox.js';
+import type { OneOffPool } from '../workers/pool.js';
+import { encodeInstallSnapshot } from '../workers/protocol/apply-ring.js';
+import type { SnapshotInstalled } from '../workers/protocol/result-ring.js';
+import type { Membership } from './membership.js';
+import type { SnapshotFile } from './peer-http.js';
+
+const FETCH_TIMEOUT_MS = 10 * 60_000;
+const RETRY_MS = 1000;
+
+export interface SnapshotDeps {
+  memberId: bigint;
+  memberDir: string;
+  dbHandle: bigint;
+  raft: RaftNode;
+  applyOut: Outbox;
+  pool: OneOffPool;
+  /** The peer URL of a member (the leader, to fetch from). */
+  peerUrl: (id: bigint) => string | undefined;
+  appliedIndex: () => number;
+  cfg: Config;
+  log: Logger;
+}
+
+export interface InstallHooks {
+  /** The state machine was replaced: leases, membership and the applied index follow it. */
+  installed(r: SnapshotInstalled, members: Membership | null): void;
+  /** raft may go on (held messages go out). */
+  done(): void;
+}
+
+export class SnapshotCoordinator {
+  private lastLogCompaction = 0;
+  private seq = 0;
+  private wanted = 0;
+  private receiving = false;
+  private installWaiter: ((r: SnapshotInstalled) => void) | null = null;
+  private stopped = false;
+
+  constructor(private readonly d: SnapshotDeps, private readonly hooks: InstallHooks, private readonly parseMembers: (json: string) => Membership) {}
+
+  /**
+   * etcd's --snapshot-count: every that many applied entries the in-memory raft
+   * log is cut, keeping the last catch-up entries for slow followers; one further
+   * behind gets the state as a snapshot. (The state itself is always in RocksDB,
+   * so there is nothing to write: a snapshot is made when a follower asks.)
+   */
+  maybeCompactLog(): void {
+    const { raft, cfg } = this.d;
+    const applied = raft.appliedIndex();
+    if (applied - this.lastLogCompaction <= cfg.snapshotCount) return;
+    this.lastLogCompaction = applied;
+    const to = applied - cfg.snapshotCatchupEntries;
+    if (to > raft.firstIndex()) {
+      raft.compact(to);
+      this.d.log.info({ compactedTo: to, applied }, 'compacted the raft log');
+    }
+  }
+
+  /** Leader side: a snapshot file of the current state for a follower (GET /etsd/snapshot on the peer port). */
+  async open(): Promise<SnapshotFile | null> {
+    if (!this.d.raft.isLeader() || this.stopped) return null;
+    const dir = join(this.d.memberDir, 'snap');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, `out-${process.pid}-${++this.seq}.snap`);
+    const t0 = performance.now();
+    const info = await this.d.pool.run({ kind: 'snapshot', handle: this.d.dbHandle, path });
+    this.d.log.info({ index: info.index, bytes: info.bytes, pairs: info.pairs, ms: Math.round(performance.now() - t0) }, 'made a snapshot for a follower');
+    return { path, index: info.index, bytes: info.bytes, release: () => rmSync(path, { force: true }) };
+  }
+
+  /**
+   * Follower side: raft restored a snapshot at `index`; fetch the leader's state,
+   * have the apply worker check and install it, then let raft go on. Retried
+   * (from whoever leads) until it succeeds.
+   */
+  receive(index: number): void {
+    this.wanted = Math.max(this.wanted, index);
+    if (this.receiving) return; // the running transfer fetches again if it ends below this
+    this.receiving = true;
+    const run = (): void => {
+      if (this.stopped) return;
+      this.fetchAndInstall(this.wanted).then(() => {
+        if (this.d.appliedIndex() < this.wanted) return run();
+        this.receiving = false;
+        this.hooks.done();
+      }, (err: unknown) => {
+        this.d.log.warn({ err, index: this.wanted }, 'receiving a snapshot failed; retrying');
+        setTimeout(run, RETRY_MS);
+      });
+    };
+    run();
+  }
+
+  /** The apply worker's answer to an install. */
+  onInstalled(r: SnapshotInstalled): void {
+    const done = this.installWaiter;
+    this.installWaiter = null;
+    if (done) done(r);
+    else this.d.log.error({ index: r.appliedIndex }, 'unexpected snapshot install result');
+  }
+
+  stop(): void { this.stopped = true; }
+
+  private async fetchAndInstall(index: number): Promise<void> {
+    const lead = this.d.raft.lead;
+    const url = lead !== 0n && lead !== this.d.memberId ? this.d.peerUrl(lead) : undefined;
+    if (!url) throw new Error('no leader to fetch the snapshot from');
+    const dir = join(this.d.memberDir, 'snap');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'incoming.snap');
+    const t0 = performance.now();
+    const res = await fetch(new URL('/etsd/snapshot', url), { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+    if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${url}: HTTP ${res.status}`);
+    const at = Number(res.headers.get('x-etsd-snapshot-index'));
+    if (!(at >= index)) throw new Error(`the leader's snapshot is at ${at}, raft needs ${index}`);
+    await pipeline(Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]), createWriteStream(path));
+    const r = await new Promise<SnapshotInstalled>((resolve) => {
+      this.installWaiter = resolve;
+      this.d.applyOut.send(encodeInstallSnapshot(path));
+    });
+    rmSync(path, { force: true });
+    if (!r.ok) throw new Error(`snapshot install failed: ${r.error ?? 'unknown error'}`);
+    this.hooks.installed(r, r.members !== null ? this.parseMembers(r.members) : null);
+    this.d.log.info({ index: r.appliedIndex, revision: r.rev, ms: Math.round(performance.now() - t0) }, 'installed a snapshot from the leader');
+  }
+}

@@ -1,0 +1,29 @@
+// The words the apply worker publishes to every thread (a BigInt64Array over
+// a SharedArrayBuffer). One writer per slot; readers use Atomics.load.
+
+export const enum Shared {
+  AppliedIndex = 0,
+  Revision = 1,
+  CompactRevision = 2,
+  /** Written by the main thread (raft's term, for response headers). */
+  RaftTerm = 3,
+  /**
+   * Odd while the apply worker replaces the database with a snapshot, bumped
+   * again when done: readers that saw it odd, or saw it change during a read,
+   * discard what they read (a seqlock).
+   */
+  StorageEpoch = 4,
+  Size = 8,
+}
+
+export function sharedState(sab: SharedArrayBuffer): BigInt64Array {
+  return new BigInt64Array(sab);
+}
+
+export function loadShared(s: BigInt64Array, slot: Shared): number {
+  return Number(Atomics.load(s, slot));
+}
+
+export function storeShared(s: BigInt64Array, slot: Shared, v: number): void {
+  Atomics.store(s, slot, BigInt(v));
+}
