@@ -139,7 +139,7 @@ export class Member {
     // Snapshot files left by a crash: the apply worker has finished any install it had begun.
     rmSync(join(this.memberDir, 'snap'), { recursive: true, force: true });
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
-    const membership = applied.members !== null ? Membership.fromJson(applied.members) : new Membership(this.ids.members);
+    const membership = applied.members !== null ? Membership.fromBytes(applied.members) : new Membership(this.ids.members);
     if (!membership.has(memberId)) {
       throw new Error(membership.isRemoved(memberId)
         ? 'the member has been permanently removed from the cluster'
@@ -245,7 +245,7 @@ export class Member {
         this.reads.advanceApplied(r.appliedIndex);
       },
       done: () => this.raftLoop.snapshotDone(),
-    }, (json) => Membership.fromJson(json));
+    }, (bytes) => Membership.fromBytes(bytes));
     this.leadership = new Leadership(raft, this.state, this.lessor, log, {
       leaderChanged: (lead) => {
         this.requests.failForwarded();

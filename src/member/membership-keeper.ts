@@ -12,7 +12,7 @@ import type { RaftNode } from '../raft/node.js';
 import { decodeConfChange } from '../raft/confchange.js';
 import { ConfChangeType, NotLeaderError, ProposalDroppedError, type Entry, type Message } from '../raft/types.js';
 import { EntryKind, ENTRY_HEADER_BYTES, encodeEntryData } from '../workers/protocol/entry.js';
-import { Membership, decodeConfChangeContext, type MemberRecord } from './membership.js';
+import { Membership, decodeConfChangeContext, decodeMemberAttributes, encodeMemberAttributes, type MemberRecord } from './membership.js';
 import { proposalMessage } from './peer-messages.js';
 import type { RoleView } from './read-path.js';
 
@@ -91,18 +91,18 @@ export class MembershipKeeper implements RoleView {
     }
     if (ctx) this.hooks.changeApplied(ctx.reqId, this.membership.get(cc.nodeId) ?? ctx.member);
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId) this.onRemovedSelf();
-    return encodeEntryData(EntryKind.Members, 0, this.membership.toJson());
+    return encodeEntryData(EntryKind.Members, 0, this.membership.toBytes());
   }
 
   /** A member published its name and client URLs. */
   private applyAttributes(e: Entry): Buffer {
     try {
-      const j = JSON.parse(Buffer.from(e.data.subarray(ENTRY_HEADER_BYTES)).toString('utf8')) as { id: string; name: string; clientURLs: string[] };
-      this.membership.setAttributes(BigInt('0x' + j.id), j.name, j.clientURLs);
+      const a = decodeMemberAttributes(e.data.subarray(ENTRY_HEADER_BYTES));
+      this.membership.setAttributes(a.id, a.name, a.clientUrls);
     } catch (err) {
       this.log.error({ err, index: e.index }, 'member attributes entry unreadable');
     }
-    return encodeEntryData(EntryKind.Members, 0, this.membership.toJson());
+    return encodeEntryData(EntryKind.Members, 0, this.membership.toBytes());
   }
 
   /** etcd stops a member once its own removal is applied; its data dir then refuses to start. */
@@ -141,7 +141,7 @@ export class MembershipKeeper implements RoleView {
       this.stop();
       return;
     }
-    const body = Buffer.from(JSON.stringify({ id: formatId(this.memberId), name: this.cfg.name, clientURLs: urls }), 'utf8');
+    const body = encodeMemberAttributes({ id: this.memberId, name: this.cfg.name, clientUrls: urls });
     const data = encodeEntryData(EntryKind.MemberAttrs, 0, body);
     if (this.raft.isLeader()) {
       try {

@@ -5,6 +5,7 @@
 // snapshot brings back exactly the membership of its state.
 import { ConfChangeType, type ConfChange } from '../raft/types.js';
 import { formatId } from '../common/ids.js';
+import { field, isArray, isBoolean, isNumber, isString, isStrings, packRecord, toBigInt, unpackRecord } from '../common/records.js';
 
 export interface MemberRecord {
   id: bigint;
@@ -21,8 +22,21 @@ export interface ConfChangeContext {
   member: MemberRecord;
 }
 
+/** etcd's JSON form of a member (GET /members on the peer port; also etsd's records before version 1). */
 interface MemberJson { id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner?: boolean }
 interface MembershipJson { members: MemberJson[]; removed: string[] }
+
+/** A member as a record (common/records.ts). */
+function memberToRecord(m: MemberRecord): Record<string, unknown> {
+  return { id: m.id, name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner };
+}
+
+function memberFromRecord(o: unknown): MemberRecord {
+  return {
+    id: toBigInt(field(o, 'id', (v): v is unknown => v !== undefined), 'id'), name: field(o, 'name', isString),
+    peerUrls: field(o, 'peerUrls', isStrings), clientUrls: field(o, 'clientUrls', isStrings), isLearner: field(o, 'isLearner', isBoolean),
+  };
+}
 
 export function memberToJson(m: MemberRecord): MemberJson {
   const j: MemberJson = { id: formatId(m.id), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls };
@@ -34,13 +48,34 @@ export function memberFromJson(j: MemberJson): MemberRecord {
   return { id: BigInt('0x' + j.id), name: j.name ?? '', peerUrls: j.peerURLs ?? [], clientUrls: j.clientURLs ?? [], isLearner: j.isLearner === true };
 }
 
+/** In the raft log (a ConfChange's context): a versioned record. */
 export function encodeConfChangeContext(c: ConfChangeContext): Uint8Array {
-  return Buffer.from(JSON.stringify({ reqId: c.reqId, member: memberToJson(c.member) }), 'utf8');
+  return packRecord({ reqId: c.reqId, member: memberToRecord(c.member) });
 }
 
 export function decodeConfChangeContext(data: Uint8Array): ConfChangeContext {
-  const j = JSON.parse(Buffer.from(data).toString('utf8')) as { reqId: number; member: MemberJson };
-  return { reqId: j.reqId, member: memberFromJson(j.member) };
+  const r = unpackRecord(data);
+  if (r.version === 0) {
+    const j = r.value as { reqId: number; member: MemberJson };
+    return { reqId: j.reqId, member: memberFromJson(j.member) };
+  }
+  return { reqId: field(r.value, 'reqId', isNumber), member: memberFromRecord(field(r.value, 'member', (v): v is unknown => typeof v === 'object')) };
+}
+
+/** A member's published name and client URLs (EntryKind.MemberAttrs, in the raft log). */
+export interface MemberAttributes { id: bigint; name: string; clientUrls: string[] }
+
+export function encodeMemberAttributes(a: MemberAttributes): Buffer {
+  return packRecord({ id: a.id, name: a.name, clientUrls: a.clientUrls });
+}
+
+export function decodeMemberAttributes(data: Uint8Array): MemberAttributes {
+  const r = unpackRecord(data);
+  if (r.version === 0) {
+    const j = r.value as { id: string; name: string; clientURLs: string[] };
+    return { id: BigInt('0x' + j.id), name: j.name, clientUrls: j.clientURLs };
+  }
+  return { id: toBigInt(field(r.value, 'id', (v): v is unknown => v !== undefined), 'id'), name: field(r.value, 'name', isString), clientUrls: field(r.value, 'clientUrls', isStrings) };
 }
 
 export class Membership {
@@ -53,14 +88,18 @@ export class Membership {
     for (const r of removed) this.removedIdSet.add(r);
   }
 
-  static fromJson(text: string): Membership {
-    const j = JSON.parse(text) as MembershipJson;
-    return new Membership(j.members.map(memberFromJson), j.removed.map((r) => BigInt('0x' + r)));
+  /** The stored form (EntryKind.Members, kept in RocksDB with the applied index; snapshots carry it). */
+  static fromBytes(data: Uint8Array): Membership {
+    const r = unpackRecord(data);
+    if (r.version === 0) {
+      const j = r.value as MembershipJson;
+      return new Membership(j.members.map(memberFromJson), j.removed.map((id) => BigInt('0x' + id)));
+    }
+    return new Membership(field(r.value, 'members', isArray).map(memberFromRecord), field(r.value, 'removed', isArray).map((v) => toBigInt(v, 'removed')));
   }
 
-  toJson(): Buffer {
-    const j: MembershipJson = { members: this.list().map(memberToJson), removed: [...this.removedIdSet].map(formatId) };
-    return Buffer.from(JSON.stringify(j), 'utf8');
+  toBytes(): Buffer {
+    return packRecord({ members: this.list().map(memberToRecord), removed: [...this.removedIdSet] });
   }
 
   /** Members sorted by id, as etcd lists them. */

@@ -6,6 +6,7 @@ import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import { computeMemberId, formatId } from '../common/ids.js';
+import { field, isBoolean, isString, isStrings, packRecord, toBigInt, unpackRecord } from '../common/records.js';
 import type { RaftNode } from '../raft/node.js';
 import { ConfChangeType, NotLeaderError, ProposalDroppedError, type ConfChange } from '../raft/types.js';
 import { encodeConfChangeContext, type MemberRecord, type Membership } from './membership.js';
@@ -214,20 +215,21 @@ export class Reconfig {
   }
 }
 
+/** A member op forwarded to the leader (peer-messages.ts): a versioned record. */
 function encodeMemberOp(op: MemberOp): Uint8Array {
-  const j = 'id' in op ? { ...op, id: formatId(op.id) } : op;
-  return Buffer.from(JSON.stringify(j), 'utf8');
+  return packRecord(op);
 }
 
 function decodeMemberOp(data: Uint8Array): MemberOp {
-  const j = JSON.parse(Buffer.from(data).toString('utf8')) as { kind: string; id?: string; peerUrls?: string[]; isLearner?: boolean };
-  const id = BigInt('0x' + (j.id ?? '0'));
-  switch (j.kind) {
-    case 'add': return { kind: 'add', peerUrls: j.peerUrls ?? [], isLearner: j.isLearner === true };
-    case 'remove': return { kind: 'remove', id };
-    case 'update': return { kind: 'update', id, peerUrls: j.peerUrls ?? [] };
-    case 'promote': return { kind: 'promote', id };
-    default: throw new Error(`unknown membership change ${j.kind}`);
+  const v = unpackRecord(data).value;
+  const kind = field(v, 'kind', isString);
+  const id = () => toBigInt(field(v, 'id', (x): x is unknown => x !== undefined), 'id');
+  switch (kind) {
+    case 'add': return { kind: 'add', peerUrls: field(v, 'peerUrls', isStrings), isLearner: field(v, 'isLearner', isBoolean) };
+    case 'remove': return { kind: 'remove', id: id() };
+    case 'update': return { kind: 'update', id: id(), peerUrls: field(v, 'peerUrls', isStrings) };
+    case 'promote': return { kind: 'promote', id: id() };
+    default: throw new Error(`unknown membership change ${kind}`);
   }
 }
 

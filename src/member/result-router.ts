@@ -4,7 +4,7 @@
 
 import { EtcdError, type GrpcCode } from '../common/errors.js';
 import type { Ring } from '../workers/ring/ring.js';
-import { ResultType, decodeResult, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
+import { ResultType, decodeResult, decodeSnapshotInstalled, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
 
 export interface ResultHandlers {
   applied(index: number, synced: boolean): void;
@@ -17,7 +17,8 @@ export interface ResultHandlers {
   snapshotInstalled(r: SnapshotInstalled): void;
 }
 
-export function routeResult(view: Uint8Array, h: ResultHandlers): void {
+/** `installPieces`: the pieces of a snapshot-install answer so far, per ring (one install runs at a time). */
+export function routeResult(view: Uint8Array, h: ResultHandlers, installPieces: Buffer[]): void {
   const r = decodeResult(view);
   switch (r.type) {
     case ResultType.Applied: return h.applied(r.index, r.synced);
@@ -28,7 +29,12 @@ export function routeResult(view: Uint8Array, h: ResultHandlers): void {
     case ResultType.WatchPart: return h.watchData(r.streamId, r.watchId, r.body, false);
     case ResultType.Progress: return h.progress(r.streamId, r.token, r.rev);
     case ResultType.Lease: return h.lease(r.granted, r.id, r.ttl);
-    case ResultType.SnapshotInstalled: return h.snapshotInstalled(r);
+    case ResultType.SnapshotInstalledPart:
+      installPieces.push(r.piece);
+      return;
+    case ResultType.SnapshotInstalled:
+      installPieces.push(r.piece);
+      return h.snapshotInstalled(decodeSnapshotInstalled(installPieces.splice(0)));
   }
 }
 
@@ -37,12 +43,13 @@ const RESULTS_PER_TURN = 128;
 
 /** Drains a result ring for as long as the member runs. */
 export function startResultLoop(ring: Ring, h: ResultHandlers, running: () => boolean, onFatal: (err: unknown) => void): void {
+  const installPieces: Buffer[] = [];
   const loop = async () => {
     while (running()) {
       // A bounded chunk, then a turn of the event loop: answering a thousand
       // results in one go would hold back every incoming request meanwhile,
       // and the WAL and apply workers would idle until the burst is over.
-      if (ring.drain((view) => routeResult(view, h), RESULTS_PER_TURN) === RESULTS_PER_TURN) {
+      if (ring.drain((view) => routeResult(view, h, installPieces), RESULTS_PER_TURN) === RESULTS_PER_TURN) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }

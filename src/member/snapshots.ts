@@ -50,7 +50,7 @@ export class SnapshotCoordinator {
   private installWaiter: ((r: SnapshotInstalled) => void) | null = null;
   private stopped = false;
 
-  constructor(private readonly d: SnapshotDeps, private readonly hooks: InstallHooks, private readonly parseMembers: (json: string) => Membership) {}
+  constructor(private readonly d: SnapshotDeps, private readonly hooks: InstallHooks, private readonly parseMembers: (bytes: Uint8Array) => Membership) {}
 
   /**
    * etcd's --snapshot-count: every that many applied entries the in-memory raft

@@ -9,7 +9,7 @@ import { Ring } from './ring/ring.js';
 import { APPLY_CONTROL_INDEX, ApplyControl, decodeApplyControl, readEntry } from './protocol/apply-ring.js';
 import { EntryKind, decodeEntryData } from './protocol/entry.js';
 import { Shared, sharedState, storeShared } from './protocol/shared-state.js';
-import { encodeApplied, encodeLeaseNotice, encodeResultError, encodeSnapshotInstalled, writeResultOk } from './protocol/result-ring.js';
+import { encodeApplied, encodeLeaseNotice, encodeResultError, writeResultOk, writeSnapshotInstalled } from './protocol/result-ring.js';
 import { isOwnReqId } from './protocol/request-id.js';
 import { writeBlocking } from './ring/write-blocking.js';
 import { loadMembers } from '../storage/mvcc/writer.js';
@@ -48,8 +48,8 @@ export interface ApplyReady {
   appliedTerm: number;
   rev: number;
   compactRev: number;
-  /** The membership as of the applied index (JSON), null if no conf change was ever applied. */
-  members: string | null;
+  /** The membership as of the applied index (Membership.toBytes), null if no conf change was ever applied. */
+  members: Uint8Array | null;
 }
 
 /**
@@ -246,10 +246,10 @@ async function main(): Promise<void> {
       Atomics.add(shared, Shared.StorageEpoch, 1n);
       for (const r of eventRings) writeStorageReset(r, st.rev);
     }
-    writeBlocking(outRing, [encodeSnapshotInstalled({
+    writeSnapshotInstalled(outRing, {
       ok: error === null, appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, rev: st.rev,
       leases: leases.all(), members: loadMembers(db), error,
-    })]);
+    });
   };
 
   for (;;) {

@@ -24,7 +24,7 @@ import { WatchHub } from '../../src/workers/watch-hub.js';
 import type { ApplyReady, ApplyWorkerData } from '../../src/workers/apply-worker.js';
 import { readRevisionEvents, readStorageReset } from '../../src/workers/events.js';
 import { EntryKind, encodeEntryData } from '../../src/workers/protocol/entry.js';
-import { ResultType, decodeResult, type Result } from '../../src/workers/protocol/result-ring.js';
+import { ResultType, decodeResult, decodeSnapshotInstalled, type Result, type SnapshotInstalled } from '../../src/workers/protocol/result-ring.js';
 import { Shared, loadShared, sharedState } from '../../src/workers/protocol/shared-state.js';
 import { encodeInstallSnapshot } from '../../src/workers/protocol/apply-ring.js';
 import { Ring } from '../../src/workers/ring/ring.js';
@@ -122,18 +122,26 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
     inRing.uncork();
   };
   /** Results until (and including) the first SnapshotInstalled, or until `until` says stop. */
-  const results: Result[] = [];
-  const next = async (until: (r: Result) => boolean): Promise<Result> => {
+  type Got = Result | ({ type: 'installed' } & SnapshotInstalled);
+  const results: Got[] = [];
+  const pieces: Buffer[] = [];
+  const collect = (v: Uint8Array) => {
+    const r = decodeResult(v);
+    if (r.type === ResultType.SnapshotInstalledPart) pieces.push(r.piece);
+    else if (r.type === ResultType.SnapshotInstalled) results.push({ type: 'installed', ...decodeSnapshotInstalled([...pieces.splice(0), r.piece]) });
+    else results.push(r);
+  };
+  const next = async (until: (r: Got) => boolean): Promise<Got> => {
     const deadline = Date.now() + 20_000;
     for (;;) {
       const i = results.findIndex(until);
       if (i >= 0) return results.splice(0, i + 1)[i]!;
       if (Date.now() > deadline) assert.fail(`no matching result; have ${JSON.stringify(results.map((r) => r.type))}`);
-      outRing.drain((v) => results.push(decodeResult(v)));
+      outRing.drain(collect);
       await Promise.race([outRing.waitReadableAsync(100), failed]);
     }
   };
-  const installed = (r: Result) => r.type === ResultType.SnapshotInstalled;
+  const installed = (r: Got) => r.type === 'installed';
   // Drained all along, as a shard would: the install waits for the event rings to empty before it wipes storage.
   const seen: string[] = [];
   const drainEvents = () => eventRing.drain((v) => {
@@ -154,7 +162,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   fs.writeFileSync(bad, bytes);
   send([encodeInstallSnapshot(bad)]);
   const refused = await next(installed);
-  assert.ok(refused.type === ResultType.SnapshotInstalled);
+  assert.ok(refused.type === 'installed');
   assert.equal(refused.ok, false);
   assert.match(refused.error ?? '', /CRC/);
   assert.equal(refused.appliedIndex, 20);
@@ -164,7 +172,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   // An entry, then the snapshot, in one drain: the entry is applied and published first.
   send([entry(21, 1, EntryKind.Put, 501, encodePutRequest(pr('dst/late', 'x'))), encodeInstallSnapshot(file)]);
   const ok = await next(installed);
-  assert.ok(ok.type === ResultType.SnapshotInstalled);
+  assert.ok(ok.type === 'installed');
   assert.equal(ok.error, null);
   assert.equal(ok.ok, true);
   assert.deepEqual([ok.appliedIndex, ok.appliedTerm, ok.rev], [100, 3, srcState.rev]);
@@ -181,7 +189,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   // A snapshot not past the applied index is stale: refused.
   send([encodeInstallSnapshot(file)]);
   const stale = await next(installed);
-  assert.ok(stale.type === ResultType.SnapshotInstalled);
+  assert.ok(stale.type === 'installed');
   assert.equal(stale.ok, false);
   assert.match(stale.error ?? '', /not past the applied index 100/);
 

@@ -13,10 +13,10 @@ const META_COMPACT = metaKey('compact_rev');
 const META_COMPACT_DONE = metaKey('compact_done_rev');
 const META_MEMBERS = metaKey('members');
 
-/** The cluster membership stored with the state (JSON written by the main thread), or null before any conf change. */
-export function loadMembers(db: RocksLevel): string | null {
+/** The cluster membership stored with the state (a record the main thread wrote, opaque here), or null before any conf change. */
+export function loadMembers(db: RocksLevel): Buffer | null {
   const [raw] = db._getManySync([META_MEMBERS], { valueEncoding: 'buffer' });
-  return raw ? raw.toString('utf8') : null;
+  return raw ? Buffer.from(raw) : null;
 }
 
 export interface WriterState {
@@ -205,8 +205,8 @@ export class MvccWriter implements LatestSource {
   }
 
   /** Stores the membership in the current batch (written with its entry's applied index). */
-  setMembers(json: Buffer): void {
-    this.batch.put(META_MEMBERS, json);
+  setMembers(record: Uint8Array): void {
+    this.batch.put(META_MEMBERS, record);
   }
 
   setCompactRev(rev: number): void {

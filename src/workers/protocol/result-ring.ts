@@ -4,6 +4,7 @@
 import type { Ring } from '../ring/ring.js';
 import { writeBlocking } from '../ring/write-blocking.js';
 import { opHeader } from './header.js';
+import { field, isArray, isBoolean, isNumber, packRecord, toBigInt, unpackRecord } from '../../common/records.js';
 
 /** Records the apply worker and the shards send back to the main thread. */
 export const enum ResultType {
@@ -19,8 +20,10 @@ export const enum ResultType {
   Progress = 7,
   /** A lease was granted or revoked by the log: u8 op (1 grant, 2 revoke) | i64 id | f64 ttl. */
   Lease = 8,
-  /** The apply worker's answer to ApplyControl.InstallSnapshot (see encodeSnapshotInstalled). */
+  /** The apply worker's answer to ApplyControl.InstallSnapshot: the last piece (see writeSnapshotInstalled). */
   SnapshotInstalled = 9,
+  /** A leading piece of that answer, when it is larger than a ring record may be (many leases). */
+  SnapshotInstalledPart = 10,
 }
 
 export function encodeResultOk(reqId: number, body: Uint8Array): Uint8Array[] {
@@ -59,32 +62,41 @@ export interface SnapshotInstalled {
   appliedTerm: number;
   rev: number;
   leases: { id: bigint; ttl: number }[];
-  members: string | null;
+  members: Uint8Array | null;
   error: string | null;
 }
 
-interface SnapshotInstalledJson { leases: [string, number][]; members: string | null; error?: string }
-
-/** u8 type | u8 ok | f64 appliedIndex | f64 appliedTerm | f64 rev | utf8 JSON {leases: [[id decimal, ttl]...], members, error?} */
-export function encodeSnapshotInstalled(r: SnapshotInstalled): Uint8Array {
-  const json: SnapshotInstalledJson = { leases: r.leases.map((l) => [l.id.toString(), l.ttl]), members: r.members };
-  if (r.error !== null) json.error = r.error;
-  const body = Buffer.from(JSON.stringify(json), 'utf8');
-  const b = Buffer.allocUnsafe(26 + body.length);
-  b[0] = ResultType.SnapshotInstalled;
-  b[1] = r.ok ? 1 : 0;
-  b.writeDoubleLE(r.appliedIndex, 2);
-  b.writeDoubleLE(r.appliedTerm, 10);
-  b.writeDoubleLE(r.rev, 18);
-  body.copy(b, 26);
-  return b;
+/**
+ * The answer as a record (common/records.ts), sent as u8 type | piece: zero or
+ * more SnapshotInstalledPart pieces, then one SnapshotInstalled with the rest,
+ * so no number of leases can outgrow a ring record.
+ */
+export function writeSnapshotInstalled(ring: Ring, r: SnapshotInstalled): void {
+  const body = packRecord({
+    ok: r.ok, appliedIndex: r.appliedIndex, appliedTerm: r.appliedTerm, rev: r.rev,
+    leases: r.leases.map((l) => [l.id, l.ttl]), members: r.members, error: r.error,
+  });
+  const piece = Math.min(ring.maxPayload - 16, 4 * 1024 * 1024);
+  for (let at = 0; ; at += piece) {
+    const last = body.length - at <= piece;
+    writeBlocking(ring, [Buffer.of(last ? ResultType.SnapshotInstalled : ResultType.SnapshotInstalledPart), body.subarray(at, last ? body.length : at + piece)]);
+    if (last) return;
+  }
 }
 
-function decodeSnapshotInstalled(b: Buffer): SnapshotInstalled {
-  const json = JSON.parse(b.toString('utf8', 26)) as SnapshotInstalledJson;
+/** The answer from its pieces, in order. */
+export function decodeSnapshotInstalled(pieces: Buffer[]): SnapshotInstalled {
+  const v = unpackRecord(Buffer.concat(pieces)).value;
+  const isNullableBytes = (x: unknown): x is Uint8Array | null => x === null || x instanceof Uint8Array;
+  const isNullableString = (x: unknown): x is string | null => x === null || typeof x === 'string';
   return {
-    ok: b[1] === 1, appliedIndex: b.readDoubleLE(2), appliedTerm: b.readDoubleLE(10), rev: b.readDoubleLE(18),
-    leases: json.leases.map(([id, ttl]) => ({ id: BigInt(id), ttl })), members: json.members, error: json.error ?? null,
+    ok: field(v, 'ok', isBoolean), appliedIndex: field(v, 'appliedIndex', isNumber), appliedTerm: field(v, 'appliedTerm', isNumber),
+    rev: field(v, 'rev', isNumber),
+    leases: field(v, 'leases', isArray).map((l) => {
+      const pair = l as unknown[];
+      return { id: toBigInt(pair[0], 'lease id'), ttl: Number(pair[1]) };
+    }),
+    members: field(v, 'members', isNullableBytes), error: field(v, 'error', isNullableString),
   };
 }
 
@@ -97,7 +109,8 @@ export type Result =
   | { type: ResultType.WatchPart; streamId: number; watchId: number; body: Buffer }
   | { type: ResultType.Progress; streamId: number; token: number; rev: number }
   | { type: ResultType.Lease; granted: boolean; id: bigint; ttl: number }
-  | ({ type: ResultType.SnapshotInstalled } & SnapshotInstalled);
+  | { type: ResultType.SnapshotInstalled; piece: Buffer }
+  | { type: ResultType.SnapshotInstalledPart; piece: Buffer };
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
 export function decodeResult(view: Uint8Array): Result {
@@ -113,7 +126,8 @@ export function decodeResult(view: Uint8Array): Result {
     case ResultType.Progress: return { type: ResultType.Progress, streamId: b.readDoubleLE(1), token: b.readDoubleLE(9), rev: b.readDoubleLE(17) };
     case ResultType.Lease: return { type: ResultType.Lease, granted: b[1] === 1, id: b.readBigInt64LE(2), ttl: b.readDoubleLE(10) };
     case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
-    case ResultType.SnapshotInstalled: return { type: ResultType.SnapshotInstalled, ...decodeSnapshotInstalled(b) };
+    case ResultType.SnapshotInstalled: return { type: ResultType.SnapshotInstalled, piece: Buffer.from(b.subarray(1)) };
+    case ResultType.SnapshotInstalledPart: return { type: ResultType.SnapshotInstalledPart, piece: Buffer.from(b.subarray(1)) };
     default: throw new Error(`unknown result record type ${b[0]}`);
   }
 }
