@@ -1,5 +1,5 @@
 // Side by side: grpc-js against etsd's gRPC server on its own HTTP/2 framing
-// (src/server/h2raw/), both serving one trivial unary handler that answers a
+// (src/grpc/), both serving one trivial unary handler that answers a
 // pre-encoded ~50-byte response. The server runs in a child process (one
 // core); this process loads it with the raw HTTP/2 client of bench/load
 // (h2raw.ts) in a closed loop, and the child reports its own CPU
@@ -34,7 +34,7 @@ async function serve(impl: Impl, fixedPort = 0): Promise<number> {
   const handler = (_req: Buffer) => { served++; return RESPONSE; };
   let port: number;
   if (impl === 'grpc-js') {
-    // Registered as src/server/grpc-server.ts does it: raw Buffers, identity (de)serializers.
+    // Registered with raw Buffers and identity (de)serializers, as the grpc-js server etsd used to run did.
     const id = (b: Buffer) => b;
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.max_send_message_length': -1 });
     server.addService({

@@ -1,8 +1,6 @@
 // Adapters from the transport-neutral stream shapes the services use
-// (src/server/stream.ts BidiStream, grpc-server.ts ServerStreamHandler) to
-// this server's ServerCall, so the h2 server can take the same handler maps
-// as the grpc-js one.
-
+// (src/grpc/stream.ts BidiStream, src/grpc/rpc.ts ServerStreamHandler) to
+// this server's ServerCall, so the services' handler maps serve unchanged.
 import type { BidiStream, StreamHandler as BidiHandler } from './stream.js';
 import type { ServerCall, ServerStream, ServerStreamHandler, StreamHandler } from './rpc.js';
 import { Errors } from '../common/errors.js';

@@ -1,5 +1,5 @@
 // The shapes every gRPC service handler and server in etsd share: services are
-// written against these, whatever frames the bytes (src/server/h2raw).
+// written against these, whatever frames the bytes (src/grpc/server.ts).
 
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { EtcdError } from '../common/errors.js';

@@ -8,7 +8,7 @@
 //
 // Sockets come in through acceptSocket(socket), or through `http2`, an
 // emitter whose 'connection' event does the same, so listenShared
-// (src/server/h2/port-sharing.ts) can hand connections over unchanged.
+// (src/grpc/port-sharing.ts) can hand connections over unchanged.
 //
 // Cleartext only (h2c prior knowledge, as etcd clients use without TLS); a
 // TLS socket negotiated to ALPN h2 can be given to acceptSocket as it is.

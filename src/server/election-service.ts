@@ -45,7 +45,10 @@ export function electionHandlers(member: Member): { unary: Map<string, UnaryHand
     try {
       await c.waitDeletes(pfx, leader.rev - 1, ctx?.signal ?? new AbortController().signal);
     } catch (err) {
-      await resign(leader).catch(() => undefined);
+      await resign(leader).catch((resignErr: unknown) => {
+        // The candidacy stays until its lease expires.
+        member.log.warn({ err: resignErr }, 'could not withdraw an abandoned candidacy');
+      });
       throw err;
     }
     return encodeCampaignResponse(full(resp.header), leader);

@@ -70,7 +70,10 @@ export function leaseService(member: Member): LeaseService {
     if (!member.isLeader()) return;
     for (const id of lessor.takeExpired(REVOKES_PER_CHECK)) {
       member.propose(EntryKind.LeaseRevoke, encodeLeaseIdRequest(id)).catch((err: unknown) => {
-        if (!(err instanceof EtcdError)) member.log.error({ err }, 'lease revoke failed');
+        // Already revoked by a client: nothing to do. Otherwise (lost the lead, timeout)
+        // the next leader's lessor expires it again.
+        if (err instanceof EtcdError && err.message === Errors.leaseNotFound().message) return;
+        member.log.warn({ err, lease: id.toString(16) }, 'revoking an expired lease failed');
       });
     }
   }, EXPIRY_CHECK_MS);

@@ -33,7 +33,10 @@ export function lockHandlers(member: Member): Map<string, UnaryHandler> {
       return encodeLockResponse(full(hdr), myKey);
     } catch (err) {
       // Waiting failed (the caller went away): give the place in line back.
-      await c.del(myKey).catch(() => undefined);
+      await c.del(myKey).catch((delErr: unknown) => {
+        // The key stays until its lease expires; the waiter behind it waits that long.
+        member.log.warn({ err: delErr, key: myKey.toString() }, 'could not give a lock place back');
+      });
       throw err;
     }
   });

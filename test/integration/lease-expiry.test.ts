@@ -121,6 +121,8 @@ test('leases survive kill -9 with their TTL refreshed, then expire normally', as
   const ttl = await lease.timeToLive(g.id, true);
   console.log(`TTL before kill ${before.ttl} s; restart took ${startMs} ms; TTL after restart ${ttl.ttl} s (granted ${ttl.grantedTtl})`);
   assert.ok(ttl.ttl > 0 && ttl.ttl <= TTL, `TTL after restart ${ttl.ttl}`);
+  // Time only runs down: a remaining TTL above the one before the kill means the clock was restarted.
+  assert.ok(ttl.ttl > before.ttl, `TTL after restart ${ttl.ttl} s is not above ${before.ttl} s before the kill: not refreshed`);
   assert.equal(ttl.grantedTtl, TTL);
   assert.ok((await lease.leases()).includes(g.id), 'the lease is listed after restart');
   assert.deepEqual(ttl.keys.map((k) => k.toString()).sort(), ['le/rs/0', 'le/rs/1', 'le/rs/2']);

@@ -1,5 +1,5 @@
-// The raw HTTP/2 gRPC server (src/server/h2raw/) against the same cases as
-// h2-grpc.test.ts (grpc-js client, node:http2 client, etcdctl), plus
+// The raw HTTP/2 gRPC server (src/grpc/) with grpc-js and node:http2 clients
+// (etcdctl, a grpc-go client, is in test/compat/grpc-server-etcdctl.test.ts), plus
 // hand-built frames (CONTINUATION, padding, PRIORITY, Huffman, dynamic
 // table, PING) and a fuzz of random bytes after a valid preface.
 
@@ -7,8 +7,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { existsSync } from 'node:fs';
-import { execFile } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors, GrpcCode } from '../../src/common/errors.js';
 import net from 'node:net';
@@ -37,9 +35,6 @@ const unary = new Map<string, UnaryHandler>([
   ['/test.Echo/Crash', () => { throw new TypeError('boom'); }],
   ['/test.Echo/Big', () => bigBody],
   ['/test.Echo/Slow', () => new Promise((r) => setTimeout(() => r(Buffer.from('late')), 1500))],
-  // etcd-shaped paths for etcdctl: empty responses are valid PutResponse / RangeResponse.
-  ['/etcdserverpb.KV/Put', () => Buffer.alloc(0)],
-  ['/etcdserverpb.KV/Range', () => Buffer.alloc(0)],
 ]);
 
 const echoBidi: StreamHandler = (call: ServerCall) => {
@@ -69,7 +64,7 @@ const streams = new Map<string, StreamHandler>([
   ['/test.Echo/Bidi', echoBidi],
   ['/test.Echo/ServerStream', serverStream],
   ['/test.Echo/Hang', (call) => { call.onCancel(() => { cancelled++; }); }],
-  // The services' transport-neutral shapes (src/server/stream.ts), through the adapters.
+  // The services' transport-neutral shapes (src/grpc/stream.ts), through the adapters.
   ...adaptStreamHandlers(
     new Map([['/test.Echo/AdaptBidi', (b) => { b.onMessage((m) => b.write(m)); b.onEnd(() => b.end()); }]]),
     new Map([['/test.Echo/AdaptServer', (req, out) => { out.write(req); out.write(req); out.end(); }]]),
@@ -340,22 +335,10 @@ test('raw: OK response layout, compressed message, wrong content-type, bad grpc-
   assert.equal(ct.status, 415);
   const to = await raw('/test.Echo/Unary', Buffer.from([0, 0, 0, 0, 0]), { 'grpc-timeout': 'soon' });
   assert.equal(statusOf(to), GrpcCode.INTERNAL);
-  const t0 = Date.now();
+  // The handler would answer 'late' with status 0 after 1.5 s: a deadline status means the server's own timer answered.
   const late = await raw('/test.Echo/Slow', Buffer.from([0, 0, 0, 0, 0]), { 'grpc-timeout': '50m' });
   assert.equal(statusOf(late), GrpcCode.DEADLINE_EXCEEDED);
   assert.equal(late.headers['grpc-message'], 'context deadline exceeded');
-  assert.ok(Date.now() - t0 < 1000, 'answered by the server-side deadline, not the handler');
-});
-
-const ETCDCTL = '/usr/bin/etcdctl';
-test('etcdctl (grpc-go client) talks to it', { skip: !existsSync(ETCDCTL) && 'no etcdctl' }, async () => {
-  const run = (...args: string[]) => new Promise<string>((resolve, reject) => {
-    execFile(ETCDCTL, [`--endpoints=${addr}`, '--command-timeout=5s', ...args], { env: { ...process.env, ETCDCTL_API: '3' } },
-      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout)));
-  });
-  assert.equal((await run('put', 'foo', 'bar')).trim(), 'OK');
-  assert.equal((await run('get', 'foo')).trim(), '');
-  await assert.rejects(run('del', 'foo'), /not implemented yet|Unimplemented/);
 });
 
 // ---------------------------------------------------------------- hand-built frames
@@ -561,7 +544,8 @@ test('the load generator client (bench/load/h2raw.ts style, literal headers, hug
   c.close();
 });
 
-test('close(): GOAWAY lets an in-flight call finish, then the connection ends', async () => {
+// A server that waited for the grace limit (10 minutes here) would run into the test's timeout.
+test('close(): GOAWAY lets an in-flight call finish, then the connection ends', { timeout: 60_000 }, async () => {
   const s2 = createRawGrpcServer({ unary, maxRecvBytes: MAX_RECV, knownMethods: [] });
   const ns = net.createServer((sock) => s2.acceptSocket(sock));
   await new Promise<void>((r) => ns.listen(0, '127.0.0.1', r));
@@ -570,10 +554,8 @@ test('close(): GOAWAY lets an in-flight call finish, then the connection ends', 
     (err, res) => (err ? reject(err) : resolve(res!))));
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(s2.sessionCount, 1);
-  const t0 = Date.now();
-  await s2.close(5000);
+  await s2.close(600_000);
   assert.deepEqual(await slow, Buffer.from('late'));
-  assert.ok(Date.now() - t0 < 4000, 'closed when the call finished, not at the grace limit');
   assert.equal(s2.sessionCount, 0);
   c2.close();
   ns.close();

@@ -162,7 +162,7 @@ test('installing replaces everything: identical records, no old data, and the re
   assert.deepEqual(store.writer.state, src.w.state);
   assert.deepEqual(store.leases.all(), [{ id: 42n, ttl: 30 }]);
   assert.equal(store.leases.has(99n), false);
-  assert.equal(loadMembers(dst.db), '{"members":["m1","m2"]}');
+  assert.deepEqual(loadMembers(dst.db), B('{"members":["m1","m2"]}'));
   assert.equal(dst.db._getManySync([INSTALL_MARKER])[0], undefined);
 
   // The state is the snapshot's, not the old one cached: versions continue from the source.

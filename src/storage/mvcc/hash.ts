@@ -1,6 +1,6 @@
 // Maintenance.HashKV and Maintenance.Hash over one member's RocksDB.
 //
-// The values are CRC-32C (src/storage/wal/crc32c.ts) over etsd's own record
+// The values are CRC-32C (src/common/crc32c.ts) over etsd's own record
 // layout (keys.ts, record.ts), so they never equal what a real etcd answers
 // for the same history: etcd hashes bbolt's key bucket with crc32 (IEEE).
 // What they promise is etcd's property inside one etsd cluster: members that

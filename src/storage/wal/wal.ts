@@ -359,8 +359,9 @@ export class Wal {
     let size: number;
     try {
       size = fs.statSync(tmp).size;
-    } catch {
-      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // none left behind
+      throw err;
     }
     if (size > this.segmentBytes) {
       fs.unlinkSync(tmp);
