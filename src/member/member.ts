@@ -25,6 +25,7 @@ import type { ShardOp } from '../workers/protocol/shard-ring.js';
 import { Shared, sharedState } from '../workers/protocol/shared-state.js';
 import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
+import { MaintenanceJobs, type HashResult } from './maintenance-jobs.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { Membership, type MemberRecord } from './membership.js';
@@ -74,6 +75,7 @@ export class Member {
   private reconfig!: Reconfig;
   private snapshots!: SnapshotCoordinator;
   private leadership!: Leadership;
+  private maintenance!: MaintenanceJobs;
   private transport!: PeerTransport;
   private peerHttp: http.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -125,6 +127,8 @@ export class Member {
   leaseKeys(id: bigint): Promise<Buffer[]> { return this.reads.leaseKeys(id); }
   memberOp(op: MemberOp): Promise<MemberRecord> { return this.reconfig.memberOp(op); }
   moveLeader(target: bigint): Promise<void> { return this.leadership.moveLeader(target); }
+  hashKV(revision: number): Promise<HashResult> { return this.maintenance.hashKV(revision); }
+  hash(): Promise<HashResult> { return this.maintenance.hash(); }
   forwardLeaseRenew(id: bigint): void { this.leadership.forwardLeaseRenew(id); }
   openStream(sink: StreamSink): number { return this.watches.openStream(sink); }
   closeStream(streamId: number): void { this.watches.closeStream(streamId); }
@@ -231,6 +235,7 @@ export class Member {
     this.reads = new ReadPath(raft, this.requests, workers.shardOut, this.keeper, scheduleRaft, appliedIndex);
     this.writes = new WritePath(memberId, raft, this.requests, this.tracker, send, scheduleRaft);
     this.watches = new WatchRouter(workers.shardOut, workers.watcherCounts);
+    this.maintenance = new MaintenanceJobs(this.pool, dbHandle, workers.shared);
     this.reconfig = new Reconfig({
       memberId, raft, peers: this.transport, membership: () => this.keeper.current,
       admit: () => this.requests.admit(), scheduleRaft, cfg, log,

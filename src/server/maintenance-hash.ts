@@ -1,6 +1,6 @@
-// Maintenance.Hash and Maintenance.HashKV. A shard worker scans RocksDB
-// (src/storage/mvcc/hash.ts); this file decodes the request and encodes the
-// response. Like etcd, both answer from this member's own state, with no
+// Maintenance.Hash and Maintenance.HashKV. The one-off pool scans RocksDB
+// (src/member/maintenance-jobs.ts, src/storage/mvcc/hash.ts); this file decodes
+// the request and encodes the response. Like etcd, both answer from this member's own state, with no
 // round through raft, so members are compared by asking each one.
 //
 // The hash values are etsd's own (CRC-32C over etsd's record layout) and never
@@ -9,9 +9,9 @@
 
 import { encodeResponseHeader } from '../proto/kv-codec.js';
 import { ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
-import { ShardOp, decodeHashResult, type HashResult } from '../workers/protocol/shard-ring.js';
 import type { UnaryHandler } from '../grpc/rpc.js';
 import type { Member } from '../member/member.js';
+import type { HashResult } from '../member/maintenance-jobs.js';
 
 /** HashKVRequest.revision (int64). */
 function decodeHashKVRevision(req: Buffer): number {
@@ -26,9 +26,7 @@ export function hashHandlers(member: Member): Map<string, UnaryHandler> {
 
   // HashKVResponse { header = 1, hash = 2 (uint32), compact_revision = 3, hash_revision = 4 (etcd 3.6) }
   h.set('/etcdserverpb.Maintenance/HashKV', async (req) => {
-    const payload = Buffer.allocUnsafe(8);
-    payload.writeDoubleLE(decodeHashKVRevision(req), 0);
-    const r = decodeHashResult(await member.shardCall(ShardOp.HashKV, payload, 'HashKV'));
+    const r = await member.hashKV(decodeHashKVRevision(req));
     const w = new ProtoWriter(96);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
     if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }
@@ -39,7 +37,7 @@ export function hashHandlers(member: Member): Map<string, UnaryHandler> {
 
   // HashResponse { header = 1, hash = 2 (uint32) }
   h.set('/etcdserverpb.Maintenance/Hash', async () => {
-    const r = decodeHashResult(await member.shardCall(ShardOp.Hash, Buffer.alloc(0), 'Hash'));
+    const r = await member.hash();
     const w = new ProtoWriter(64);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
     if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }

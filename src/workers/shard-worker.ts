@@ -6,14 +6,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { Ring, waitAnyReadable } from './ring/ring.js';
 import { Shared, loadShared, sharedState } from './protocol/shared-state.js';
-import { ShardOp, encodeHashResult, encodeLeaseKeys } from './protocol/shard-ring.js';
+import { ShardOp, encodeLeaseKeys } from './protocol/shard-ring.js';
 import { encodeProgress, encodeResultError, writeResultOk, writeWatchData } from './protocol/result-ring.js';
 import { writeBlocking } from './ring/write-blocking.js';
 import { readRevisionEvents, readStorageReset } from './events.js';
 import { WatchHub, type WatchCreate } from './watch-hub.js';
 import { DbReader } from '../storage/mvcc/reader.js';
 import { attachedKeys } from '../storage/mvcc/leases.js';
-import { hashAll, hashKV, hashKVRevision } from '../storage/mvcc/hash.js';
 import { checkSortOptions, executeRange } from '../storage/mvcc/range.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import * as codec from '../proto/kv-codec.js';
@@ -70,25 +69,6 @@ async function main(): Promise<void> {
     return codec.encodeRangeResponse({ header: header(out.revision), kvs: out.kvs, more: out.more, count: out.count });
   };
 
-  // A compaction published while a hash runs may sweep records the hash counted: hash again.
-  const HASH_ATTEMPTS = 5;
-  const serveHashKV = (requested: number): Buffer => {
-    for (let attempt = 1; ; attempt++) {
-      const currentRevision = loadShared(shared, Shared.Revision);
-      const compactRevision = loadShared(shared, Shared.CompactRevision);
-      const hashRevision = hashKVRevision(requested, currentRevision, compactRevision);
-      const hash = hashKV(db, hashRevision, compactRevision);
-      if (loadShared(shared, Shared.CompactRevision) === compactRevision) {
-        return encodeHashResult({ hash, compactRevision, hashRevision, currentRevision });
-      }
-      if (attempt === HASH_ATTEMPTS) throw Errors.timeout();
-    }
-  };
-  const serveHash = (): Buffer => {
-    const currentRevision = loadShared(shared, Shared.Revision);
-    const compactRevision = loadShared(shared, Shared.CompactRevision);
-    return encodeHashResult({ hash: hashAll(db), compactRevision, hashRevision: currentRevision, currentRevision });
-  };
   const answer = (id: number, serve: () => Buffer) => {
     try {
       // As serveRange: never answer from storage a snapshot install is replacing.
@@ -108,9 +88,6 @@ async function main(): Promise<void> {
     const id = b.readDoubleLE(1);
     switch (op) {
       case ShardOp.Range: return answer(id, () => serveRange(b.subarray(9)));
-      // Both scan the whole key space in this loop: watch delivery on this shard waits meanwhile.
-      case ShardOp.HashKV: return answer(id, () => serveHashKV(b.readDoubleLE(9)));
-      case ShardOp.Hash: return answer(id, serveHash);
       case ShardOp.WatchCreate: return hub.create(decodeWatchCreate(b));
       case ShardOp.WatchCancel: return hub.cancel(id, b.readDoubleLE(9));
       case ShardOp.StreamClose: return hub.closeStream(id);

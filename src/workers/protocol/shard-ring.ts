@@ -1,6 +1,6 @@
 // The shards' in-rings (main -> shard N). Every record starts
 //   u8 ShardOp | f64 reqId or streamId | ...
-// one-off requests (Range, LeaseKeys, Hash, HashKV) as shardRequest(op, reqId)
+// one-off requests (Range, LeaseKeys) as shardRequest(op, reqId)
 // then their payload; watch ops as opHeader(op, streamId, watchId) (header.ts).
 
 export const SHARD_REQUEST_HEADER_BYTES = 9;
@@ -15,10 +15,6 @@ export const enum ShardOp {
   Progress = 7,
   /** The keys attached to a lease: f64 reqId | i64 id. */
   LeaseKeys = 8,
-  /** Maintenance.HashKV: f64 reqId | f64 revision (0 = current); answers a HashResult. */
-  HashKV = 9,
-  /** Maintenance.Hash: f64 reqId; answers a HashResult (compactRevision and hashRevision as HashKV's). */
-  Hash = 10,
 }
 
 export function shardRequestHeader(op: ShardOp, reqId: number): Buffer {
@@ -26,25 +22,6 @@ export function shardRequestHeader(op: ShardOp, reqId: number): Buffer {
   h[0] = op;
   h.writeDoubleLE(reqId, 1);
   return h;
-}
-
-/** A shard's answer to HashKV / Hash: u32 hash | f64 compactRevision | f64 hashRevision | f64 currentRevision. */
-export interface HashResult { hash: number; compactRevision: number; hashRevision: number; currentRevision: number }
-
-const HASH_RESULT_BYTES = 28;
-
-export function encodeHashResult(r: HashResult): Buffer {
-  const b = Buffer.allocUnsafe(HASH_RESULT_BYTES);
-  b.writeUInt32LE(r.hash >>> 0, 0);
-  b.writeDoubleLE(r.compactRevision, 4);
-  b.writeDoubleLE(r.hashRevision, 12);
-  b.writeDoubleLE(r.currentRevision, 20);
-  return b;
-}
-
-export function decodeHashResult(b: Buffer): HashResult {
-  if (b.length !== HASH_RESULT_BYTES) throw new Error(`hash result of ${b.length} bytes, want ${HASH_RESULT_BYTES}`);
-  return { hash: b.readUInt32LE(0), compactRevision: b.readDoubleLE(4), hashRevision: b.readDoubleLE(12), currentRevision: b.readDoubleLE(20) };
 }
 
 /** The answer to LeaseKeys: (u32 length | key bytes)*. */
