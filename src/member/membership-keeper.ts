@@ -7,6 +7,7 @@
 
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { formatId } from '../common/ids.js';
 import type { RaftNode } from '../raft/node.js';
 import { decodeConfChange } from '../raft/confchange.js';
@@ -73,6 +74,7 @@ export class MembershipKeeper implements RoleView {
 
   /** A committed ConfChange entry: raft's membership, ours, the transport, and the client waiting for it. */
   private applyConfChange(e: Entry): Buffer {
+    if (FAILPOINTS_ARMED && failpoint('confChangeBeforeApply')) throw new Error('failpoint confChangeBeforeApply: injected error');
     const cc = decodeConfChange(e.data);
     this.raft.applyConfChange(cc);
     let ctx = null;

@@ -15,6 +15,7 @@
 // ready's, until the install is done (snapshotDone).
 
 import type { Logger } from '../common/log.js';
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { RaftNode, persistPoint } from '../raft/node.js';
 import { EntryType, MessageType, NotLeaderError, type Entry, type Message, type ReadState } from '../raft/types.js';
 import { RecordType } from '../storage/wal/record.js';
@@ -117,7 +118,7 @@ export class RaftLoop {
       const early: Message[] = [];
       const late: Message[] = [];
       for (const m of messages) (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat ? early : late).push(m);
-      if (early.length > 0) this.hooks.send(early);
+      if (early.length > 0 && !(FAILPOINTS_ARMED && failpoint('raftBeforeLeaderSend'))) this.hooks.send(early);
       messages = late;
     }
     if (rd.entries.length > 0 || !lazy || awaitingSnapshot) {
@@ -158,7 +159,7 @@ export class RaftLoop {
       if (r.point) this.raft.persisted(r.point.index, r.point.term);
       for (const m of r.messages) out.push(m);
     }
-    if (out.length > 0) this.hooks.send(out);
+    if (out.length > 0 && !(FAILPOINTS_ARMED && failpoint('raftBeforeSend'))) this.hooks.send(out);
     this.processReady();
   }
 }

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import type { RaftNode } from '../raft/node.js';
 import type { Outbox } from '../workers/outbox.js';
 import type { OneOffPool } from '../workers/pool.js';
@@ -77,7 +78,9 @@ export class SnapshotCoordinator {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, `out-${process.pid}-${++this.seq}.snap`);
     const t0 = performance.now();
+    if (FAILPOINTS_ARMED && failpoint('snapshotBeforeSave')) throw new Error('failpoint snapshotBeforeSave: injected error');
     const info = await this.d.pool.run({ kind: 'snapshot', handle: this.d.dbHandle, path });
+    if (FAILPOINTS_ARMED && failpoint('snapshotAfterSave')) throw new Error('failpoint snapshotAfterSave: injected error');
     this.d.log.info({ index: info.index, bytes: info.bytes, pairs: info.pairs, ms: Math.round(performance.now() - t0) }, 'made a snapshot for a follower');
     return { path, index: info.index, bytes: info.bytes, release: () => rmSync(path, { force: true }) };
   }
@@ -128,6 +131,7 @@ export class SnapshotCoordinator {
     const at = Number(res.headers.get('x-etsd-snapshot-index'));
     if (!(at >= index)) throw new Error(`the leader's snapshot is at ${at}, raft needs ${index}`);
     await pipeline(Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]), createWriteStream(path));
+    if (FAILPOINTS_ARMED && failpoint('snapshotBeforeInstall')) throw new Error('failpoint snapshotBeforeInstall: injected error');
     const r = await new Promise<SnapshotInstalled>((resolve) => {
       this.installWaiter = resolve;
       this.d.applyOut.send(encodeInstallSnapshot(path));

@@ -1,3 +1,4 @@
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import {
   decodeLeaseGrantRequest, decodeLeaseId, decodeLeaseTimeToLiveRequest, encodeLeaseGrantRequest, encodeLeaseIdRequest,
   encodeLeaseKeepAliveResponse, encodeLeaseLeasesResponse, encodeLeaseTimeToLiveResponse,
@@ -69,6 +70,8 @@ export function leaseService(member: Member): LeaseService {
   const timer = setInterval(() => {
     if (!member.isLeader()) return;
     for (const id of lessor.takeExpired(REVOKES_PER_CHECK)) {
+      // "error": this revoke is not proposed; the next leader's lessor expires the lease again.
+      if (FAILPOINTS_ARMED && failpoint('leaseBeforeRevoke')) continue;
       member.propose(EntryKind.LeaseRevoke, encodeLeaseIdRequest(id)).catch((err: unknown) => {
         // Already revoked by a client: nothing to do. Otherwise (lost the lead, timeout)
         // the next leader's lessor expires it again.

@@ -2,6 +2,7 @@
 // log order, one RocksDB WriteBatch per drained batch with the applied index
 // inside it, then publishes the revision and hands results to the main thread.
 
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
@@ -133,8 +134,10 @@ async function main(): Promise<void> {
   const commitHist = new SharedHistogram(d.commitHistogram);
   const publish = async () => {
     const sync = writer.state.appliedIndex - syncedIndex >= SYNC_EVERY_ENTRIES || bytesSinceSync >= SYNC_EVERY_BYTES;
+    if (FAILPOINTS_ARMED && failpoint('applyBeforeCommit')) throw new Error('failpoint applyBeforeCommit: injected write error');
     const t0 = performance.now();
     await writer.flush(sync);
+    if (FAILPOINTS_ARMED && failpoint('applyAfterCommit')) throw new Error('failpoint applyAfterCommit: injected error');
     commitHist.observe((performance.now() - t0) / 1000);
     if (sync) { syncedIndex = writer.state.appliedIndex; bytesSinceSync = 0; }
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
@@ -164,7 +167,9 @@ async function main(): Promise<void> {
     // Readers check the compact revision again after reading, so publishing it
     // before the sweep keeps them from returning a half-swept past revision.
     storeShared(shared, Shared.CompactRevision, rev);
+    if (FAILPOINTS_ARMED && failpoint('compactBeforeSweep')) throw new Error('failpoint compactBeforeSweep: injected error');
     await compactRange(db, from, rev);
+    if (FAILPOINTS_ARMED && failpoint('compactAfterSweep')) throw new Error('failpoint compactAfterSweep: injected error');
     await writer.markCompactionDone(rev);
     return writer.state.rev;
   };
@@ -230,6 +235,7 @@ async function main(): Promise<void> {
           while (!eventRings.every((r) => r.isEmpty()) && Date.now() < until) await new Promise((res) => setTimeout(res, 1));
         },
       });
+      if (FAILPOINTS_ARMED && failpoint('snapshotAfterInstall')) throw new Error('failpoint snapshotAfterInstall: injected error');
       ({ writer, leases, applier } = r.store);
     } catch (err) {
       // Once writing began the database is half-replaced: only a restart (which resumes the install) helps.

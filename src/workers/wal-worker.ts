@@ -2,6 +2,7 @@
 // record, issues ONE fdatasync per batch (group commit), and only then tells
 // the main thread which index is durable.
 
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
 import { DURABLE_NOTICE_BYTES, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, writeDurableNotice } from './protocol/wal-ring.js';
@@ -66,7 +67,9 @@ function main(): void {
     if (batch.length > 0) wal.append(batch);
     if (needSync) {
       const t0 = performance.now();
+      if (FAILPOINTS_ARMED && failpoint('walBeforeFsync')) throw new Error('failpoint walBeforeFsync: injected fsync error');
       wal.sync();
+      if (FAILPOINTS_ARMED && failpoint('walAfterFsync')) throw new Error('failpoint walAfterFsync: injected error');
       fsyncHist.observe((performance.now() - t0) / 1000);
       writeDurableNotice(notice, last, barrier);
       while (!outRing.tryWrite(notice)) outRing.waitWritable(100);

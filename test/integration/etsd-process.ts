@@ -63,6 +63,8 @@ export interface EtsdOptions {
   name?: string;
   shards?: number;
   extraArgs?: string[];
+  /** Extra environment variables (e.g. ETSD_FAILPOINTS). */
+  env?: Record<string, string>;
 }
 
 export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
@@ -78,7 +80,7 @@ export class EtsdProcess {
 
   private constructor(
     readonly child: ChildProcess,
-    readonly opts: Required<Omit<EtsdOptions, 'extraArgs' | 'shards'>> & { shards?: number; extraArgs: string[] },
+    readonly opts: Required<Omit<EtsdOptions, 'extraArgs' | 'shards' | 'env'>> & { shards?: number; extraArgs: string[] },
   ) {
     this.startedAt = process.hrtime.bigint();
     if (child.pid === undefined) throw new Error('etsd failed to spawn');
@@ -116,7 +118,7 @@ export class EtsdProcess {
       ...(o.shards !== undefined ? ['--shards', String(o.shards)] : []),
       ...(o.extraArgs ?? []),
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
     const ready = new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', reject);

@@ -6,6 +6,7 @@
 // before the first delete; removed in the last, synced batch. A member that
 // crashes in between finds the marker at boot and installs the same file again.
 
+import { FAILPOINTS_ARMED, failpoint } from '../../common/failpoints.js';
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { Applier } from '../mvcc/applier.js';
 import { compactRange } from '../mvcc/compactor.js';
@@ -72,6 +73,7 @@ export async function installSnapshot(
   await hooks.beforeWrite?.(summary);
 
   await db.batch().put(INSTALL_MARKER, Buffer.from(file, 'utf8')).write({ sync: true });
+  if (FAILPOINTS_ARMED && failpoint('snapshotInstallAfterMarker')) throw new Error('failpoint snapshotInstallAfterMarker: injected error');
   await deleteAllBut(db, INSTALL_MARKER);
 
   // The file was verified, but it is read again: checked again rather than trusting the disk twice.
