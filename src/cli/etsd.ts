@@ -41,6 +41,8 @@ async function main(): Promise<void> {
   log.info({ version: version(), dataDir: cfg.dataDir, shards: cfg.shards }, 'starting etsd');
 
   const member = await Member.start(cfg, log);
+  // As etcd: clients are served once this member's attributes are published through raft.
+  await member.published;
   const leases = leaseService(member);
   const election = electionHandlers(member);
   const isLearner = () => member.isLearnerSelf;
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
     if (url.protocol !== 'http:') throw new Error(`unsupported client URL scheme in ${u} (TLS is not built yet)`);
     listeners.push(await listenShared({ host: url.hostname, port: Number(url.port || 2379) }, grpcServer.http2, httpServer));
   }
-  log.info({ urls: cfg.listenClientUrls }, 'serving client requests');
+  log.info({ urls: cfg.listenClientUrls }, 'ready to serve client requests');
 
   let stopping = false;
   const shutdown = (signal: string) => {

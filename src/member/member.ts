@@ -112,6 +112,8 @@ export class Member {
   /** Members sorted by id. */
   get members(): MemberRecord[] { return this.keeper.current.list(); }
   get isLearnerSelf(): boolean { return this.keeper.learner; }
+  /** Resolves once this member's attributes are published through raft: etcd serves clients from then on. */
+  get published(): Promise<void> { return this.keeper.published; }
   get fsyncHistogram() { return this.workers.fsyncHistogram; }
   get commitHistogram() { return this.workers.commitHistogram; }
   /** True when this member knows a leader (itself or another). */

@@ -15,6 +15,14 @@ import { ConfChangeType, NotLeaderError, ProposalDroppedError, type Entry, type 
 import { EntryKind, ENTRY_HEADER_BYTES, encodeEntryData } from '../workers/protocol/entry.js';
 import { Membership, decodeConfChangeContext, decodeMemberAttributes, encodeMemberAttributes, type MemberRecord } from './membership.js';
 import { proposalMessage } from './peer-messages.js';
+import { ETCD_API_VERSION } from '../common/version.js';
+
+/** The cluster version etcd reports (major.minor of the API version). */
+const ETCD_CLUSTER_VERSION = ETCD_API_VERSION.split('.').slice(0, 2).join('.');
+
+function sameUrls(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((u, i) => u === b[i]);
+}
 import type { RoleView } from './read-path.js';
 
 const CONF_CHANGE_NAMES: Record<ConfChangeType, string> = {
@@ -42,6 +50,14 @@ export class MembershipKeeper implements RoleView {
   learner = false;
   private publishTimer: NodeJS.Timeout | null = null;
   private removedSelf = false;
+  private isPublished = false;
+  private resolvePublished!: () => void;
+  /**
+   * Resolves once this run's publish of our name and client URLs has applied:
+   * etcd serves clients only from then on (ReadyNotify), so a member of a fresh
+   * cluster never answers "no leader" or lists itself without client URLs.
+   */
+  readonly published = new Promise<void>((resolve) => { this.resolvePublished = resolve; });
 
   constructor(
     private membership: Membership,
@@ -101,6 +117,7 @@ export class MembershipKeeper implements RoleView {
     try {
       const a = decodeMemberAttributes(e.data.subarray(ENTRY_HEADER_BYTES));
       this.membership.setAttributes(a.id, a.name, a.clientUrls);
+      if (a.id === this.memberId && a.name === this.cfg.name && sameUrls(a.clientUrls, this.cfg.advertiseClientUrls)) this.markPublished(e.index);
     } catch (err) {
       this.log.error({ err, index: e.index }, 'member attributes entry unreadable');
     }
@@ -136,13 +153,9 @@ export class MembershipKeeper implements RoleView {
    * until the membership shows them.
    */
   private publish(): void {
-    const me = this.membership.get(this.memberId);
-    if (!me || this.raft.lead === 0n || this.publishTimer === null) return;
+    if (this.isPublished) return this.stop();
+    if (!this.membership.get(this.memberId) || this.raft.lead === 0n || this.publishTimer === null) return;
     const urls = this.cfg.advertiseClientUrls;
-    if (me.name === this.cfg.name && me.clientUrls.length === urls.length && me.clientUrls.every((u, i) => u === urls[i])) {
-      this.stop();
-      return;
-    }
     const body = encodeMemberAttributes({ id: this.memberId, name: this.cfg.name, clientUrls: urls });
     const data = encodeEntryData(EntryKind.MemberAttrs, 0, body);
     if (this.raft.isLeader()) {
@@ -157,6 +170,17 @@ export class MembershipKeeper implements RoleView {
     } else {
       this.peers.send([proposalMessage(this.memberId, this.raft.lead, data)]);
     }
+  }
+
+  private markPublished(index: number): void {
+    if (this.isPublished) return;
+    this.isPublished = true;
+    this.stop();
+    // etcd's own wording: operators' alerts and etcd's e2e framework look for these lines.
+    this.log.info({ 'local-member-id': formatId(this.memberId), 'local-member-attributes': { name: this.cfg.name, clientURLs: this.cfg.advertiseClientUrls }, index },
+      'published local member to cluster through raft');
+    this.log.info({ 'cluster-version': ETCD_CLUSTER_VERSION }, `enabled capabilities for version ${ETCD_CLUSTER_VERSION}`);
+    this.resolvePublished();
   }
 
   /** Caches what the configuration says about us (after boot and every conf change). */
