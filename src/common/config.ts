@@ -28,7 +28,12 @@ export interface Config {
   snapshotCatchupEntries: number;
   strictReconfigCheck: boolean;
   maxLearners: number;
+  /** --auto-compaction-mode / --auto-compaction-retention, as etcd parses them; null when off (retention 0). */
+  autoCompaction: AutoCompaction | null;
 }
+
+/** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
+export type AutoCompaction = { mode: 'periodic'; retentionMs: number } | { mode: 'revision'; revisions: number };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -61,6 +66,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-snapshot-catchup-entries': { kind: 'int', help: 'Number of entries for a slow follower to catch up after compacting the raft log (default 5000).' },
   'strict-reconfig-check': { kind: 'bool', help: 'Reject reconfiguration requests that would cause quorum loss (default true).' },
   'experimental-max-learners': { kind: 'int', help: 'Sets the maximum number of learners that can be available in the cluster membership (default 1).' },
+  'auto-compaction-mode': { kind: 'string', help: 'Interpret \'auto-compaction-retention\' one of: periodic|revision. \'periodic\' for duration based retention, defaulting to hours if no time unit is provided (e.g. \'5m\'). \'revision\' for revision number based retention.' },
+  'auto-compaction-retention': { kind: 'string', help: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -140,6 +147,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     snapshotCatchupEntries: int('experimental-snapshot-catchup-entries', 5000),
     strictReconfigCheck: raw.get('strict-reconfig-check') !== 'false',
     maxLearners: int('experimental-max-learners', 1),
+    autoCompaction: parseAutoCompaction(str('auto-compaction-mode', 'periodic'), str('auto-compaction-retention', '0')),
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',
       'watch-progress-notify-interval'),
@@ -167,6 +175,29 @@ export function parseDuration(s: string, flag: string): number {
   }
   if (consumed !== s.length || s.length === 0) throw new ConfigError(`invalid value "${s}" for flag -${flag}: parse error`);
   return total;
+}
+
+/**
+ * etcd's parseCompactionRetention: a whole number is hours (periodic) or
+ * revisions (revision); anything else is a Go duration (and, in revision mode,
+ * etcd then takes the duration's nanoseconds as the revision count: mirrored).
+ */
+export function parseAutoCompaction(mode: string, retention: string): AutoCompaction | null {
+  if (mode !== 'periodic' && mode !== 'revision') throw new ConfigError(`unknown auto-compaction-mode "${mode}"`);
+  let amount: number;
+  if (/^\d+$/.test(retention)) {
+    amount = mode === 'periodic' ? Number(retention) * 3600_000 : Number(retention);
+  } else {
+    let ms: number;
+    try {
+      ms = parseDuration(retention, 'auto-compaction-retention');
+    } catch {
+      throw new ConfigError(`error parsing CompactionRetention: time: invalid duration "${retention}"`);
+    }
+    amount = mode === 'periodic' ? ms : ms * 1e6;
+  }
+  if (amount <= 0) return null;
+  return mode === 'periodic' ? { mode, retentionMs: amount } : { mode, revisions: amount };
 }
 
 function parseInitialCluster(s: string): Map<string, string[]> {

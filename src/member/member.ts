@@ -20,10 +20,12 @@ import { EntryType, type Entry, type Message } from '../raft/types.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { OneOffPool } from '../workers/pool.js';
 import { entryRecord } from '../workers/protocol/apply-ring.js';
-import type { EntryKind } from '../workers/protocol/entry.js';
+import { EntryKind } from '../workers/protocol/entry.js';
+import { encodeCompactionRequest } from '../proto/kv-codec.js';
 import type { ShardOp } from '../workers/protocol/shard-ring.js';
 import { Shared, sharedState } from '../workers/protocol/shared-state.js';
 import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
+import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type HashResult } from './maintenance-jobs.js';
 import { Leadership } from './leadership.js';
@@ -79,6 +81,7 @@ export class Member {
   private transport!: PeerTransport;
   private peerHttp: http.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private autoCompactor: AutoCompactor | null = null;
   private dbDir = '';
   private stopping = false;
 
@@ -192,6 +195,15 @@ export class Member {
     }, SWEEP_MS);
     this.sweepTimer.unref();
     this.keeper.startPublishing();
+    if (cfg.autoCompaction) {
+      this.autoCompactor = new AutoCompactor(cfg.autoCompaction, {
+        isLeader: () => this.raft.isLeader(),
+        revision: () => this.revision,
+        compact: async (rev) => { await this.writes.propose(EntryKind.Compaction, encodeCompactionRequest({ revision: rev, physical: false })); },
+        log,
+      });
+      this.autoCompactor.start();
+    }
     this.leadership.note();
     log.info({ member: formatId(memberId), cluster: formatId(this.clusterId), members: membership.size }, 'member started');
     this.raftLoop.schedule();
@@ -299,6 +311,7 @@ export class Member {
     if (this.stopping) return;
     this.stopping = true;
     this.raftLoop?.stop();
+    this.autoCompactor?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.keeper?.stop();
     this.snapshots?.stop();
