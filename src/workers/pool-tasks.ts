@@ -7,6 +7,7 @@
 // an etcd error as { error: { code, message } }.
 
 import { RocksLevel } from '@nxtedition/rocksdb';
+import bcrypt from 'bcryptjs';
 import { EtcdError, Errors } from '../common/errors.js';
 import { hashAll, hashKV, hashKVRevision } from '../storage/mvcc/hash.js';
 import { writeSnapshot, type SnapshotInfo } from '../storage/snapshot/create.js';
@@ -18,11 +19,18 @@ export interface HashResult { hash: number; compactRevision: number; hashRevisio
 export type PoolTask =
   | { kind: 'snapshot'; handle: bigint; path: string }
   | { kind: 'hashKV'; handle: bigint; shared: SharedArrayBuffer; revision: number }
-  | { kind: 'hash'; handle: bigint; shared: SharedArrayBuffer };
+  | { kind: 'hash'; handle: bigint; shared: SharedArrayBuffer }
+  /** A password's bcrypt hash (UserAdd, UserChangePassword); cost already checked (auth/bcrypt-cost.ts). */
+  | { kind: 'bcryptHash'; password: string; cost: number }
+  /** Authenticate's password check against the stored hash. */
+  | { kind: 'bcryptCompare'; password: string; hash: string };
 
 export type PoolError = { error: { code: number; message: string } };
 export type PoolResult<T extends PoolTask> =
-  T extends { kind: 'snapshot' } ? SnapshotInfo : HashResult | PoolError;
+  T extends { kind: 'snapshot' } ? SnapshotInfo
+    : T extends { kind: 'bcryptHash' } ? string
+      : T extends { kind: 'bcryptCompare' } ? boolean
+        : HashResult | PoolError;
 
 async function openShared(handle: bigint): Promise<RocksLevel> {
   const db = new RocksLevel(handle, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -51,8 +59,11 @@ function hashAgainst(shared: BigInt64Array, compute: (currentRevision: number, c
   }
 }
 
-export default async function run(task: PoolTask): Promise<SnapshotInfo | HashResult | PoolError> {
+export default async function run(task: PoolTask): Promise<SnapshotInfo | HashResult | PoolError | string | boolean> {
   switch (task.kind) {
+    // Synchronous on purpose: this thread has nothing else to do meanwhile.
+    case 'bcryptHash': return bcrypt.hashSync(task.password, bcrypt.genSaltSync(task.cost));
+    case 'bcryptCompare': return bcrypt.compareSync(task.password, task.hash);
     case 'snapshot': return writeSnapshot(await openShared(task.handle), task.path);
     case 'hashKV':
     case 'hash': {

@@ -1,5 +1,5 @@
-// The pool for bounded one-off jobs (piscina): snapshot files today; password
-// hashing, HashKV and exports as they come. Never on the hot path.
+// The pool for bounded one-off jobs (piscina): snapshot files, Hash/HashKV,
+// bcrypt password hashing and checks. Never on the hot path.
 //
 // Bounds: at most MAX_THREADS threads (they exit after IDLE_MS idle), and at
 // most MAX_QUEUE jobs waiting. A job past that is refused at once with etcd's

@@ -1,6 +1,6 @@
 // The one-way flow, held by a test: no import cycles in src/ or bench/, and
 // no module importing a higher layer than its own. Layers, lowest first:
-//   common | native, proto, raft | storage, transport, tls | workers |
+//   common | native, proto, raft | storage, transport, tls, auth | workers |
 //   member, grpc | server, gateway | cli
 // (A worker started by URL counts as an import.)
 import { test } from 'node:test';
@@ -10,7 +10,7 @@ import { join, posix } from 'node:path';
 import { repoRoot } from '../common/repo.js';
 
 const LAYER: Record<string, number> = {
-  common: 0, native: 1, proto: 1, raft: 1, storage: 2, transport: 2, tls: 2, workers: 3,
+  common: 0, native: 1, proto: 1, raft: 1, storage: 2, transport: 2, tls: 2, auth: 2, workers: 3,
   member: 4, grpc: 4, server: 5, gateway: 5, cli: 6,
 };
 
