@@ -1,14 +1,27 @@
 // A seeded simulation of an N-node raft cluster: a virtual clock, a network that
 // drops, delays, duplicates and reorders messages and can be partitioned, an
-// asynchronous WAL per node (a ready's writes become durable some time later, and
-// only then are its messages sent), crashes that lose whatever was not durable, and
-// clients proposing and reading. Safety properties are checked after every event.
-import { RaftNode, NONE, persistPoint } from '../../src/raft/node.js';
+// asynchronous WAL per node, crashes that lose whatever was not durable, and clients
+// proposing (at any node: followers forward) and reading. Each node runs the
+// production ReadyDriver (src/raft/driver.ts), so what is simulated is the member's
+// own persist/send ordering: the leader's early appends, barriers, lazy hard state,
+// the snapshot hold and proposal forwarding. Safety properties are checked after
+// every event.
+//
+// The WAL model: persist() appends writes in order; a write carrying a barrier becomes
+// durable [1, maxWalDelay] units after the previous one (FIFO, pipelined like group
+// commit), and with it every write before it. A lazy write (only a commit-index hard
+// state, no barrier) is durable only once a later barrier syncs: a crash before that
+// loses it, so a node may restart with an older commit index (safe: it is recomputed).
+// A snapshot raft restored is durable (its metadata, and the data, as etcd saves the
+// snapshot file before the WAL record) with its ready's barrier; the install into the
+// state machine completes separately, some time later.
+import { RaftNode, NONE } from '../../src/raft/node.js';
+import { ReadyDriver, type PersistWrites, type ReadySink } from '../../src/raft/driver.js';
 import { makeRng } from '../../src/raft/rng.js';
 import { decodeConfChange } from '../../src/raft/confchange.js';
 import {
   ConfChangeType, EntryType, MessageType, NotLeaderError, ProposalDroppedError, Role,
-  type ConfChange, type ConfState, type Entry, type HardState, type Message, type Ready, type SnapshotMeta,
+  type ConfChange, type ConfState, type Entry, type HardState, type Message, type ReadState, type SnapshotMeta,
 } from '../../src/raft/types.js';
 
 export interface SimConfig {
@@ -45,31 +58,35 @@ export interface SimConfig {
   leaderBias: number;
   /** Keep a trace of events (for printing a failing seed). */
   trace: boolean;
+  /**
+   * Check at each crash that what the node acknowledged is durable (the direct check of
+   * THE RULE). Off, only the consequences are checked (lost commits, divergent logs).
+   */
+  checkAcks: boolean;
 }
 
 export const defaults: SimConfig = {
   seed: 1, nodes: 3, spare: 0, tickUnits: 10, electionTick: 10, heartbeatTick: 1, preVote: true, checkQuorum: true,
   maxInflightMsgs: 256, maxSizePerMsg: 1 << 20, maxDelay: 5, dropRate: 0, dupRate: 0, maxWalDelay: 3,
   proposeRate: 0, readRate: 0, crashRate: 0, restartRate: 0, partitionRate: 0, healRate: 0, compactRate: 0,
-  transferRate: 0, confChangeRate: 0, leaderBias: 0, trace: false,
+  transferRate: 0, confChangeRate: 0, leaderBias: 0, trace: false, checkAcks: true,
 };
 
 export class SimError extends Error {
   override name = 'SimError';
 }
 
-interface Write {
-  hardState: HardState | null;
-  entries: Entry[];
-  snapshot: SnapshotMeta | null;
-  messages: Message[];
-  point: { index: number; term: number } | null;
-}
+/** A write handed to the node's WAL and not yet durable; barrier null: a lazy write. */
+interface Write extends PersistWrites { barrier: number | null }
+
+/** Builds the driver of a node (tests inject a faulty one to show the simulator catches it). */
+export type MakeDriver = (raft: RaftNode, sink: ReadySink) => ReadyDriver;
 
 interface SimNode {
   id: bigint;
   up: boolean;
   raft: RaftNode;
+  driver: ReadyDriver;
   /** Incremented at each crash: events of an earlier life are void. */
   epoch: number;
   // durable state
@@ -82,14 +99,23 @@ interface SimNode {
   appliedIndex: number;
   commitSeen: number;
   wasLeaderTerm: number;
+  /** The latest snapshot raft restored and the state machine has not yet installed. */
+  installing: SnapshotMeta | null;
+  /** The sender of the last MsgSnap delivered here (who learns when its transfer ends). */
+  snapFrom: { id: bigint; epoch: number } | null;
+  /** The highest index this life acknowledged (MsgAppResp) in the term `ackTerm`: it promised it durable. */
+  ackIndex: number;
+  ackTerm: number;
 }
 
 interface PendingProposal { node: bigint; epoch: number; index: number; id: string }
 interface PendingRead { node: bigint; epoch: number; minIndex: number; at: number }
 
 type Event =
-  | { k: 'deliver'; m: Message }
-  | { k: 'write'; node: bigint; epoch: number };
+  | { k: 'deliver'; m: Message; fromEpoch: number }
+  | { k: 'sync'; node: bigint; epoch: number; seq: number }
+  | { k: 'install'; node: bigint; epoch: number; index: number }
+  | { k: 'snapStatus'; node: bigint; epoch: number; to: bigint; ok: boolean };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -116,10 +142,22 @@ export class Cluster {
   private readonly reads = new Map<number, PendingRead>();
   private nextProp = 0;
   private nextRead = 1;
-  stats = { proposed: 0, acked: 0, readsServed: 0, readsAsked: 0, crashes: 0, snapshotsSent: 0, elections: 0, msgs: 0, confChanges: 0, transfers: 0 };
+  private readonly makeDriver: MakeDriver;
+  stats = {
+    proposed: 0, acked: 0, readsServed: 0, readsAsked: 0, crashes: 0, snapshotsSent: 0, elections: 0, msgs: 0, confChanges: 0, transfers: 0,
+    /** Proposals a follower forwarded (MsgProp), and those acknowledged to their client at the follower. */
+    forwarded: 0, forwardedAcked: 0, forwardDropped: 0,
+    /** Leader appends sent before the leader's own copy was durable (rule 2). */
+    earlyApps: 0,
+    /** Lazy writes (commit-only hard state, no barrier), and those a crash lost. */
+    lazyWrites: 0, lazyLost: 0,
+    /** Snapshots installed; snapshot transfers reported to the leader (ok / failed). */
+    installs: 0, snapReportsOk: 0, snapReportsFailed: 0,
+  };
 
-  constructor(cfg: Partial<SimConfig>) {
+  constructor(cfg: Partial<SimConfig>, opts: { makeDriver?: MakeDriver } = {}) {
     this.cfg = { ...defaults, ...cfg };
+    this.makeDriver = opts.makeDriver ?? ((raft, sink) => new ReadyDriver(raft, sink));
     this.rng = makeRng(this.cfg.seed);
     const voters: bigint[] = [];
     for (let i = 1; i <= this.cfg.nodes; i++) voters.push(BigInt(i));
@@ -131,9 +169,9 @@ export class Cluster {
       const n: SimNode = {
         id, up: true, epoch: 0, dHard: { term: 0, vote: NONE, commit: 0 }, dSnap: { index: 0, term: 0, conf },
         dLog: [], writes: [], lastWriteAt: 0, appliedIndex: 0, commitSeen: 0, wasLeaderTerm: 0,
-        raft: undefined as unknown as RaftNode,
+        raft: undefined as unknown as RaftNode, driver: undefined as unknown as ReadyDriver, installing: null, snapFrom: null, ackIndex: 0, ackTerm: 0,
       };
-      n.raft = this.boot(n);
+      this.boot(n);
       this.nodes.set(id, n);
       this.group.set(id, 0);
     }
@@ -153,14 +191,16 @@ export class Cluster {
     throw new SimError(`seed ${this.cfg.seed} t=${this.now}: ${msg}`);
   }
 
-  private boot(n: SimNode): RaftNode {
-    return new RaftNode({
+  /** A fresh raft core and driver from the node's durable state. */
+  private boot(n: SimNode): void {
+    n.raft = new RaftNode({
       id: n.id, voters: n.dSnap.conf.voters, learners: n.dSnap.conf.learners, hardState: { ...n.dHard },
       entries: n.dLog, applied: { index: n.dSnap.index, term: n.dSnap.term }, snapshot: n.dSnap,
       electionTick: this.cfg.electionTick, heartbeatTick: this.cfg.heartbeatTick, preVote: this.cfg.preVote,
       checkQuorum: this.cfg.checkQuorum, maxInflightMsgs: this.cfg.maxInflightMsgs, maxSizePerMsg: this.cfg.maxSizePerMsg,
       retainApplied: Infinity, rng: makeRng((this.cfg.seed * 7919 + Number(n.id) * 104729 + n.epoch * 31) >>> 0),
     });
+    n.driver = this.makeDriver(n.raft, this.sinkFor(n, n.epoch));
   }
 
   node(id: bigint | number): SimNode {
@@ -211,7 +251,19 @@ export class Cluster {
     if (!n.up) return;
     n.up = false;
     n.epoch++;
-    n.writes = []; // not yet durable: lost, with the messages that waited for them
+    // An acknowledgement promised the entries durable: they must survive the crash (in the
+    // term of the promise, the leader never truncates what it was told is stored).
+    const durableLast = n.dSnap.index + n.dLog.length;
+    if (this.cfg.checkAcks && n.ackTerm === n.raft.term && n.ackIndex > durableLast) {
+      this.fail(`durability: node ${n.id} acknowledged up to ${n.ackIndex} in term ${n.ackTerm} but crashes with a durable log to ${durableLast}`);
+    }
+    n.ackIndex = 0;
+    n.ackTerm = 0;
+    // Not yet durable: lost, with the messages that waited for them (the driver dies with the node).
+    for (const w of n.writes) if (w.barrier === null) this.stats.lazyLost++;
+    n.writes = [];
+    n.installing = null;
+    n.snapFrom = null;
     this.stats.crashes++;
     this.trace(`crash ${n.id}`);
   }
@@ -220,7 +272,7 @@ export class Cluster {
     const n = this.node(id);
     if (n.up) return;
     n.up = true;
-    n.raft = this.boot(n);
+    this.boot(n);
     n.appliedIndex = n.dSnap.index;
     n.commitSeen = n.raft.commit;
     n.lastWriteAt = this.now;
@@ -231,16 +283,22 @@ export class Cluster {
 
   // ---- clients ----
 
-  /** A client proposal at node id; returns its index or null if refused. */
+  /**
+   * A client proposal at node id, through its driver: the leader appends it (returns its
+   * index), a follower forwards it to the leader (returns null; acknowledged when the
+   * follower applies it). Null too if refused (no leader, transfer in progress).
+   */
   propose(id: bigint | number, payload?: string): number | null {
     const n = this.node(id);
     if (!n.up) return null;
     const pid = payload ?? `p${this.nextProp++}`;
     try {
-      const index = n.raft.propose(enc.encode(pid));
-      this.pendingProps.set(pid, { node: n.id, epoch: n.epoch, index, id: pid });
+      const index = n.driver.propose(enc.encode(pid));
+      // A forwarded proposal's index is the leader's to choose: -1 matches the first one applied.
+      this.pendingProps.set(pid, { node: n.id, epoch: n.epoch, index: index ?? -1, id: pid });
       this.stats.proposed++;
-      this.trace(`propose ${pid} at ${n.id} -> ${index}`);
+      if (index === null) this.stats.forwarded++;
+      this.trace(`propose ${pid} at ${n.id} -> ${index ?? `forwarded to ${n.raft.lead}`}`);
       this.process(n);
       return index;
     } catch (e) {
@@ -405,21 +463,60 @@ export class Cluster {
     if (e.k === 'deliver') {
       const m = e.m;
       const to = this.nodes.get(m.to);
-      if (!to || !to.up || !this.connected(m.from, m.to)) return;
+      if (!to || !to.up || !this.connected(m.from, m.to)) {
+        // The leader's transport learns that a snapshot did not get through.
+        if (m.type === MessageType.MsgSnap) this.reportSnapshotLater(m.from, e.fromEpoch, m.to, false);
+        return;
+      }
       if (this.cfg.trace) this.trace(`deliver ${fmtMsg(m)}`);
-      to.raft.step(m);
+      const installingBefore = to.installing;
+      if (m.type === MessageType.MsgSnap) to.snapFrom = { id: m.from, epoch: e.fromEpoch };
+      to.driver.step(m);
       this.process(to);
+      // A snapshot the follower did not need (it had the entries) ends its transfer at once;
+      // one it restored ends when the install completes.
+      if (m.type === MessageType.MsgSnap && to.up && to.installing === installingBefore) {
+        this.reportSnapshotLater(m.from, e.fromEpoch, m.to, true);
+      }
       return;
     }
     const n = this.nodes.get(e.node)!;
     if (!n.up || n.epoch !== e.epoch) return;
-    const w = n.writes.shift();
-    if (!w) this.fail(`write completion with no write at ${n.id}`);
-    this.makeDurable(n, w);
-    if (w.point) n.raft.persisted(w.point.index, w.point.term);
-    // Only now may the ready's messages leave: they promise what was just made durable.
-    for (const m of w.messages) this.sendMsg(m);
+    if (e.k === 'snapStatus') {
+      if (e.ok) this.stats.snapReportsOk++;
+      else this.stats.snapReportsFailed++;
+      this.trace(`snapshot to ${e.to} ${e.ok ? 'delivered' : 'failed'} (at ${n.id})`);
+      n.driver.reportSnapshot(e.to, e.ok);
+      this.process(n);
+      return;
+    }
+    if (e.k === 'install') {
+      const s = n.installing;
+      // An earlier install overtaken by a newer restore: the newer one's event finishes it.
+      if (!s || s.index !== e.index) return;
+      if (s.index < n.appliedIndex) this.fail(`node ${n.id} installs snapshot ${s.index} below its applied ${n.appliedIndex}`);
+      n.installing = null;
+      n.appliedIndex = s.index;
+      this.stats.installs++;
+      this.trace(`installed ${n.id} snapshot ${s.index}/${s.term}`);
+      const from = n.snapFrom;
+      n.snapFrom = null;
+      n.driver.onSnapshotInstalled();
+      if (from) this.reportSnapshotLater(from.id, from.epoch, n.id, true);
+      this.process(n);
+      return;
+    }
+    // A sync: every write up to the one carrying barrier e.seq is durable now.
+    const at = n.writes.findIndex((w) => w.barrier === e.seq);
+    if (at < 0) this.fail(`sync of barrier ${e.seq} with no such write at ${n.id}`);
+    for (const w of n.writes.splice(0, at + 1)) this.makeDurable(n, w);
+    n.driver.onDurable(e.seq);
     this.process(n);
+  }
+
+  /** The leader (if still the same life) hears how the snapshot transfer to `to` ended. */
+  private reportSnapshotLater(leader: bigint, epoch: number, to: bigint, ok: boolean): void {
+    this.schedule(this.now + 1 + this.rand(this.cfg.maxDelay), { k: 'snapStatus', node: leader, epoch, to, ok });
   }
 
   private makeDurable(n: SimNode, w: Write): void {
@@ -444,27 +541,60 @@ export class Cluster {
 
   private sendMsg(m: Message): void {
     this.stats.msgs++;
+    const fromEpoch = this.nodes.get(m.from)?.epoch ?? 0;
     if (m.type === MessageType.MsgSnap) this.stats.snapshotsSent++;
-    if (!this.connected(m.from, m.to)) return;
-    if (this.chance(this.cfg.dropRate)) return;
-    this.schedule(this.now + 1 + this.rand(this.cfg.maxDelay), { k: 'deliver', m });
-    if (this.chance(this.cfg.dupRate)) this.schedule(this.now + 1 + this.rand(this.cfg.maxDelay * 2), { k: 'deliver', m });
+    if (!this.connected(m.from, m.to) || this.chance(this.cfg.dropRate)) {
+      if (m.type === MessageType.MsgSnap) this.reportSnapshotLater(m.from, fromEpoch, m.to, false);
+      return;
+    }
+    this.schedule(this.now + 1 + this.rand(this.cfg.maxDelay), { k: 'deliver', m, fromEpoch });
+    if (this.chance(this.cfg.dupRate)) this.schedule(this.now + 1 + this.rand(this.cfg.maxDelay * 2), { k: 'deliver', m, fromEpoch });
   }
 
-  // ---- readies ----
+  // ---- readies: the node's driver and its sink (the modelled WAL, network, state machine) ----
 
   private process(n: SimNode): void {
-    for (let guard = 0; n.up && n.raft.hasReady(); guard++) {
-      if (guard > 100) this.fail(`node ${n.id} keeps having readies`);
-      this.handleReady(n, n.raft.ready());
-    }
+    if (!n.up) return;
+    n.driver.processReady();
     if (n.up) this.checkNode(n);
   }
 
-  private handleReady(n: SimNode, rd: Ready): void {
+  /** The I/O side of node n in life `epoch`: what the member does with its WAL worker, transport and apply worker. */
+  private sinkFor(n: SimNode, epoch: number): ReadySink {
+    const live = (): boolean => n.up && n.epoch === epoch;
+    return {
+      persist: (w, barrier) => { if (live()) this.persist(n, w, barrier); },
+      send: (msgs) => {
+        if (!live()) return;
+        for (const m of msgs) {
+          if (m.type === MessageType.MsgApp && m.entries.length > 0 && m.entries[m.entries.length - 1]!.index > n.raft.durableIndex()) this.stats.earlyApps++;
+          if (m.type === MessageType.MsgAppResp && !m.reject && m.term >= n.ackTerm) {
+            n.ackIndex = m.term > n.ackTerm ? m.index : Math.max(n.ackIndex, m.index);
+            n.ackTerm = m.term;
+          }
+          this.sendMsg(m);
+        }
+      },
+      apply: (committed) => {
+        if (!live()) return;
+        // The snapshot hold keeps raft from handing out entries above a snapshot not yet installed.
+        if (n.installing) this.fail(`node ${n.id} got entries ${committed[0]!.index}.. to apply before installing snapshot ${n.installing.index}`);
+        for (const e of committed) this.apply(n, e);
+        n.raft.appliedTo(n.appliedIndex);
+      },
+      readStates: (rs) => { if (live()) this.readStates(n, rs); },
+      restoreSnapshot: (s) => { if (live()) this.restoreSnapshot(n, s); },
+      proposalDropped: (m) => {
+        this.stats.forwardDropped++;
+        this.trace(`dropped forwarded proposal ${m.entries.map((e) => dec.decode(e.data)).join(',')} at ${n.id}`);
+      },
+    };
+  }
+
+  private persist(n: SimNode, w: PersistWrites, barrier: number | null): void {
     const r = n.raft;
     // Log matching: an (index, term) always names the same entry with the same predecessor term.
-    for (const e of rd.entries) {
+    for (const e of w.entries) {
       const prevTerm = r.termAt(e.index - 1) ?? -1;
       const key = `${e.index}:${e.term}`;
       const id = entryId(e);
@@ -474,18 +604,32 @@ export class Cluster {
         this.fail(`log matching: node ${n.id} has ${key}=${id} prev ${prevTerm}, seen ${known.id} prev ${known.prevTerm}`);
       }
     }
-    if (rd.snapshot) {
-      const s = rd.snapshot;
-      if (s.index > this.appliedIds.length) this.fail(`node ${n.id} restores snapshot ${s.index} beyond anything applied (${this.appliedIds.length})`);
-      if (this.committedTerm[s.index] !== undefined && this.committedTerm[s.index] !== s.term) {
-        this.fail(`snapshot ${s.index}/${s.term} disagrees with committed term ${this.committedTerm[s.index]}`);
-      }
-      this.trace(`restore ${n.id} snapshot ${s.index}/${s.term} voters=${s.conf.voters} learners=${s.conf.learners}`);
-      n.appliedIndex = s.index;
+    if (barrier === null) {
+      if (w.entries.length > 0 || w.snapshot || (w.hardState && !w.lazy)) this.fail(`node ${n.id}: a write that needs a sync got no barrier`);
+      this.stats.lazyWrites++;
     }
-    for (const e of rd.committedEntries) this.apply(n, e);
-    if (rd.committedEntries.length > 0) r.appliedTo(n.appliedIndex);
-    for (const rs of rd.readStates) {
+    if (w.hardState) this.trace(`persist ${n.id} hs=${w.hardState.term}/${w.hardState.vote}/${w.hardState.commit}${w.lazy ? ' lazy' : ''} ents=${w.entries.length ? `${w.entries[0]!.index}..${w.entries[w.entries.length - 1]!.index}` : '-'} barrier=${barrier ?? '-'}`);
+    n.writes.push({ ...w, barrier });
+    if (barrier === null) return;
+    // Syncs complete in order, each 1..maxWalDelay units after it was issued (group commit
+    // pipelines them: a sync does not wait for the previous one's full latency).
+    n.lastWriteAt = Math.max(n.lastWriteAt, this.now + 1 + this.rand(this.cfg.maxWalDelay));
+    this.schedule(n.lastWriteAt, { k: 'sync', node: n.id, epoch: n.epoch, seq: barrier });
+  }
+
+  private restoreSnapshot(n: SimNode, s: SnapshotMeta): void {
+    if (s.index > this.appliedIds.length) this.fail(`node ${n.id} restores snapshot ${s.index} beyond anything applied (${this.appliedIds.length})`);
+    if (this.committedTerm[s.index] !== undefined && this.committedTerm[s.index] !== s.term) {
+      this.fail(`snapshot ${s.index}/${s.term} disagrees with committed term ${this.committedTerm[s.index]}`);
+    }
+    this.trace(`restore ${n.id} snapshot ${s.index}/${s.term} voters=${s.conf.voters} learners=${s.conf.learners}`);
+    n.installing = { index: s.index, term: s.term, conf: s.conf };
+    // Fetching and installing the leader's state takes a while (and may outlast a later restore).
+    this.schedule(this.now + 1 + this.rand(2 * this.cfg.maxWalDelay + this.cfg.maxDelay), { k: 'install', node: n.id, epoch: n.epoch, index: s.index });
+  }
+
+  private readStates(n: SimNode, rss: ReadState[]): void {
+    for (const rs of rss) {
       const ctx = Number(rs.requestCtx);
       const rq = this.reads.get(ctx);
       if (!rq) continue; // duplicate answer
@@ -495,13 +639,6 @@ export class Cluster {
       this.stats.readsServed++;
       this.trace(`read ${ctx} at ${n.id} index=${rs.index}`);
     }
-    const w: Write = { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, messages: rd.messages, point: persistPoint(rd) };
-    if (rd.hardState) this.trace(`ready ${n.id} hs=${rd.hardState.term}/${rd.hardState.vote}/${rd.hardState.commit} ents=${rd.entries.length ? `${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}` : '-'} msgs=${rd.messages.length}`);
-    n.writes.push(w);
-    // Writes complete in order, each 1..maxWalDelay units after it was issued (group commit
-    // pipelines them: a write does not wait for the previous one's full latency).
-    n.lastWriteAt = Math.max(n.lastWriteAt, this.now + 1 + this.rand(this.cfg.maxWalDelay));
-    this.schedule(n.lastWriteAt, { k: 'write', node: n.id, epoch: n.epoch });
   }
 
   private apply(n: SimNode, e: Entry): void {
@@ -521,10 +658,11 @@ export class Cluster {
     } else if (e.data.length > 0) {
       const pid = dec.decode(e.data);
       const p = this.pendingProps.get(pid);
-      if (p && p.node === n.id && p.epoch === n.epoch && p.index === e.index) {
+      if (p && p.node === n.id && p.epoch === n.epoch && (p.index === e.index || p.index === -1)) {
         this.pendingProps.delete(pid);
         this.acked.push({ index: e.index, id });
         this.stats.acked++;
+        if (p.index === -1) this.stats.forwardedAcked++;
       }
     }
   }
@@ -678,8 +816,8 @@ export interface SeedResult {
 }
 
 /** One random run: `faultUnits` of random faults and traffic, then calm and a liveness bound. */
-export function runSeed(seed: number, nodes: number, opts: { faultUnits?: number; liveness?: number; trace?: boolean } = {}): SeedResult {
-  const c = new Cluster(randomConfig(seed, nodes, { trace: opts.trace ?? false }));
+export function runSeed(seed: number, nodes: number, opts: { faultUnits?: number; liveness?: number; trace?: boolean; makeDriver?: MakeDriver; config?: Partial<SimConfig> } = {}): SeedResult {
+  const c = new Cluster(randomConfig(seed, nodes, { trace: opts.trace ?? false, ...opts.config }), { makeDriver: opts.makeDriver });
   try {
     const faultUnits = opts.faultUnits ?? 3000;
     while (c.now < faultUnits) c.stepOnce(true);
