@@ -48,7 +48,11 @@ export interface PersistWrites {
   snapshot: SnapshotMeta | null;
 }
 
-/** Why a proposal that reached this node was not appended anywhere. */
+/**
+ * Why a proposal that reached this node was not appended anywhere: no-leader (none known,
+ * or the sender is the leader we know: passing it back would loop), not-leader (lost the
+ * leadership meanwhile), transfer (a leader transfer is in progress).
+ */
 export type DropReason = 'no-leader' | 'not-leader' | 'transfer';
 
 export interface ReadySink {

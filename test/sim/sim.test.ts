@@ -1,4 +1,4 @@
-// Deterministic simulation of the raft core: random seeds (drops, delays, duplicates,
+// Deterministic simulation of the raft core driven by the production ReadyDriver: random seeds (drops, delays, duplicates,
 // partitions, crashes losing unpersisted state, compaction, transfers, conf changes)
 // with safety checks after every event and a liveness bound once faults stop, plus
 // scripted scenarios. A failing seed prints its replay command and trace tail.
@@ -24,6 +24,11 @@ function randomBatch(nodes: number, count: number): void {
   // The runs must actually exercise the cluster.
   assert.ok(res.stats.acked! > count, `too few acknowledged writes: ${JSON.stringify(res.stats)}`);
   assert.ok(res.stats.readsServed! > 0 && res.stats.snapshotsSent! > 0 && res.stats.crashes! > 0);
+  // ...and the driver's paths: forwarding, the leader's early appends, lazy hard state
+  // (some lost in crashes), snapshot installs and transfer reports both ways.
+  for (const k of ['forwarded', 'forwardedAcked', 'earlyApps', 'lazyWrites', 'lazyLost', 'installs', 'snapReportsOk', 'snapReportsFailed']) {
+    assert.ok(res.stats[k]! > 0, `${k} never happened: ${JSON.stringify(res.stats)}`);
+  }
 }
 
 test(`random seeds, 3 nodes (${Math.round(total * 2 / 3)})`, () => randomBatch(3, Math.round(total * 2 / 3)));
