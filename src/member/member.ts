@@ -219,6 +219,7 @@ export class Member {
       clusterId: this.clusterId,
       memberList: () => this.keeper.current.list(),
       openSnapshot: () => this.snapshots.open(),
+      snapshotSent: (to, ok) => this.raftLoop.reportSnapshot(to, ok),
     }, log);
     const peerHttp = this.peerHttp;
     this.transport = new PeerTransport({
@@ -234,7 +235,7 @@ export class Member {
       onForeignConnection: (socket, head) => handOverToHttp(peerHttp, socket, head),
       onRemoved: () => this.keeper.onRemovedSelf(),
       onPeerStatus: (id, connected) => {
-        if (!connected) { raft.reportUnreachable(id); scheduleRaft(); }
+        if (!connected) this.raftLoop.reportUnreachable(id);
       },
       log,
     });
@@ -244,10 +245,10 @@ export class Member {
       removed: () => setTimeout(() => {
         this.stop().then(() => process.exit(0), (err: unknown) => workers.fatal('stop after removal failed', err));
       }, REMOVED_STOP_DELAY_MS).unref(),
-      scheduleRaft,
+      propose: (data) => this.raftLoop.propose(data),
     });
     this.reads = new ReadPath(raft, this.requests, workers.shardOut, this.keeper, scheduleRaft, appliedIndex);
-    this.writes = new WritePath(memberId, raft, this.requests, this.tracker, send, scheduleRaft);
+    this.writes = new WritePath(raft, this.requests, this.tracker, (data) => this.raftLoop.propose(data));
     this.watches = new WatchRouter(workers.shardOut, workers.watcherCounts);
     this.maintenance = new MaintenanceJobs(this.pool, dbHandle, workers.shared);
     this.reconfig = new Reconfig({

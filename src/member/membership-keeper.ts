@@ -14,7 +14,6 @@ import { decodeConfChange } from '../raft/confchange.js';
 import { ConfChangeType, NotLeaderError, ProposalDroppedError, type Entry, type Message } from '../raft/types.js';
 import { EntryKind, ENTRY_HEADER_BYTES, encodeEntryData } from '../workers/protocol/entry.js';
 import { Membership, decodeConfChangeContext, decodeMemberAttributes, encodeMemberAttributes, type MemberRecord } from './membership.js';
-import { proposalMessage } from './peer-messages.js';
 import { ETCD_API_VERSION } from '../common/version.js';
 
 /** The cluster version etcd reports (major.minor of the API version). */
@@ -42,7 +41,8 @@ export interface KeeperHooks {
   changeApplied(reqId: number, member: MemberRecord): void;
   /** Our own removal applied, or a peer refused us as removed: stop the member. */
   removed(): void;
-  scheduleRaft(): void;
+  /** Proposes entry data through the raft loop (appended on the leader, forwarded from a follower). */
+  propose(data: Uint8Array): number | null;
 }
 
 export class MembershipKeeper implements RoleView {
@@ -158,17 +158,12 @@ export class MembershipKeeper implements RoleView {
     const urls = this.cfg.advertiseClientUrls;
     const body = encodeMemberAttributes({ id: this.memberId, name: this.cfg.name, clientUrls: urls });
     const data = encodeEntryData(EntryKind.MemberAttrs, 0, body);
-    if (this.raft.isLeader()) {
-      try {
-        this.raft.propose(data);
-      } catch (err) {
-        // Lost the lead or a transfer is under way: the timer publishes again.
-        if (!(err instanceof NotLeaderError || err instanceof ProposalDroppedError)) throw err;
-        this.log.debug({ err }, 'publishing member attributes deferred');
-      }
-      this.hooks.scheduleRaft();
-    } else {
-      this.peers.send([proposalMessage(this.memberId, this.raft.lead, data)]);
+    try {
+      this.hooks.propose(data);
+    } catch (err) {
+      // No leader, lost the lead or a transfer is under way: the timer publishes again.
+      if (!(err instanceof NotLeaderError || err instanceof ProposalDroppedError)) throw err;
+      this.log.debug({ err }, 'publishing member attributes deferred');
     }
   }
 

@@ -4,7 +4,7 @@
 
 import type { EtcdError } from '../common/errors.js';
 import { decodeError, encodeError } from '../common/errors.js';
-import { MessageType, type Message } from '../raft/types.js';
+import type { MessageType, Message } from '../raft/types.js';
 import { APP_MESSAGE_TYPE_MIN } from '../transport/message-codec.js';
 
 /** A lease keep-alive a follower received, for the leader: context = lease id. */
@@ -25,14 +25,6 @@ export const leaseRenewMessage = (from: bigint, to: bigint, leaseId: bigint): Me
 export const memberOpMessage = (from: bigint, to: bigint, reqId: number, op: Uint8Array): Message => appMessage(MSG_MEMBER_OP, from, to, reqId, op);
 export const memberOpFailedMessage = (from: bigint, to: bigint, reqId: number, err: EtcdError): Message =>
   appMessage(MSG_MEMBER_OP_FAILED, from, to, reqId, encodeError(err));
-
-/** A proposal forwarded to the leader (raft's MsgProp: followers do not propose themselves). */
-export function proposalMessage(from: bigint, to: bigint, data: Uint8Array): Message {
-  return {
-    type: MessageType.MsgProp, from, to, term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0,
-    entries: [{ index: 0, term: 0, data }],
-  };
-}
 
 /** Who handles what arrives from a peer. */
 export interface PeerMessageHandlers {

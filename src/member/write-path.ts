@@ -5,9 +5,8 @@
 
 import { Errors } from '../common/errors.js';
 import type { RaftNode } from '../raft/node.js';
-import { NotLeaderError, ProposalDroppedError, type Message } from '../raft/types.js';
+import { NotLeaderError, ProposalDroppedError } from '../raft/types.js';
 import { EntryKind, encodeEntryData } from '../workers/protocol/entry.js';
-import { proposalMessage } from './peer-messages.js';
 import type { RequestTable } from './requests.js';
 import { newClock, type StageTracker } from './stage-tracker.js';
 
@@ -16,14 +15,15 @@ const RPC_OF_KIND: Record<EntryKind, string> = {
   [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members', [EntryKind.MemberAttrs]: 'MemberAttrs',
 };
 
+/** Proposes entry data: its index on the leader, null when forwarded (RaftLoop.propose). */
+export type Propose = (data: Uint8Array) => number | null;
+
 export class WritePath {
   constructor(
-    private readonly memberId: bigint,
     private readonly raft: RaftNode,
     private readonly requests: RequestTable,
     private readonly tracker: StageTracker,
-    private readonly send: (msgs: Message[]) => void,
-    private readonly scheduleRaft: () => void,
+    private readonly proposeData: Propose,
   ) {}
 
   /** Proposes a write; resolves with the encoded response once applied here. */
@@ -32,25 +32,22 @@ export class WritePath {
     const data = encodeEntryData(kind, reqId, request);
     return new Promise<Buffer>((resolve, reject) => {
       const clock = newClock(RPC_OF_KIND[kind], tReceived, performance.now());
-      if (this.raft.isLeader()) {
-        this.requests.add(reqId, clock, resolve, reject);
-        try {
-          clock.index = this.raft.propose(data);
-        } catch (err) {
-          // A leader transfer is under way (raft drops proposals meanwhile) or we just lost the lead:
-          // "leader changed" is Unavailable, which clients retry.
-          if (!(err instanceof ProposalDroppedError || err instanceof NotLeaderError)) throw err;
-          this.requests.fail(reqId, Errors.leaderChanged());
-          return;
-        }
-        this.tracker.proposed(clock);
-        this.scheduleRaft();
-      } else if (this.raft.lead !== 0n) {
+      this.requests.add(reqId, clock, resolve, reject);
+      let index: number | null;
+      try {
+        index = this.proposeData(data);
+      } catch (err) {
+        if (!(err instanceof ProposalDroppedError || err instanceof NotLeaderError)) throw err;
+        // No leader known: "no leader". A leader transfer under way (raft drops proposals
+        // meanwhile) or the lead just lost: "leader changed". Both are Unavailable, which clients retry.
+        this.requests.fail(reqId, this.raft.lead === 0n ? Errors.noLeader() : Errors.leaderChanged());
+        return;
+      }
+      if (index === null) {
         clock.forwarded = true;
-        this.requests.add(reqId, clock, resolve, reject);
-        this.send([proposalMessage(this.memberId, this.raft.lead, data)]);
       } else {
-        reject(Errors.noLeader());
+        clock.index = index;
+        this.tracker.proposed(clock);
       }
     });
   }

@@ -62,8 +62,11 @@ export interface ReadySink {
    * durable. barrierSeq null: only a lazy hard state, which may wait for a later sync.
    */
   persist(writes: PersistWrites, barrierSeq: number | null): void;
-  /** Sends messages to peers (best effort: the network may lose them). */
-  send(msgs: Message[]): void;
+  /**
+   * Sends messages to peers (best effort: the network may lose them). early: they leave
+   * before their ready is durable (a leader's appends and heartbeats, forwarded proposals).
+   */
+  send(msgs: Message[], early: boolean): void;
   /** Committed entries to apply, in order (the application calls raft.appliedTo when done). */
   apply(committed: Entry[]): void;
   /** Answers to ReadIndex requests made on this node. */
@@ -130,7 +133,7 @@ export class ReadyDriver {
   propose(data: Uint8Array): number | null {
     if (this.raft.isLeader()) return this.raft.propose(data);
     if (this.raft.lead === NONE) throw new NotLeaderError('no leader');
-    this.sink.send([proposalMessage(this.raft.id, this.raft.lead, data)]);
+    this.sink.send([proposalMessage(this.raft.id, this.raft.lead, data)], true);
     return null;
   }
 
@@ -151,7 +154,7 @@ export class ReadyDriver {
         }
       }
     } else if (this.raft.lead !== NONE && this.raft.lead !== m.from) {
-      this.sink.send([{ ...m, from: this.raft.id, to: this.raft.lead }]);
+      this.sink.send([{ ...m, from: this.raft.id, to: this.raft.lead }], true);
     } else {
       this.dropped(m, 'no-leader');
     }
@@ -186,7 +189,7 @@ export class ReadyDriver {
       const early: Message[] = [];
       const late: Message[] = [];
       for (const m of messages) (this.sendsEarly(m) ? early : late).push(m);
-      if (early.length > 0) this.sink.send(early);
+      if (early.length > 0) this.sink.send(early, true);
       messages = late;
     }
     let barrier: number | null = null;
@@ -196,7 +199,7 @@ export class ReadyDriver {
     } else if (messages.length > 0) {
       const last = this.unsynced[this.unsynced.length - 1];
       if (last) last.messages.push(...messages);
-      else this.sink.send(messages);
+      else this.sink.send(messages, false);
     }
     if (rd.entries.length > 0 || rd.hardState !== null || barrier !== null) {
       this.sink.persist({ entries: rd.entries, hardState: rd.hardState, lazy, snapshot: rd.snapshot }, barrier);
@@ -215,7 +218,7 @@ export class ReadyDriver {
       if (u.point) this.raft.persisted(u.point.index, u.point.term);
       for (const m of u.messages) out.push(m);
     }
-    if (out.length > 0) this.sink.send(out);
+    if (out.length > 0) this.sink.send(out, false);
     this.processReady();
   }
 
