@@ -17,6 +17,16 @@ export interface PeerHttpSource {
   memberList(): MemberRecord[];
   /** Only the leader serves snapshots; null elsewhere. */
   openSnapshot(): Promise<SnapshotFile | null>;
+  /** A snapshot sent to the member `to` was delivered whole (ok) or not: raft's reportSnapshot. */
+  snapshotSent(to: bigint, ok: boolean): void;
+}
+
+/** The header a follower names itself with when it fetches a snapshot, so the leader can report the send. */
+export const SNAPSHOT_MEMBER_HEADER = 'x-etsd-member-id';
+
+function memberIdOf(req: http.IncomingMessage): bigint | null {
+  const v = req.headers[SNAPSHOT_MEMBER_HEADER];
+  return typeof v === 'string' && /^[0-9a-f]{1,16}$/.test(v) ? BigInt('0x' + v) : null;
 }
 
 export function createPeerHttpServer(src: PeerHttpSource, log: Logger): http.Server {
@@ -29,6 +39,8 @@ export function createPeerHttpServer(src: PeerHttpSource, log: Logger): http.Ser
       return;
     }
     if (req.method === 'GET' && path === '/etsd/snapshot') {
+      const to = memberIdOf(req);
+      const report = (ok: boolean) => { if (to !== null) src.snapshotSent(to, ok); };
       src.openSnapshot().then((snap) => {
         if (!snap) {
           res.writeHead(503, { 'Content-Type': 'text/plain' }).end('not the leader\n');
@@ -37,11 +49,15 @@ export function createPeerHttpServer(src: PeerHttpSource, log: Logger): http.Ser
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(snap.bytes), 'X-Etsd-Snapshot-Index': String(snap.index) });
         const stream = createReadStream(snap.path);
         stream.on('error', (err) => { log.error({ err }, 'reading snapshot file failed'); res.destroy(err); });
-        res.on('close', () => snap.release());
+        // 'finish': every byte handed to the socket; a close before it is a failed send.
+        let sent = false;
+        res.on('finish', () => { sent = true; });
+        res.on('close', () => { snap.release(); report(sent); });
         stream.pipe(res);
       }, (err: unknown) => {
         log.error({ err }, 'creating a snapshot for a follower failed');
         res.writeHead(500, { 'Content-Type': 'text/plain' }).end('snapshot failed\n');
+        report(false);
       });
       return;
     }

@@ -11,13 +11,14 @@ import { pipeline } from 'node:stream/promises';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
+import { formatId } from '../common/ids.js';
 import type { RaftNode } from '../raft/node.js';
 import type { Outbox } from '../workers/outbox.js';
 import type { OneOffPool } from '../workers/pool.js';
 import { encodeInstallSnapshot } from '../workers/protocol/apply-ring.js';
 import type { SnapshotInstalled } from '../workers/protocol/result-ring.js';
 import type { Membership } from './membership.js';
-import type { SnapshotFile } from './peer-http.js';
+import { SNAPSHOT_MEMBER_HEADER, type SnapshotFile } from './peer-http.js';
 
 const FETCH_TIMEOUT_MS = 10 * 60_000;
 const RETRY_MS = 1000;
@@ -126,7 +127,9 @@ export class SnapshotCoordinator {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'incoming.snap');
     const t0 = performance.now();
-    const res = await fetch(new URL('/etsd/snapshot', url), { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+    const res = await fetch(new URL('/etsd/snapshot', url), {
+      headers: { [SNAPSHOT_MEMBER_HEADER]: formatId(this.d.memberId) }, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    });
     if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${url}: HTTP ${res.status}`);
     const at = Number(res.headers.get('x-etsd-snapshot-index'));
     if (!(at >= index)) throw new Error(`the leader's snapshot is at ${at}, raft needs ${index}`);
