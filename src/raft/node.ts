@@ -5,6 +5,9 @@
 // restore, read states). Time is ticks; randomness is a seeded generator.
 import { Inflights, Progress, ProgressState } from './progress.js';
 import { makeRng } from './rng.js';
+import { RaftLog } from './log.js';
+import type { NodeOptions } from './options.js';
+import { ReadOnly } from './read-only.js';
 import { encodeConfChange } from './confchange.js';
 import {
   ConfChangeType, EntryType, MessageType, NotLeaderError, ProposalDroppedError, Role,
@@ -13,53 +16,10 @@ import {
 } from './types.js';
 
 export { Inflights, Progress, ProgressState };
+export type { NodeOptions };
 
 /** No node / no leader. Node ids are non-zero. */
 export const NONE = 0n;
-
-export interface NodeOptions {
-  id: bigint;
-  /** The voters at the log base (the snapshot or the applied point), when `conf` is not given. */
-  voters: bigint[];
-  /** Learners at the log base. */
-  learners?: bigint[];
-  /** Persisted state from the WAL. */
-  hardState: { term: number; vote: bigint; commit: number };
-  /** Entries in stable storage after the log base (contiguous); earlier ones are ignored. */
-  entries: Entry[];
-  /** Index/term of the last entry already applied to the state machine. */
-  applied: { index: number; term: number };
-  /**
-   * The log base (the last compacted entry, as in a snapshot's metadata). Defaults to
-   * `applied` with conf = voters/learners: the log then starts after the applied point.
-   */
-  snapshot?: SnapshotMeta;
-  /** Ticks without hearing from a leader before campaigning (randomized to [e, 2e)). Default 10. */
-  electionTick?: number;
-  /** Ticks between leader heartbeats. Default 1. */
-  heartbeatTick?: number;
-  /** Default true. */
-  preVote?: boolean;
-  /** Default true. */
-  checkQuorum?: boolean;
-  /** Byte budget of one MsgApp's entries (at least one entry is always sent). Default 1 MiB. */
-  maxSizePerMsg?: number;
-  /** In-flight MsgApp window per follower in Replicate state. Default 256. */
-  maxInflightMsgs?: number;
-  /** Byte bound of that window (0 = none). Default 0. */
-  maxInflightBytes?: number;
-  /**
-   * appliedTo(i) compacts the in-memory log up to i - retainApplied. Default 0 (drop what
-   * is applied: fine for a single voter). Use Infinity to compact only through compact().
-   */
-  retainApplied?: number;
-  /** Bound on pending ReadIndex requests at the leader; beyond it they are dropped. Default 4096. */
-  maxPendingReads?: number;
-  /** Uniform [0,1) generator for election timeouts. Default: seeded from the id. */
-  rng?: () => number;
-}
-
-interface ReadRequest { index: number; from: bigint; ctx: ReadCtx; acks: Set<bigint> }
 
 /** A write handed to storage and not yet acknowledged: its last (index, term) and how far it still agrees with our log. */
 interface PendingWrite { index: number; term: number; agreeUpTo: number }
@@ -67,7 +27,6 @@ interface PendingWrite { index: number; term: number; agreeUpTo: number }
 const enum CampaignKind { PreElection, Election, Transfer }
 const enum VoteResult { Pending, Won, Lost }
 
-const ctxKey = (c: ReadCtx): string => (typeof c === 'bigint' ? `b${c}` : `n${c}`);
 
 /** The (index, term) to pass to persisted() once the ready's writes are durable; null if it wrote no entries or snapshot. */
 export function persistPoint(rd: Ready): { index: number; term: number } | null {
@@ -108,13 +67,8 @@ export class RaftNode {
   private leadTransferee: bigint = NONE;
   private pendingConfIndex = 0;
 
-  /** Log entries after `base`; log[i] has index base.index + 1 + i. */
-  private log: Entry[];
-  private base: { index: number; term: number };
-  /** Membership at `base` (for the snapshot metadata sent to lagging followers). */
-  private baseConf: ConfState;
-  /** Membership after each applied conf change still above the base: conf at index. */
-  private confHistory: { index: number; conf: ConfState }[] = [];
+  /** The log base and the entries after it. */
+  private readonly log: RaftLog;
   /** A restored snapshot not yet handed out in a ready. */
   private pendingSnapshot: SnapshotMeta | null = null;
 
@@ -134,8 +88,7 @@ export class RaftNode {
   /** Leader: appends are waiting to be sent (batched until ready()). */
   private sendPending = false;
 
-  private readRequests = new Map<string, ReadRequest>();
-  private readQueue: string[] = [];
+  private readonly readOnly: ReadOnly;
   /** ReadIndex requests that wait for an entry of this term to commit. */
   private pendingReadMsgs: Message[] = [];
 
@@ -155,19 +108,15 @@ export class RaftNode {
     this.maxInflightBytes = o.maxInflightBytes ?? 0;
     this.retainApplied = o.retainApplied ?? 0;
     this.maxPendingReads = o.maxPendingReads ?? 4096;
+    this.readOnly = new ReadOnly(this.maxPendingReads);
     this.rng = o.rng ?? makeRng(Number(o.id & 0xffffffffn) ^ 0x5eed);
 
     const snap: SnapshotMeta = o.snapshot ?? {
       index: o.applied.index, term: o.applied.term, conf: { voters: [...o.voters], learners: [...(o.learners ?? [])] },
     };
     if (o.applied.index < snap.index) throw new Error('applied index is below the log base');
-    this.base = { index: snap.index, term: snap.term };
-    this.baseConf = copyConf(snap.conf);
+    this.log = new RaftLog(snap, o.entries);
     this.setConf(snap.conf);
-    this.log = o.entries.filter((e) => e.index > snap.index);
-    for (let i = 0; i < this.log.length; i++) {
-      if (this.log[i]!.index !== snap.index + 1 + i) throw new Error('entries are not contiguous after the log base');
-    }
     this.term = o.hardState.term;
     this.vote = o.hardState.vote;
     this.commit = Math.max(o.hardState.commit, o.applied.index);
@@ -184,33 +133,21 @@ export class RaftNode {
 
   // ---- log ----
 
-  lastIndex(): number {
-    return this.log.length > 0 ? this.log[this.log.length - 1]!.index : this.base.index;
-  }
+  lastIndex(): number { return this.log.lastIndex(); }
 
-  lastTerm(): number {
-    return this.log.length > 0 ? this.log[this.log.length - 1]!.term : this.base.term;
-  }
+  lastTerm(): number { return this.log.lastTerm(); }
 
-  firstIndex(): number { return this.base.index + 1; }
+  firstIndex(): number { return this.log.firstIndex(); }
 
   /** Term of the entry at index; undefined if compacted away or beyond the log. */
-  termAt(index: number): number | undefined {
-    if (index === this.base.index) return this.base.term;
-    if (index < this.base.index || index > this.lastIndex()) return undefined;
-    return this.log[index - this.base.index - 1]!.term;
-  }
+  termAt(index: number): number | undefined { return this.log.termAt(index); }
 
   /** Entries in [lo, hi] (clamped to the log held in memory). */
-  entries(lo: number, hi: number): Entry[] {
-    const a = Math.max(lo, this.base.index + 1) - this.base.index - 1;
-    const b = Math.min(hi, this.lastIndex()) - this.base.index;
-    return a < b ? this.log.slice(a, b) : [];
-  }
+  entries(lo: number, hi: number): Entry[] { return this.log.slice(lo, hi); }
 
   /** The log base: the last compacted entry and the membership at it (what MsgSnap carries). */
   snapshotMeta(): SnapshotMeta {
-    return { index: this.base.index, term: this.base.term, conf: copyConf(this.baseConf) };
+    return this.log.snapshotMeta();
   }
 
   /** Highest index of this node's log known to be durable. */
@@ -225,11 +162,6 @@ export class RaftNode {
   /** The leader's view of a follower (for tests and status). */
   progress(id: bigint): Readonly<Progress> | undefined { return this.prs.get(id); }
 
-  private isUpToDate(index: number, term: number): boolean {
-    const lt = this.lastTerm();
-    return term > lt || (term === lt && index >= this.lastIndex());
-  }
-
   private appendEntries(ents: Entry[]): void {
     if (ents.length === 0) return;
     const first = ents[0]!.index;
@@ -237,7 +169,7 @@ export class RaftNode {
     if (first > this.lastIndex() + 1) throw new Error(`raft: gap appending ${first} after ${this.lastIndex()}`);
     if (first <= this.lastIndex()) {
       // Replacing a conflicting suffix: storage must overwrite it, and nothing past first-1 is durable any more.
-      this.log.length = first - this.base.index - 1;
+      this.log.truncateFrom(first);
       this.truncatedAfter(first - 1);
     }
     for (const e of ents) this.log.push(e);
@@ -248,22 +180,6 @@ export class RaftNode {
     this.sentToStorage = Math.min(this.sentToStorage, index);
     this.durable = Math.min(this.durable, index);
     for (const w of this.writes) w.agreeUpTo = Math.min(w.agreeUpTo, index);
-  }
-
-  /** First index in ents whose term differs from ours (or that we lack); 0 if all match. */
-  private findConflict(ents: Entry[]): number {
-    for (const e of ents) if (this.termAt(e.index) !== e.term) return e.index;
-    return 0;
-  }
-
-  /** The largest index <= index whose term is <= term (where the logs may agree); term 0 if unknown. */
-  private findConflictByTerm(index: number, term: number): { index: number; term: number } {
-    for (let i = index; i >= this.base.index; i--) {
-      const t = this.termAt(i);
-      if (t === undefined) return { index: i, term: 0 };
-      if (t <= term) return { index: i, term: t };
-    }
-    return { index: Math.max(this.base.index, 0), term: 0 };
   }
 
   private commitTo(c: number): void {
@@ -280,13 +196,13 @@ export class RaftNode {
   }
 
   private promotable(): boolean {
-    return this.voters.has(this.id) && this.pendingSnapshot === null && this.durable >= this.base.index;
+    return this.voters.has(this.id) && this.pendingSnapshot === null && this.durable >= this.log.baseIdx;
   }
 
   private quorum(): number { return Math.floor(this.voters.size / 2) + 1; }
 
   private hasUnappliedConfChanges(): boolean {
-    const from = Math.max(this.applied, this.lastConfApplied, this.base.index) + 1;
+    const from = Math.max(this.applied, this.lastConfApplied, this.log.baseIdx) + 1;
     for (const e of this.entries(from, this.commit)) if (e.type === EntryType.ConfChange) return true;
     return false;
   }
@@ -323,7 +239,7 @@ export class RaftNode {
     }
     for (const m of [...this.prs.keys()]) if (!this.voters.has(m) && !this.learners.has(m)) this.prs.delete(m);
     const cs = this.conf();
-    this.confHistory.push({ index: at, conf: cs });
+    this.log.noteConf(at, cs);
 
     if (this.role === Role.Leader) {
       if (!this.voters.has(this.id)) {
@@ -335,12 +251,6 @@ export class RaftNode {
         this.sendPending = true;
       }
     }
-    return cs;
-  }
-
-  private confAt(index: number): ConfState {
-    let cs = this.baseConf;
-    for (const h of this.confHistory) if (h.index <= index) cs = h.conf;
     return cs;
   }
 
@@ -374,8 +284,7 @@ export class RaftNode {
     this.votes.clear();
     this.resetProgress();
     this.pendingConfIndex = 0;
-    this.readRequests.clear();
-    this.readQueue = [];
+    this.readOnly.clear();
     this.pendingReadMsgs = [];
     this.sendPending = false;
   }
@@ -577,7 +486,7 @@ export class RaftNode {
         const canVote = this.vote === m.from
           || (this.vote === NONE && this.lead === NONE)
           || (m.type === MessageType.MsgPreVote && m.term > this.term);
-        if (canVote && this.isUpToDate(m.index, m.logTerm)) {
+        if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           this.send({ type: respType, to: m.from, term: m.term });
           if (m.type === MessageType.MsgVote) {
             this.electionElapsed = 0;
@@ -619,13 +528,12 @@ export class RaftNode {
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.lastIndex() || pr.state === ProgressState.Probe) this.sendAppend(m.from);
         if (m.context === undefined) return;
-        const rq = this.readRequests.get(ctxKey(m.context));
-        if (!rq) return;
-        rq.acks.add(m.from);
+        const acked = this.readOnly.ack(m.context, m.from);
+        if (!acked) return;
         let acks = 0;
-        for (const v of this.voters) if (rq.acks.has(v)) acks++;
+        for (const v of this.voters) if (acked.has(v)) acks++;
         if (acks < this.quorum()) return;
-        this.releaseReadsThrough(ctxKey(m.context));
+        for (const rq of this.readOnly.advance(m.context)) this.answerRead(rq.from, rq.ctx, rq.index);
         return;
       }
       case MessageType.MsgTransferLeader: {
@@ -650,7 +558,7 @@ export class RaftNode {
     pr.recentActive = true;
     if (m.reject) {
       let hint = m.rejectHint;
-      if (m.logTerm > 0) hint = this.findConflictByTerm(m.rejectHint, m.logTerm).index;
+      if (m.logTerm > 0) hint = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
       if (pr.maybeDecrTo(m.index, hint)) {
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.sendAppend(m.from);
@@ -736,7 +644,7 @@ export class RaftNode {
     }
     if (this.termAt(m.index) === m.logTerm) {
       const lastNew = m.index + m.entries.length;
-      const ci = this.findConflict(m.entries);
+      const ci = this.log.findConflict(m.entries);
       if (ci !== 0) this.appendEntries(m.entries.slice(ci - m.index - 1));
       this.commitTo(Math.min(m.commit, lastNew));
       this.send({ type: MessageType.MsgAppResp, to: m.from, index: lastNew });
@@ -744,7 +652,7 @@ export class RaftNode {
     }
     // Reject with a hint: the largest index <= min(m.index, last) whose term <= m.logTerm,
     // so the leader can skip a whole term of mismatching entries per round trip.
-    const h = this.findConflictByTerm(Math.min(m.index, this.lastIndex()), m.logTerm);
+    const h = this.log.findConflictByTerm(Math.min(m.index, this.lastIndex()), m.logTerm);
     this.send({ type: MessageType.MsgAppResp, to: m.from, index: m.index, reject: true, rejectHint: h.index, logTerm: h.term });
   }
 
@@ -772,10 +680,7 @@ export class RaftNode {
       return false;
     }
     const oldCommit = this.commit;
-    this.log = [];
-    this.base = { index: s.index, term: s.term };
-    this.baseConf = copyConf(s.conf);
-    this.confHistory = [];
+    this.log.restore(s);
     this.ccQueue = [];
     this.lastConfApplied = 0;
     this.setConf(s.conf);
@@ -804,7 +709,7 @@ export class RaftNode {
     const ents: Entry[] = [];
     let bytes = 0;
     for (let i = pr.next; i <= this.lastIndex(); i++) {
-      const e = this.log[i - this.base.index - 1]!;
+      const e = this.log.at(i);
       if (ents.length > 0 && bytes + e.data.length > this.maxSizePerMsg) break;
       ents.push(e);
       bytes += e.data.length;
@@ -828,7 +733,7 @@ export class RaftNode {
   }
 
   private bcastHeartbeat(): void {
-    const ctx = this.readQueue.length > 0 ? this.readRequests.get(this.readQueue[this.readQueue.length - 1]!)!.ctx : undefined;
+    const ctx = this.readOnly.lastCtx();
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
       this.send({ type: MessageType.MsgHeartbeat, to: id, commit: Math.min(pr.match, this.commit), context: ctx });
@@ -874,22 +779,9 @@ export class RaftNode {
       this.answerRead(m.from, m.context, this.commit);
       return;
     }
-    const key = ctxKey(m.context);
-    if (this.readRequests.has(key) || this.readRequests.size >= this.maxPendingReads) return;
-    this.readRequests.set(key, { index: this.commit, from: m.from, ctx: m.context, acks: new Set([this.id]) });
-    this.readQueue.push(key);
+    if (!this.readOnly.add(this.commit, m.from, m.context, this.id)) return;
     // A heartbeat round carrying the context confirms we are still the leader.
     this.bcastHeartbeat();
-  }
-
-  private releaseReadsThrough(key: string): void {
-    const at = this.readQueue.indexOf(key);
-    if (at < 0) return;
-    for (const k of this.readQueue.splice(0, at + 1)) {
-      const rq = this.readRequests.get(k)!;
-      this.readRequests.delete(k);
-      this.answerRead(rq.from, rq.ctx, rq.index);
-    }
   }
 
   private answerRead(from: bigint, ctx: ReadCtx, index: number): void {
@@ -1044,7 +936,7 @@ export class RaftNode {
     const a = Math.min(index, this.appliedOut);
     if (a > this.applied) this.applied = a;
     const c = this.applied - this.retainApplied;
-    if (c > this.base.index) this.compact(c);
+    if (c > this.log.baseIdx) this.compact(c);
   }
 
   /**
@@ -1052,14 +944,9 @@ export class RaftNode {
    * to it are dropped, and a follower that needs them gets a MsgSnap at this point.
    */
   compact(index: number): void {
-    if (index <= this.base.index) return;
+    if (index <= this.log.baseIdx) return;
     if (index > this.applied) throw new Error(`raft: compact ${index} is beyond the applied index ${this.applied}`);
-    const term = this.termAt(index)!;
-    const conf = this.confAt(index);
-    this.log = this.log.slice(index - this.base.index);
-    this.base = { index, term };
-    this.baseConf = copyConf(conf);
-    this.confHistory = this.confHistory.filter((h) => h.index > index);
+    this.log.compactTo(index);
   }
 }
 
