@@ -72,6 +72,17 @@ export const FLAGS: Record<string, FlagSpec> = {
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
 
+/** Go's strconv.ParseBool, as etcd's flag package reads booleans: 1/0, t/f, true/false in three spellings. */
+const GO_TRUE = new Set(['1', 't', 'T', 'true', 'TRUE', 'True']);
+const GO_FALSE = new Set(['0', 'f', 'F', 'false', 'FALSE', 'False']);
+
+export function parseGoBool(flag: string, v: string | undefined, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (GO_TRUE.has(v)) return true;
+  if (GO_FALSE.has(v)) return false;
+  throw new ConfigError(`invalid boolean value "${v}" for -${flag}: parse error`);
+}
+
 export interface ParsedArgs { config: Config; help: boolean; version: boolean }
 
 /** Parses etcd-style flags: --flag=value, --flag value, -flag value; booleans bare or =true/false. */
@@ -101,7 +112,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     return Number(v);
   };
   const list = (k: string, d: string) => str(k, d).split(',').map((s) => s.trim()).filter(Boolean);
-  const bool = (k: string) => raw.get(k) === 'true';
+  const bool = (k: string, d = false) => parseGoBool(k, raw.get(k), d);
 
   const name = str('name', 'default');
   const dataDir = str('data-dir', `${name}.etsd`);
@@ -142,10 +153,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
     maxPendingProposals: 5000,
     heartbeatIntervalMs: int('heartbeat-interval', 100),
     electionTimeoutMs: int('election-timeout', 1000),
-    preVote: raw.get('pre-vote') !== 'false',
+    preVote: bool('pre-vote', true),
     snapshotCount: int('snapshot-count', 100_000),
     snapshotCatchupEntries: int('experimental-snapshot-catchup-entries', 5000),
-    strictReconfigCheck: raw.get('strict-reconfig-check') !== 'false',
+    strictReconfigCheck: bool('strict-reconfig-check', true),
     maxLearners: int('experimental-max-learners', 1),
     autoCompaction: parseAutoCompaction(str('auto-compaction-mode', 'periodic'), str('auto-compaction-retention', '0')),
     watchProgressNotifyIntervalMs: parseDuration(
