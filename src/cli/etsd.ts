@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseArgs, usage } from '../common/config.js';
+import { resolveArgs, type ResolvedArgs } from '../common/config-sources.js';
 import { createLogger } from '../common/log.js';
 import { Member } from '../member/member.js';
 import http from 'node:http';
@@ -18,6 +19,15 @@ import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
 
+/** The metrics port serves what etcd's does there: /metrics and the health probes, nothing else. */
+function metricsOnly(handler: http.RequestListener): http.RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/metrics' || path === '/health' || path === '/readyz' || path === '/livez') return handler(req, res);
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
+  };
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -25,8 +35,10 @@ function version(): string {
 
 async function main(): Promise<void> {
   let parsed;
+  let sources: ResolvedArgs;
   try {
-    parsed = parseArgs(process.argv.slice(2));
+    sources = resolveArgs(process.argv.slice(2), process.env, (path) => readFileSync(path, 'utf8'));
+    parsed = parseArgs(sources.argv);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`etsd: ${err.message}\n${usage()}\n`);
@@ -37,7 +49,9 @@ async function main(): Promise<void> {
   if (parsed.help) { process.stdout.write(usage() + '\n'); return; }
   if (parsed.version) { process.stdout.write(`etsd Version: ${version()}\nAPI: etcd v3 (3.4/3.5 wire)\n`); return; }
   const cfg = parsed.config;
-  const log = createLogger(cfg.logLevel, { name: cfg.name });
+  const log = createLogger(cfg.logLevel, { name: cfg.name }, cfg.logOutputs);
+  for (const n of sources.notes) log[n.level](n.msg);
+  for (const w of parsed.warnings) log.warn(w);
   log.info({ version: version(), dataDir: cfg.dataDir, shards: cfg.shards }, 'starting etsd');
 
   const member = await Member.start(cfg, log);
@@ -54,6 +68,7 @@ async function main(): Promise<void> {
   const grpcServer = createRawGrpcServer({
     unary, streams: gateStreams(adaptStreamHandlers(streams, election.serverStreams), isLearner),
     maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
+    settings: { maxConcurrentStreams: cfg.maxConcurrentStreams },
   });
   const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));
   const listeners: SharedListener[] = [];
@@ -63,6 +78,18 @@ async function main(): Promise<void> {
     listeners.push(await listenShared({ host: url.hostname, port: Number(url.port || 2379) }, grpcServer.http2, httpServer));
   }
   log.info({ urls: cfg.listenClientUrls }, 'ready to serve client requests');
+  // --listen-metrics-urls: /metrics and /health on their own port (plain HTTP/1.1), as etcd serves them.
+  const metricsServers: http.Server[] = [];
+  for (const u of cfg.listenMetricsUrls) {
+    const url = new URL(u);
+    const server = http.createServer(metricsOnly(httpHandler(httpRoutes(member, version()))));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(Number(url.port), url.hostname, () => resolve());
+    });
+    metricsServers.push(server);
+  }
+  if (metricsServers.length > 0) log.info({ urls: cfg.listenMetricsUrls }, 'serving metrics and health');
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -71,6 +98,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping');
     leases.stop();
     // Open streams get up to 2 s to finish; then the member stops.
+    for (const m of metricsServers) m.close();
     Promise.all([...listeners.map((l) => l.close()), grpcServer.close(2000)])
       .then(() => member.stop())
       .then(() => process.exit(0), (err: unknown) => {

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { ETCD_FLAGS, ETCD_IGNORED_FLAGS, refusal } from './etcd-flags.js';
 
 /** Server configuration, spelled as etcd's flags. */
 export interface Config {
@@ -30,6 +31,12 @@ export interface Config {
   maxLearners: number;
   /** --auto-compaction-mode / --auto-compaction-retention, as etcd parses them; null when off (retention 0). */
   autoCompaction: AutoCompaction | null;
+  /** Extra URLs serving only /metrics and /health (etcd's --listen-metrics-urls). */
+  listenMetricsUrls: string[];
+  /** SETTINGS_MAX_CONCURRENT_STREAMS on client HTTP/2 connections (etcd's default: 2^32-1). */
+  maxConcurrentStreams: number;
+  /** Where logs go: stderr (etcd's "default"), stdout, or files. */
+  logOutputs: string[];
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -68,6 +75,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-max-learners': { kind: 'int', help: 'Sets the maximum number of learners that can be available in the cluster membership (default 1).' },
   'auto-compaction-mode': { kind: 'string', help: 'Interpret \'auto-compaction-retention\' one of: periodic|revision. \'periodic\' for duration based retention, defaulting to hours if no time unit is provided (e.g. \'5m\'). \'revision\' for revision number based retention.' },
   'auto-compaction-retention': { kind: 'string', help: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
+  'listen-metrics-urls': { kind: 'list', help: 'List of URLs to listen on for the metrics and health endpoints.' },
+  'max-concurrent-streams': { kind: 'int', help: 'Maximum concurrent streams that each client can open at a time (default 2^32-1).' },
+  'log-outputs': { kind: 'list', help: 'Specify \'stdout\' or \'stderr\' to skip journald logging even when running under systemd, or list of comma separated output targets (files).' },
+  'log-output': { kind: 'list', help: '[DEPRECATED] use --log-outputs.' },
+  'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
+  'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -83,27 +96,54 @@ export function parseGoBool(flag: string, v: string | undefined, dflt: boolean):
   throw new ConfigError(`invalid boolean value "${v}" for -${flag}: parse error`);
 }
 
-export interface ParsedArgs { config: Config; help: boolean; version: boolean }
+export interface ParsedArgs {
+  config: Config;
+  help: boolean;
+  version: boolean;
+  /** What etcd would warn about (flags it ignores), to log once the logger is up. */
+  warnings: string[];
+}
+
+export function kindOf(name: string): string | undefined {
+  return FLAGS[name]?.kind ?? ETCD_FLAGS[name]?.kind ?? (ETCD_IGNORED_FLAGS.includes(name) ? 'bool' : undefined);
+}
+
+/** An etcd flag etsd does not implement: refused with its reason, or accepted after checking its value's syntax. */
+function checkEtcdFlag(name: string, value: string): void {
+  const kind = ETCD_FLAGS[name]!.kind;
+  if (kind === 'bool') parseGoBool(name, value, false);
+  else if (kind === 'int' && !/^-?\d+$/.test(value)) throw new ConfigError(`invalid value "${value}" for flag -${name}: parse error`);
+  else if (kind === 'duration' && value !== '0') parseDuration(value, name);
+  const why = refusal(name, value);
+  if (why !== null) throw new ConfigError(why);
+}
 
 /** Parses etcd-style flags: --flag=value, --flag value, -flag value; booleans bare or =true/false. */
 export function parseArgs(argv: string[]): ParsedArgs {
   const raw = new Map<string, string>();
+  const warnings: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('-')) throw new ConfigError(`'${arg}' is not a valid flag`);
     const body = arg.replace(/^--?/, '');
     const eq = body.indexOf('=');
     const name = eq >= 0 ? body.slice(0, eq) : body;
-    const spec = FLAGS[name];
-    if (!spec) throw new ConfigError(`flag provided but not defined: -${name}`);
-    if (eq >= 0) raw.set(name, body.slice(eq + 1));
-    else if (spec.kind === 'bool') raw.set(name, 'true');
+    const kind = kindOf(name);
+    if (!kind) throw new ConfigError(`flag provided but not defined: -${name}`);
+    let value: string;
+    if (eq >= 0) value = body.slice(eq + 1);
+    else if (kind === 'bool') value = 'true';
     else {
       const next = argv[++i];
       if (next === undefined) throw new ConfigError(`flag needs an argument: -${name}`);
-      raw.set(name, next);
+      value = next;
     }
+    if (ETCD_IGNORED_FLAGS.includes(name)) warnings.push(`flag "-${name}" is no longer supported - ignoring.`);
+    else if (!FLAGS[name] && ETCD_FLAGS[name]) checkEtcdFlag(name, value);
+    else raw.set(name, value);
   }
+  // The config file and ETCD_* variables are turned into flags before this (config-sources.ts).
+  if (raw.has('config-file')) throw new ConfigError('--config-file must be resolved by resolveArgs before parseArgs');
   const str = (k: string, d: string) => raw.get(k) ?? d;
   const int = (k: string, d: number) => {
     const v = raw.get(k);
@@ -125,7 +165,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (state !== 'new' && state !== 'existing') {
     throw new ConfigError(`invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`);
   }
-  const logLevel = str('log-level', 'info');
+  const logLevel = bool('debug') ? 'debug' : str('log-level', 'info');
   if (!['debug', 'info', 'warn', 'error', 'panic', 'fatal'].includes(logLevel)) {
     throw new ConfigError(`unknown log level "${logLevel}"`);
   }
@@ -162,7 +202,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',
       'watch-progress-notify-interval'),
+    listenMetricsUrls: list('listen-metrics-urls', ''),
+    maxConcurrentStreams: int('max-concurrent-streams', 0xffffffff),
+    logOutputs: list('log-outputs', raw.get('log-output') ?? 'default'),
   };
+  for (const u of config.listenMetricsUrls) {
+    if (!/^https?:\/\/[^/]+:\d+\/?$/.test(u)) throw new ConfigError(`--listen-metrics-urls: "${u}" is not http://host:port`);
+    if (u.startsWith('https:')) throw new ConfigError('--listen-metrics-urls: https is not implemented yet');
+  }
+  if (config.maxConcurrentStreams < 1 || config.maxConcurrentStreams > 0xffffffff) throw new ConfigError('--max-concurrent-streams must be between 1 and 4294967295');
   if (!initialCluster.has(name)) {
     throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
   }
@@ -171,7 +219,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (config.electionTimeoutMs < 5 * config.heartbeatIntervalMs) {
     throw new ConfigError(`--election-timeout[${config.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${config.heartbeatIntervalMs}ms]`);
   }
-  return { config, help: bool('help'), version: bool('version') };
+  return { config, help: bool('help'), version: bool('version'), warnings };
 }
 
 /** Go-style durations: 10m, 1.5s, 500ms, 1h2m. */
