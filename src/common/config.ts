@@ -37,6 +37,8 @@ export interface Config {
   maxConcurrentStreams: number;
   /** Where logs go: stderr (etcd's "default"), stdout, or files. */
   logOutputs: string[];
+  /** etcd's --experimental-initial-corrupt-check: compare HashKV with peers before rejoining. */
+  initialCorruptCheck: boolean;
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -79,6 +81,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-concurrent-streams': { kind: 'int', help: 'Maximum concurrent streams that each client can open at a time (default 2^32-1).' },
   'log-outputs': { kind: 'list', help: 'Specify \'stdout\' or \'stderr\' to skip journald logging even when running under systemd, or list of comma separated output targets (files).' },
   'log-output': { kind: 'list', help: '[DEPRECATED] use --log-outputs.' },
+  'experimental-initial-corrupt-check': { kind: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.' },
   'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
   'help': { kind: 'bool', help: 'Show this help.' },
@@ -205,6 +208,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     listenMetricsUrls: list('listen-metrics-urls', ''),
     maxConcurrentStreams: int('max-concurrent-streams', 0xffffffff),
     logOutputs: list('log-outputs', raw.get('log-output') ?? 'default'),
+    initialCorruptCheck: bool('experimental-initial-corrupt-check'),
   };
   for (const u of config.listenMetricsUrls) {
     if (!/^https?:\/\/[^/]+:\d+\/?$/.test(u)) throw new ConfigError(`--listen-metrics-urls: "${u}" is not http://host:port`);

@@ -33,7 +33,6 @@ export const ETCD_FLAGS: Record<string, EtcdFlag> = {
   'quota-backend-bytes': { kind: 'int', meaning: 'space quota', refuse: onlyOff('the space quota (NOSPACE alarm) is not implemented yet; start without it') },
   'unsafe-no-fsync': { kind: 'bool', meaning: 'etsd always fsyncs its WAL', refuse: onlyOff('etsd always fsyncs; it has no unsafe mode') },
   'force-new-cluster': { kind: 'bool', meaning: 'disaster recovery', refuse: onlyOff('--force-new-cluster is not implemented yet') },
-  'experimental-initial-corrupt-check': { kind: 'bool', meaning: 'corruption check at start', refuse: onlyOff('the initial corruption check is not implemented yet') },
   'experimental-corrupt-check-time': { kind: 'duration', meaning: 'periodic corruption check', refuse: (v) => (/^0+[a-zµ]*$/.test(v) || v === '' ? null : 'the periodic corruption check is not implemented yet') },
   // raft and leases
   'initial-election-tick-advance': { kind: 'bool', meaning: 'etsd campaigns after one randomized election timeout on a fresh start (as etcd with advance): no effect' },

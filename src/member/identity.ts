@@ -10,7 +10,11 @@ import { computeClusterId, computeMemberId, formatId } from '../common/ids.js';
 import { fetchClusterFromPeers } from './join.js';
 import type { MemberRecord } from './membership.js';
 
-export interface StoredIdentity { memberId: bigint; clusterId: bigint; members: MemberRecord[]; joined: boolean }
+export interface StoredIdentity {
+  memberId: bigint; clusterId: bigint; members: MemberRecord[]; joined: boolean;
+  /** Read from an existing data dir (etcd's memberInitialized): only then is there data to check against peers. */
+  existed: boolean;
+}
 
 interface StoredIds {
   memberId: string; clusterId: string; joined?: boolean;
@@ -26,12 +30,12 @@ export async function loadOrCreateIdentity(memberDir: string, cfg: Config): Prom
     const members: MemberRecord[] = s.members?.map((m) => ({
       id: BigInt('0x' + m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls ?? [], isLearner: m.isLearner === true,
     })) ?? [{ id: memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls, clientUrls: [], isLearner: false }];
-    return { memberId, clusterId: BigInt('0x' + s.clusterId), members, joined: s.joined === true };
+    return { memberId, clusterId: BigInt('0x' + s.clusterId), members, joined: s.joined === true, existed: true };
   }
   let ids: StoredIdentity;
   if (cfg.initialClusterState === 'existing') {
     const j = await fetchClusterFromPeers(cfg);
-    ids = { memberId: j.memberId, clusterId: j.clusterId, members: j.members, joined: true };
+    ids = { memberId: j.memberId, clusterId: j.clusterId, members: j.members, joined: true, existed: false };
   } else {
     const members: MemberRecord[] = [...cfg.initialCluster].map(([name, urls]) => ({
       id: computeMemberId(urls, cfg.initialClusterToken), name, peerUrls: urls, clientUrls: [], isLearner: false,
@@ -40,7 +44,7 @@ export async function loadOrCreateIdentity(memberDir: string, cfg: Config): Prom
     if (!members.some((m) => m.id === memberId)) {
       throw new Error(`--initial-advertise-peer-urls ${cfg.initialAdvertisePeerUrls.join(',')} do not match the URLs of "${cfg.name}" in --initial-cluster`);
     }
-    ids = { memberId, clusterId: computeClusterId(members.map((m) => m.id)), members, joined: false };
+    ids = { memberId, clusterId: computeClusterId(members.map((m) => m.id)), members, joined: false, existed: false };
   }
   writeDurably(file, JSON.stringify({
     memberId: formatId(ids.memberId), clusterId: formatId(ids.clusterId), joined: ids.joined,

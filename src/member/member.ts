@@ -28,6 +28,7 @@ import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type HashResult } from './maintenance-jobs.js';
+import { checkInitialHashKV } from './corrupt-check.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { Membership, type MemberRecord } from './membership.js';
@@ -184,6 +185,14 @@ export class Member {
     startResultLoop(workers.applyResults, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err));
     workers.startDurableLoop((last, barrier) => this.raftLoop.onDurable(last, barrier));
 
+    if (cfg.initialCorruptCheck && this.ids.existed) {
+      await checkInitialHashKV({
+        memberId, log, hashKV: (rev) => this.maintenance.hashKV(rev),
+        peers: membership.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
+        // etcd's ReqTimeout: 5 s plus two election timeouts.
+        timeoutMs: 5000 + 2 * cfg.electionTimeoutMs,
+      });
+    }
     for (const id of membership.removedIds()) this.transport.removePeer(id);
     await this.transport.start();
     if (this.keeper.soleVoter) this.raft.campaign();
@@ -220,6 +229,7 @@ export class Member {
       memberList: () => this.keeper.current.list(),
       openSnapshot: () => this.snapshots.open(),
       snapshotSent: (to, ok) => this.raftLoop.reportSnapshot(to, ok),
+      hashKV: (rev) => this.maintenance.hashKV(rev),
     }, log);
     const peerHttp = this.peerHttp;
     this.transport = new PeerTransport({

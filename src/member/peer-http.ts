@@ -8,6 +8,8 @@ import { createReadStream } from 'node:fs';
 import type { Logger } from '../common/log.js';
 import { formatId } from '../common/ids.js';
 import { memberToJson, type MemberRecord } from './membership.js';
+import { PEER_HASHKV_PATH, answerPeerHashKV } from './corrupt-check.js';
+import type { HashResult } from './maintenance-jobs.js';
 
 /** A snapshot file ready to stream; release() is called once it has been sent (or failed). */
 export interface SnapshotFile { path: string; index: number; bytes: number; release(): void }
@@ -19,6 +21,8 @@ export interface PeerHttpSource {
   openSnapshot(): Promise<SnapshotFile | null>;
   /** A snapshot sent to the member `to` was delivered whole (ok) or not: raft's reportSnapshot. */
   snapshotSent(to: bigint, ok: boolean): void;
+  /** HashKV of this member's store at a revision (0: current), for a peer's corruption check. */
+  hashKV(revision: number): Promise<HashResult>;
 }
 
 /** The header a follower names itself with when it fetches a snapshot, so the leader can report the send. */
@@ -58,6 +62,23 @@ export function createPeerHttpServer(src: PeerHttpSource, log: Logger): http.Ser
         log.error({ err }, 'creating a snapshot for a follower failed');
         res.writeHead(500, { 'Content-Type': 'text/plain' }).end('snapshot failed\n');
         report(false);
+      });
+      return;
+    }
+    if (path === PEER_HASHKV_PATH) {
+      if (req.method !== 'GET') {
+        res.writeHead(405, { 'Allow': 'GET', 'Content-Type': 'text/plain; charset=utf-8' }).end('Method Not Allowed\n');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        answerPeerHashKV(Buffer.concat(chunks).toString('utf8'), (rev) => src.hashKV(rev)).then(([status, body]) => {
+          res.writeHead(status, { 'Content-Type': status === 200 ? 'application/json' : 'text/plain; charset=utf-8' }).end(body);
+        }, (err: unknown) => {
+          log.error({ err }, 'answering a peer hash kv request failed');
+          res.writeHead(500, { 'Content-Type': 'text/plain' }).end('hash kv failed\n');
+        });
       });
       return;
     }

@@ -23,6 +23,7 @@ async function serve(bytes: number) {
     memberList: () => [],
     openSnapshot: async () => ({ path, index: 42, bytes, release: () => { released++; } }),
     snapshotSent: (to, ok) => { reports.push([to, ok]); },
+    hashKV: () => Promise.reject(new Error('not used here')),
   }, log);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
