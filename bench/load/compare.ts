@@ -1,24 +1,36 @@
 #!/usr/bin/env node
 // Side-by-side: starts real etcd (and etsd when built), runs each workload
-// against each server in alternation, prints throughput and p99 ratios and
-// writes an overlaid percentile plot.
+// against each server in alternation, prints throughput, p50/p99, server CPU
+// per request and etsd/etcd ratios, and writes an overlaid percentile plot.
+// Rows come from our load generator (etsd-bench) and/or from etcd's own tool
+// (etcd-benchmark, built by scripts/build-etcd-benchmark.sh); the table names
+// the tool of each row.
 //   node dist/bench/load/compare.js --targets etcd,etsd --workloads put,range --duration 10s --conns 10 --clients 100
-import { existsSync } from 'node:fs';
+//   node dist/bench/load/compare.js --tool etcd-benchmark --tool-cases put-1c,put-1000c --tool-scale 0.1
+import { existsSync, writeFileSync } from 'node:fs';
 import { parseFlags, configFrom, parseDuration } from './args.js';
 import { WORKLOADS, type WorkloadName } from './config.js';
 import { runBench, type BenchResult } from './runner.js';
-import { formatSummary, writeJson, fmtUs } from './report.js';
+import { formatSummary } from './report.js';
 import { writePlot } from './plot.js';
 import { startServer, stopAll, ETSD_CLI, type Server, type Target } from './servers.js';
+import { TOOL_CASES, toolBinary, runToolCase, formatToolResult, type ToolCase, type ToolResult } from './etcdtool.js';
+import { rowFromBench, rowFromTool, tableCells, formatTable, writeMarkdown, type Row } from './sidebyside.js';
 
 const USAGE = `usage: compare [--targets etcd,etsd] [--workloads put,range,txn-put] [--rounds N] [--members N]
                [--etcd-bin /usr/bin/etcd] [any etsd-bench flag: --duration, --conns, --clients, ...]
-               [--out results.json] [--plot plot.svg]
-default targets: etcd, plus etsd if ${ETSD_CLI} exists; default --duration 10s
+               [--tool etsd-bench|etcd-benchmark|both] [--tool-cases ${TOOL_CASES.map((c) => c.name).join(',')}]
+               [--tool-scale F (multiplies etcd-benchmark --total)] [--benchmark-bin PATH]
+               [--out results.json] [--plot plot.svg] [--md table.md]
+default targets: etcd, plus etsd if ${ETSD_CLI} exists; default --duration 10s; default --tool etsd-bench
+etcd-benchmark rows use --conns/--clients/--total of each case, and --val-size, --key-size,
+--key-space-size from the flags (defaults 256, 8, 100000).
 `;
 
+const OWN = ['--targets', '--workloads', '--rounds', '--etcd-bin', '--members', '--tool', '--tool-cases', '--tool-scale', '--benchmark-bin', '--md'];
+
 function takeOwnFlags(argv: string[]): { own: Record<string, string>; rest: string[] } {
-  const ownNames = new Set(['--targets', '--workloads', '--rounds', '--etcd-bin', '--members']);
+  const ownNames = new Set(OWN);
   const own: Record<string, string> = {};
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -30,33 +42,13 @@ function takeOwnFlags(argv: string[]): { own: Record<string, string>; rest: stri
   return { own, rest };
 }
 
-function ratio(a: number, b: number): string {
-  return b > 0 ? `${(a / b).toFixed(2)}x` : '-';
-}
-
-function table(workloads: WorkloadName[], results: BenchResult[], targets: Target[]): string {
-  const rows: string[][] = [['workload', ...targets.flatMap((t) => [`${t} req/s`, `${t} p99`, `${t} cpu c/s`])]];
-  if (targets.includes('etsd') && targets.includes('etcd')) rows[0]!.push('thr etsd/etcd', 'p99 etsd/etcd');
-  for (const w of workloads) {
-    const best = (t: Target): BenchResult | undefined => {
-      const rs = results.filter((r) => r.workload === w && r.label.startsWith(t));
-      // Several rounds: report the median-throughput run.
-      return rs.sort((a, b) => a.throughput - b.throughput)[Math.floor((rs.length - 1) / 2)];
-    };
-    const row: string[] = [w];
-    for (const t of targets) {
-      const r = best(t);
-      row.push(r ? r.throughput.toFixed(0) : '-', r ? fmtUs(r.latencyUs.p99) : '-',
-        r ? `${r.cpu.clientPct.toFixed(0)}%/${r.cpu.serverPct?.toFixed(0) ?? '?'}%` : '-');
-    }
-    if (targets.includes('etsd') && targets.includes('etcd')) {
-      const a = best('etsd'), b = best('etcd');
-      row.push(a && b ? ratio(a.throughput, b.throughput) : '-', a && b ? ratio(a.latencyUs.p99, b.latencyUs.p99) : '-');
-    }
-    rows.push(row);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
+function toolCases(spec: string | undefined): ToolCase[] {
+  if (spec === undefined) return [...TOOL_CASES];
+  return spec.split(',').map((n) => {
+    const c = TOOL_CASES.find((x) => x.name === n.trim());
+    if (!c) throw new Error(`unknown --tool-cases entry '${n}' (known: ${TOOL_CASES.map((x) => x.name).join(', ')})`);
+    return c;
+  });
 }
 
 async function main(): Promise<number> {
@@ -65,14 +57,27 @@ async function main(): Promise<number> {
   if (values.help || positionals.length > 0) { process.stdout.write(USAGE); return positionals.length > 0 ? 2 : 0; }
   const targets = (own.targets ?? (existsSync(ETSD_CLI) ? 'etcd,etsd' : 'etcd')).split(',').map((t) => t.trim()) as Target[];
   for (const t of targets) if (t !== 'etcd' && t !== 'etsd') throw new Error(`unknown target '${t}'`);
-  const workloads = (own.workloads ?? 'put,range,txn-put').split(',').map((w) => w.trim()) as WorkloadName[];
+  const tool = own.tool ?? 'etsd-bench';
+  if (!['etsd-bench', 'etcd-benchmark', 'both'].includes(tool)) throw new Error(`--tool must be etsd-bench, etcd-benchmark or both`);
+  const ours = tool !== 'etcd-benchmark';
+  const workloads = ours ? (own.workloads ?? 'put,range,txn-put').split(',').map((w) => w.trim()) as WorkloadName[] : [];
   for (const w of workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload '${w}'`);
+  const cases = tool === 'etsd-bench' ? [] : toolCases(own['tool-cases']);
+  const bin = own['benchmark-bin'] ?? toolBinary();
+  if (cases.length > 0 && !existsSync(bin)) throw new Error(`etcd's benchmark tool is not built: run scripts/build-etcd-benchmark.sh (looked for ${bin})`);
+  const toolOpts = {
+    valSize: Number(values['val-size'] ?? 256), keySize: Number(values['key-size'] ?? 8),
+    keySpaceSize: Number(values['key-space-size'] ?? 100_000), scale: Number(own['tool-scale'] ?? 1),
+  };
+  if (!(toolOpts.scale > 0)) throw new Error('--tool-scale must be > 0');
   const rounds = Number(own.rounds ?? 1);
   if (values.duration === undefined && values.total === undefined) values.duration = '10s';
   parseDuration(String(values.duration ?? '1'));
 
   const servers = new Map<Target, Server>();
   const results: BenchResult[] = [];
+  const toolResults: ToolResult[] = [];
+  const rows: Row[] = [];
   try {
     for (const t of targets) {
       const s = await startServer(t, { etcdBin: own['etcd-bin'], members: Number(own.members ?? 1) });
@@ -87,6 +92,7 @@ async function main(): Promise<number> {
           const res = await runBench(cfg, { serverPid: s.pid });
           process.stdout.write(formatSummary(res) + '\n\n');
           results.push(res);
+          rows.push(rowFromBench(res, w));
         }
       }
       if (typeof values.plot === 'string') {
@@ -94,12 +100,25 @@ async function main(): Promise<number> {
         writePlot(path, results.filter((x) => x.workload === w).map((x) => ({ label: x.label, curve: x.curve })), `${w}: latency by percentile`);
       }
     }
+    for (const c of cases) {
+      for (let r = 0; r < rounds; r++) {
+        for (const t of targets) {
+          const res = await runToolCase(bin, c, servers.get(t)!, toolOpts, rounds > 1 ? `${t} #${r + 1}` : t);
+          process.stdout.write(formatToolResult(res) + '\n\n');
+          toolResults.push(res);
+          rows.push(rowFromTool(res));
+        }
+      }
+    }
   } finally {
     await stopAll();
   }
-  process.stdout.write(table(workloads, results, targets) + '\n');
-  process.stdout.write('(cpu c/s = client % / server % of one core over the measured window)\n');
-  if (typeof values.out === 'string') writeJson(values.out, results);
+  const cells = tableCells(rows, targets);
+  process.stdout.write(formatTable(cells) + '\n');
+  process.stdout.write('(cpu us/req = server CPU, all threads from /proc/<pid>/stat, over the run / requests; tool = which load generator produced the row)\n');
+  // One array: etsd-bench results, then etcd-benchmark ones (those carry tool: 'etcd-benchmark').
+  if (typeof values.out === 'string') writeFileSync(values.out, JSON.stringify([...results, ...toolResults], null, 2) + '\n');
+  if (typeof own.md === 'string') writeMarkdown(own.md, `${targets.join(' vs ')}${own.members ? `, ${own.members} members` : ''}`, cells);
   return 0;
 }
 

@@ -31,6 +31,12 @@ function procJiffies(pid: number): number | null {
   } catch { return null; }
 }
 
+/** A process's CPU time so far, all threads (utime + stime), in seconds. */
+export function procCpuSec(pid: number): number | null {
+  const j = procJiffies(pid);
+  return j === null ? null : j / HZ;
+}
+
 export function sampleCpu(serverPid?: number): CpuSample {
   const [busy, total] = machine();
   return { at: performance.now(), self: process.cpuUsage(), machineBusy: busy, machineTotal: total, server: serverPid ? procJiffies(serverPid) : null };
