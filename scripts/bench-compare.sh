@@ -27,3 +27,11 @@ node dist/bench/load/compare.js "${common[@]}" --workloads put --conns 1 --clien
 echo "### three members on this machine: put, 1000 clients over 99 connections spread over the members"
 node dist/bench/load/compare.js "${common[@]}" --members 3 --workloads put --conns 99 --clients 999 \
   --key-space-size 100000 --out "$out/three-members.json" --plot "$out/three-members.svg"
+
+echo "### etcd's own benchmark tool (tools/benchmark of etcd 3.4, built from Debian's source package)"
+if bin=$(bash scripts/build-etcd-benchmark.sh); then
+  node dist/bench/load/compare.js --targets etcd,etsd --tool etcd-benchmark --benchmark-bin "$bin" --rounds 1 \
+    --val-size 256 --out "$out/etcd-tool.json" --md "$out/etcd-tool.md"
+else
+  echo "(skipped: scripts/build-etcd-benchmark.sh could not build the tool; see its messages above)"
+fi
