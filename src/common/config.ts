@@ -39,6 +39,8 @@ export interface Config {
   logOutputs: string[];
   /** etcd's --experimental-initial-corrupt-check: compare HashKV with peers before rejoining. */
   initialCorruptCheck: boolean;
+  /** --quota-backend-bytes as given: 0 is etcd's default (2 GiB), negative turns the quota off. */
+  quotaBackendBytes: number;
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -81,6 +83,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-concurrent-streams': { kind: 'int', help: 'Maximum concurrent streams that each client can open at a time (default 2^32-1).' },
   'log-outputs': { kind: 'list', help: 'Specify \'stdout\' or \'stderr\' to skip journald logging even when running under systemd, or list of comma separated output targets (files).' },
   'log-output': { kind: 'list', help: '[DEPRECATED] use --log-outputs.' },
+  'quota-backend-bytes': { kind: 'string', help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB); negative turns it off.' },
   'experimental-initial-corrupt-check': { kind: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.' },
   'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
@@ -154,6 +157,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (!/^\d+$/.test(v)) throw new ConfigError(`invalid value "${v}" for flag -${k}: parse error`);
     return Number(v);
   };
+  const signedInt = (k: string, d: number) => {
+    const v = raw.get(k);
+    if (v === undefined) return d;
+    if (!/^-?\d+$/.test(v)) throw new ConfigError(`invalid value "${v}" for flag -${k}: parse error`);
+    return Number(v);
+  };
   const list = (k: string, d: string) => str(k, d).split(',').map((s) => s.trim()).filter(Boolean);
   const bool = (k: string, d = false) => parseGoBool(k, raw.get(k), d);
 
@@ -209,6 +218,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     maxConcurrentStreams: int('max-concurrent-streams', 0xffffffff),
     logOutputs: list('log-outputs', raw.get('log-output') ?? 'default'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
+    quotaBackendBytes: signedInt('quota-backend-bytes', 0),
   };
   for (const u of config.listenMetricsUrls) {
     if (!/^https?:\/\/[^/]+:\d+\/?$/.test(u)) throw new ConfigError(`--listen-metrics-urls: "${u}" is not http://host:port`);

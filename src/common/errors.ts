@@ -44,6 +44,8 @@ export const Errors = {
   invalidSortOption: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: invalid sort option'),
   compacted: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
   futureRev: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
+  noSpace: def(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
+  corrupt: def(GrpcCode.DATA_LOSS, 'etcdserver: corrupt cluster'),
   leaseNotFound: def(GrpcCode.NOT_FOUND, 'etcdserver: requested lease not found'),
   leaseExists: def(GrpcCode.FAILED_PRECONDITION, 'etcdserver: lease already exists'),
   leaseTtlTooLarge: def(GrpcCode.OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
@@ -88,7 +90,6 @@ export const Errors = {
   authOldRevision: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'),
   /** Not in v3rpc's table: grpc-go answers it as UNKNOWN with auth's own text. */
   noPasswordUser: def(GrpcCode.UNKNOWN, 'auth: authentication failed, password was given for no password user'),
-  alarmActivateUnimplemented: def(GrpcCode.UNIMPLEMENTED, 'etsd: raising alarms is not implemented yet'),
   unimplemented: (method: string) =>
     new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
 

@@ -30,7 +30,6 @@ export const ETCD_FLAGS: Record<string, EtcdFlag> = {
   'backend-batch-limit': { kind: 'int', meaning: 'etsd commits one RocksDB batch per apply-ring drain: no effect' },
   'experimental-backend-bbolt-freelist-type': { kind: 'string', meaning: 'no bbolt backend (RocksDB): no effect' },
   'experimental-compaction-batch-limit': { kind: 'int', meaning: 'compaction sweeps in its own batches: no effect' },
-  'quota-backend-bytes': { kind: 'int', meaning: 'space quota', refuse: onlyOff('the space quota (NOSPACE alarm) is not implemented yet; start without it') },
   'unsafe-no-fsync': { kind: 'bool', meaning: 'etsd always fsyncs its WAL', refuse: onlyOff('etsd always fsyncs; it has no unsafe mode') },
   'force-new-cluster': { kind: 'bool', meaning: 'disaster recovery', refuse: onlyOff('--force-new-cluster is not implemented yet') },
   'experimental-corrupt-check-time': { kind: 'duration', meaning: 'periodic corruption check', refuse: (v) => (/^0+[a-zµ]*$/.test(v) || v === '' ? null : 'the periodic corruption check is not implemented yet') },

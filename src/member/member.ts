@@ -29,6 +29,9 @@ import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type HashResult } from './maintenance-jobs.js';
 import { checkInitialHashKV } from './corrupt-check.js';
+import { QuotaGuard, isNoSpace } from './quota-guard.js';
+import { quotaBytes } from '../storage/mvcc/quota.js';
+import type { AlarmType } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { Membership, type MemberRecord } from './membership.js';
@@ -79,6 +82,7 @@ export class Member {
   private snapshots!: SnapshotCoordinator;
   private leadership!: Leadership;
   private maintenance!: MaintenanceJobs;
+  private quota!: QuotaGuard;
   private transport!: PeerTransport;
   private peerHttp: http.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -127,7 +131,20 @@ export class Member {
   dbSizeBytes(): number { return dirBytes(this.dbDir); }
 
   // ---- what the services ask ----
-  propose(kind: EntryKind, request: Buffer, tReceived?: number): Promise<Buffer> { return this.writes.propose(kind, request, tReceived); }
+  propose(kind: EntryKind, request: Buffer, tReceived?: number): Promise<Buffer> {
+    const refused = this.quota.check(kind, request);
+    if (refused) return Promise.reject(refused);
+    const p = this.writes.propose(kind, request, tReceived);
+    if (!this.quota.enabled) return p;
+    return p.catch((err: unknown) => {
+      if (isNoSpace(err)) this.quota.raise();
+      throw err;
+    });
+  }
+  /** Maintenance.Alarm: every action goes through the log, as in etcd 3.4. */
+  alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }
+  /** Alarms raised in the cluster (types only), for /health. */
+  alarms(): AlarmType[] { return this.quota.alarms(); }
   range(request: Buffer, serializable: boolean, tReceived?: number): Promise<Buffer> { return this.reads.range(request, serializable, tReceived); }
   shardCall(op: ShardOp, payload: Uint8Array, rpc: string): Promise<Buffer> { return this.reads.shardCall(op, payload, rpc); }
   leaseKeys(id: bigint): Promise<Buffer[]> { return this.reads.leaseKeys(id); }
@@ -261,6 +278,7 @@ export class Member {
     this.writes = new WritePath(raft, this.requests, this.tracker, (data) => this.raftLoop.propose(data));
     this.watches = new WatchRouter(workers.shardOut, workers.watcherCounts);
     this.maintenance = new MaintenanceJobs(this.pool, dbHandle, workers.shared);
+    this.quota = new QuotaGuard(this.state, quotaBytes(cfg.quotaBackendBytes), memberId, (kind, req) => this.writes.propose(kind, req), log);
     this.reconfig = new Reconfig({
       memberId, raft, peers: this.transport, membership: () => this.keeper.current,
       admit: () => this.requests.admit(), scheduleRaft, cfg, log,

@@ -3,6 +3,7 @@
 // order recovery needs, and takes the member down if any of them dies: a
 // member with a dead worker must not stay half-alive.
 
+import { quotaBytes } from '../storage/mvcc/quota.js';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Config } from '../common/config.js';
@@ -63,6 +64,7 @@ export class WorkerSet {
       dbDir, clusterId: this.ids.clusterId, memberId: this.ids.memberId,
       shared: this.shared, inRing, outRing, eventRings: this.eventRings, doorbells: this.doorbells, watcherCounts: this.countsSab,
       commitHistogram: this.commitHistogram,
+      quotaBytes: quotaBytes(this.cfg.quotaBackendBytes),
     } satisfies ApplyWorkerData, 'apply');
     this.applyOut = new Outbox(new Ring(inRing), this.ringFailed);
     this.applyResults = new Ring(outRing);

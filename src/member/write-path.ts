@@ -12,7 +12,7 @@ import { newClock, type StageTracker } from './stage-tracker.js';
 
 const RPC_OF_KIND: Record<EntryKind, string> = {
   [EntryKind.Noop]: 'Noop', [EntryKind.Put]: 'Put', [EntryKind.DeleteRange]: 'DeleteRange', [EntryKind.Txn]: 'Txn',
-  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members', [EntryKind.MemberAttrs]: 'MemberAttrs',
+  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members', [EntryKind.MemberAttrs]: 'MemberAttrs', [EntryKind.Alarm]: 'Alarm',
 };
 
 /** Proposes entry data: its index on the leader, null when forwarded (RaftLoop.propose). */

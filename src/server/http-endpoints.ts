@@ -2,8 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Member } from '../member/member.js';
 import { createMetrics } from './metrics/prometheus.js';
 import { ETCD_API_VERSION } from '../common/version.js';
+import { AlarmType } from '../storage/mvcc/alarms.js';
 
 /** The etcd API level etsd speaks, reported by /version. */
+
+const ALARM_NAMES: Record<AlarmType, string> = { [AlarmType.NONE]: 'NONE', [AlarmType.NOSPACE]: 'NOSPACE', [AlarmType.CORRUPT]: 'CORRUPT' };
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -14,7 +17,11 @@ export function httpRoutes(member: Member, etsdVersion: string): Map<string, Htt
     res.end(JSON.stringify(body));
   };
   const routes = new Map<string, HttpRoute>();
-  routes.set('/health', (_req, res) => {
+  // etcd's /health: an alarm (unless ?exclude=NAME) or no leader makes it false, with 503.
+  routes.set('/health', (req, res) => {
+    const excluded = new Set(new URL(req.url ?? '/', 'http://x').searchParams.getAll('exclude'));
+    const alarm = member.alarms().map((a) => ALARM_NAMES[a]).find((n) => !excluded.has(n));
+    if (alarm) return json(res, 503, { health: 'false', reason: `ALARM ${alarm}` });
     const ok = member.isLeaderKnown();
     json(res, ok ? 200 : 503, ok ? { health: 'true', reason: '' } : { health: 'false', reason: 'RAFT NO LEADER' });
   });

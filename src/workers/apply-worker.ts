@@ -14,6 +14,9 @@ import { encodeApplied, encodeLeaseNotice, encodeResultError, writeResultOk, wri
 import { isOwnReqId } from './protocol/request-id.js';
 import { writeBlocking } from './ring/write-blocking.js';
 import { loadMembers } from '../storage/mvcc/writer.js';
+import { AlarmStore, AlarmType, META_ALARMS, type AlarmMember } from '../storage/mvcc/alarms.js';
+import { LEASE_OVERHEAD, available, costPut, costTxn } from '../storage/mvcc/quota.js';
+import { AlarmAction, decodeAlarmRequest, encodeAlarmResponse } from '../proto/alarm-codec.js';
 import { compactRange } from '../storage/mvcc/compactor.js';
 import { installSnapshot, openStore } from '../storage/snapshot/install.js';
 import { EtcdError, Errors } from '../common/errors.js';
@@ -39,6 +42,8 @@ export interface ApplyWorkerData {
   watcherCounts: SharedArrayBuffer;
   /** etcd_disk_backend_commit_duration_seconds */
   commitHistogram: SharedHistogramLayout;
+  /** The space quota in bytes (Infinity: none); see storage/mvcc/quota.ts. */
+  quotaBytes: number;
 }
 
 export interface ApplyReady {
@@ -87,6 +92,7 @@ async function main(): Promise<void> {
   });
   // Replaced wholesale when a snapshot is installed.
   let { writer, leases, applier } = await openStore(db);
+  let alarms = AlarmStore.load(db);
   const leaseNotices: Uint8Array[] = [];
   const shared = sharedState(d.shared);
   const inRing = new Ring(d.inRing);
@@ -118,6 +124,14 @@ async function main(): Promise<void> {
   storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
   storeShared(shared, Shared.Revision, writer.state.rev);
   storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
+  storeShared(shared, Shared.Alarms, alarms.bits);
+  /** The live size the quota counts: SST files plus memtables (not the directory with its logs). */
+  let dbSize = 0;
+  const measureDb = () => {
+    dbSize = Number(db.getProperty('rocksdb.total-sst-files-size')) + Number(db.getProperty('rocksdb.size-all-mem-tables'));
+    storeShared(shared, Shared.DbSize, dbSize);
+  };
+  measureDb();
   const ready: ApplyReady = {
     type: 'ready', handle: db.handle, appliedIndex: writer.state.appliedIndex, appliedTerm: writer.state.appliedTerm,
     rev: writer.state.rev, compactRev: writer.state.compactRev, leases: leases.all(), members: loadMembers(db),
@@ -140,6 +154,7 @@ async function main(): Promise<void> {
     if (FAILPOINTS_ARMED && failpoint('applyAfterCommit')) throw new Error('failpoint applyAfterCommit: injected error');
     commitHist.observe((performance.now() - t0) / 1000);
     if (sync) { syncedIndex = writer.state.appliedIndex; bytesSinceSync = 0; }
+    measureDb();
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
     // Shards read storage up to the published revision, so events go out after it.
     storeShared(shared, Shared.Revision, writer.state.rev);
@@ -174,35 +189,81 @@ async function main(): Promise<void> {
     return writer.state.rev;
   };
 
+  /** Maintenance.Alarm, applied as etcd's applierV3backend.Alarm: GET lists, ACTIVATE raises, DEACTIVATE clears. */
+  const applyAlarm = (request: Buffer): Buffer => {
+    const r = decodeAlarmRequest(request);
+    let out: AlarmMember[] = [];
+    if (r.action === AlarmAction.GET) {
+      out = alarms.get(r.alarm as AlarmType);
+    } else if (r.action === AlarmAction.ACTIVATE) {
+      if (r.alarm !== AlarmType.NONE) {
+        const a = alarms.activate(r.memberId, r.alarm as AlarmType);
+        out = [a.member];
+        if (a.changed) console.warn(`etsd apply: alarm raised: ${alarmName(r.alarm)} from ${r.memberId.toString(16)}`);
+      }
+    } else if (r.action === AlarmAction.DEACTIVATE) {
+      const m = alarms.deactivate(r.memberId, r.alarm as AlarmType);
+      if (m) out = [m];
+    }
+    if (r.action !== AlarmAction.GET) {
+      writer.putMeta(META_ALARMS, alarms.toBytes());
+      storeShared(shared, Shared.Alarms, alarms.bits);
+    }
+    return encodeAlarmResponse(codec.encodeResponseHeader(hdr(writer.state.rev)), out);
+  };
+
+  /**
+   * etcd's capped and corrupt appliers (a raised NOSPACE refuses what adds
+   * data; CORRUPT refuses every change) and its quota applier (a write that
+   * did not fit is applied, and answered "database space exceeded", so the
+   * main thread raises the alarm).
+   */
+  const guard = (kind: EntryKind, cost: () => number): boolean => {
+    if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
+    if (!alarms.has(AlarmType.NOSPACE)) return available(dbSize, cost(), d.quotaBytes);
+    if (kind !== EntryKind.Txn || cost() > 0) throw Errors.noSpace();
+    return true;
+  };
+
   const applyOne = async (kind: EntryKind, request: Buffer): Promise<Buffer | null> => {
     switch (kind) {
       case EntryKind.Noop: return null;
       case EntryKind.Members: writer.setMembers(request); return null;
+      case EntryKind.Alarm: return applyAlarm(request);
       case EntryKind.Put: {
-        const r = applier.put(codec.decodePutRequest(request));
+        const p = codec.decodePutRequest(request);
+        const fits = guard(kind, () => costPut(p));
+        const r = applier.put(p);
+        if (!fits) throw Errors.noSpace();
         return codec.encodePutResponseBytes(hdr(r.header.revision), r.prevKv);
       }
       case EntryKind.DeleteRange: {
+        if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
         const r = applier.deleteRange(codec.decodeDeleteRangeRequest(request));
         r.header = hdr(r.header.revision);
         return codec.encodeDeleteRangeResponse(r);
       }
       case EntryKind.Txn: {
         const t = codec.decodeTxnRequest(request);
+        const fits = guard(kind, () => costTxn(t));
         // History of this batch is not in RocksDB yet; past-revision reads need it there.
         if (writer.pendingChanges > 0 && hasPastRange(t)) await publish();
         const r = applier.txn(t);
+        if (!fits) throw Errors.noSpace();
         r.header = hdr(r.header.revision);
         return codec.encodeTxnResponse(r);
       }
       case EntryKind.LeaseGrant: {
         const g = decodeLeaseGrantRequest(request);
+        const fits = guard(kind, () => LEASE_OVERHEAD);
         leases.grant(writer, g.id, Number(g.ttl));
         leaseNotices.push(encodeLeaseNotice(true, g.id, Number(g.ttl)));
+        if (!fits) throw Errors.noSpace();
         return encodeLeaseGrantResponse(hdr(writer.state.rev), g.id, g.ttl);
       }
       case EntryKind.LeaseRevoke: {
         const id = decodeLeaseId(request);
+        if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
         // Revoke reads the attachment records from RocksDB: this batch goes first.
         if (writer.pendingChanges > 0 && leases.has(id)) await publish();
         leases.revoke(writer, id);
@@ -210,6 +271,7 @@ async function main(): Promise<void> {
         return encodeHeaderOnly(hdr(writer.state.rev));
       }
       case EntryKind.Compaction: {
+        if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
         const c = codec.decodeCompactionRequest(request);
         const rev = await compact(c.revision);
         return codec.encodeCompactionResponse({ header: hdr(rev) });
@@ -237,6 +299,8 @@ async function main(): Promise<void> {
       });
       if (FAILPOINTS_ARMED && failpoint('snapshotAfterInstall')) throw new Error('failpoint snapshotAfterInstall: injected error');
       ({ writer, leases, applier } = r.store);
+      alarms = AlarmStore.load(db);
+      storeShared(shared, Shared.Alarms, alarms.bits);
     } catch (err) {
       // Once writing began the database is half-replaced: only a restart (which resumes the install) helps.
       if (writing) throw err;
@@ -309,3 +373,7 @@ main().catch((err: unknown) => {
   console.error('apply worker failed:', err);
   process.exit(70);
 });
+
+function alarmName(a: number): string {
+  return a === AlarmType.NOSPACE ? 'NOSPACE' : a === AlarmType.CORRUPT ? 'CORRUPT' : String(a);
+}

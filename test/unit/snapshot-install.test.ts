@@ -102,6 +102,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
     dbDir: path.join(dstDir), clusterId: 1n, memberId: 2n, shared, inRing: inSab, outRing: outSab,
     eventRings: [eventSab], doorbells: [doorbell], watcherCounts: counts.buffer as SharedArrayBuffer,
     commitHistogram: SharedHistogram.allocate(ETCD_DISK_BUCKETS),
+    quotaBytes: Infinity,
   };
   const worker = new Worker(new URL('../../src/workers/apply-worker.js', import.meta.url), { workerData: data });
   t.after(() => worker.terminate());

@@ -205,6 +205,11 @@ export class MvccWriter implements LatestSource {
   }
 
   /** Stores the membership in the current batch (written with its entry's applied index). */
+  /** Stores a small state record (alarms) in the current batch, written with its entry's applied index. */
+  putMeta(key: Buffer, record: Uint8Array): void {
+    this.batch.put(key, record);
+  }
+
   setMembers(record: Uint8Array): void {
     this.batch.put(META_MEMBERS, record);
   }

@@ -26,6 +26,8 @@ export const enum EntryKind {
    * thread folds it into the membership and hands the apply worker a Members entry instead.
    */
   MemberAttrs = 8,
+  /** Maintenance.Alarm: the AlarmRequest as the client sent it (all three actions go through the log, as in etcd). */
+  Alarm = 9,
 }
 
 export function encodeEntryData(kind: EntryKind, reqId: number, request: Uint8Array): Buffer {

@@ -13,6 +13,10 @@ export const enum Shared {
    * discard what they read (a seqlock).
    */
   StorageEpoch = 4,
+  /** Raised alarms as bits (1 << AlarmType): NOSPACE = 2, CORRUPT = 4. Written by the apply worker. */
+  Alarms = 5,
+  /** Live RocksDB size in bytes (SST files + memtables), what the space quota counts. Written by the apply worker. */
+  DbSize = 6,
   Size = 8,
 }
 
