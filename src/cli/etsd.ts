@@ -4,6 +4,7 @@ import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { Member } from '../member/member.js';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { GRPC_OVERHEAD_BYTES } from '../grpc/rpc.js';
 import { createRawGrpcServer } from '../grpc/server.js';
 import { adaptStreamHandlers } from '../grpc/adapt.js';
@@ -17,6 +18,7 @@ import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
+import { TlsSide } from '../tls/side.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -57,10 +59,17 @@ async function main(): Promise<void> {
   });
   const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));
   const listeners: SharedListener[] = [];
+  const clientTls = await TlsSide.prepare(cfg.tls, 'client', cfg.dataDir, cfg.listenClientUrls, log);
   for (const u of cfg.listenClientUrls) {
     const url = new URL(u);
-    if (url.protocol !== 'http:') throw new Error(`unsupported client URL scheme in ${u} (TLS is not built yet)`);
-    listeners.push(await listenShared({ host: url.hostname, port: Number(url.port || 2379) }, grpcServer.http2, httpServer));
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported client URL scheme in ${u}`);
+    if (url.protocol === 'http:' && clientTls !== null) log.warn({ 'client-url': u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
+    // https: TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
+    const createServer = url.protocol === 'https:' && clientTls !== null
+      ? (onSocket: (s: Socket) => void) => clientTls.createServer('client-port', onSocket)
+      : undefined;
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    listeners.push(await listenShared({ host, port: Number(url.port || 2379) }, grpcServer.http2, httpServer, { createServer }));
   }
   log.info({ urls: cfg.listenClientUrls }, 'ready to serve client requests');
 

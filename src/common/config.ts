@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { parseTlsFlags, TlsConfigError, TLS_FLAGS, type TlsSettings } from './tls-flags.js';
 
 /** Server configuration, spelled as etcd's flags. */
 export interface Config {
@@ -30,6 +31,8 @@ export interface Config {
   maxLearners: number;
   /** --auto-compaction-mode / --auto-compaction-retention, as etcd parses them; null when off (retention 0). */
   autoCompaction: AutoCompaction | null;
+  /** Client and peer TLS (src/common/tls-flags.ts). */
+  tls: TlsSettings;
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -68,6 +71,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-max-learners': { kind: 'int', help: 'Sets the maximum number of learners that can be available in the cluster membership (default 1).' },
   'auto-compaction-mode': { kind: 'string', help: 'Interpret \'auto-compaction-retention\' one of: periodic|revision. \'periodic\' for duration based retention, defaulting to hours if no time unit is provided (e.g. \'5m\'). \'revision\' for revision number based retention.' },
   'auto-compaction-retention': { kind: 'string', help: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
+  ...TLS_FLAGS,
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -124,6 +128,14 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (maxRequestBytes < 1) throw new ConfigError('--max-request-bytes must be positive');
   if (maxRequestBytes > 256 * 1024 * 1024) throw new ConfigError('--max-request-bytes above 256 MiB is not supported');
 
+  let tls: TlsSettings;
+  try {
+    tls = parseTlsFlags(raw, listenClientUrls, listenPeerUrls);
+  } catch (err) {
+    if (err instanceof TlsConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
+
   const config: Config = {
     name,
     dataDir,
@@ -151,6 +163,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',
       'watch-progress-notify-interval'),
+    tls,
   };
   if (!initialCluster.has(name)) {
     throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);

@@ -17,7 +17,9 @@ import { dirBytes } from '../common/fs-size.js';
 import { formatId } from '../common/ids.js';
 import { RaftNode } from '../raft/node.js';
 import { EntryType, type Entry, type Message } from '../raft/types.js';
-import { PeerTransport } from '../transport/peer-transport.js';
+import { PeerTransport, parsePeerUrl } from '../transport/peer-transport.js';
+import { peerSocketFactory } from '../tls/peer-sockets.js';
+import { TlsSide } from '../tls/side.js';
 import { OneOffPool } from '../workers/pool.js';
 import { entryRecord } from '../workers/protocol/apply-ring.js';
 import { EntryKind } from '../workers/protocol/entry.js';
@@ -85,7 +87,9 @@ export class Member {
   private dbDir = '';
   private stopping = false;
 
-  private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string) {
+  private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string,
+    /** Peer TLS (https:// peer URLs); null without peer certificates. */
+    private readonly peerTls: TlsSide | null) {
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
     this.leaseIds = new IdGenerator(ids.memberId);
@@ -97,7 +101,8 @@ export class Member {
   static async start(cfg: Config, log: Logger): Promise<Member> {
     const memberDir = join(cfg.dataDir, 'member');
     mkdirSync(memberDir, { recursive: true });
-    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg), memberDir);
+    const peerTls = await TlsSide.prepare(cfg.tls, 'peer', cfg.dataDir, cfg.listenPeerUrls, log);
+    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg, peerTls), memberDir, peerTls);
     await m.boot();
     return m;
   }
@@ -223,7 +228,8 @@ export class Member {
     const peerHttp = this.peerHttp;
     this.transport = new PeerTransport({
       selfId: memberId, clusterId: this.clusterId,
-      listen: cfg.listenPeerUrls.map((u) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 2380) }; }),
+      listen: cfg.listenPeerUrls.map((u) => ({ ...parsePeerUrl(u), port: Number(new URL(u).port || 2380) })),
+      sockets: peerSocketFactory(this.peerTls, log),
       peers: new Map(membership.list().filter((m) => m.id !== memberId).map((m) => [m.id, m.peerUrls[0]!])),
       onMessage: (m) => routePeerMessage(m, {
         leaseRenew: (id) => this.lessor.renew(id),
@@ -256,7 +262,7 @@ export class Member {
     });
     this.snapshots = new SnapshotCoordinator({
       memberId, memberDir: this.memberDir, dbHandle, raft, applyOut: workers.applyOut, pool: this.pool,
-      peerUrl: (id) => this.keeper.current.get(id)?.peerUrls[0], appliedIndex: () => this.reads.applied, cfg, log,
+      peerUrl: (id) => this.keeper.current.get(id)?.peerUrls[0], appliedIndex: () => this.reads.applied, cfg, log, peerTls: this.peerTls,
     }, {
       installed: (r, members) => {
         this.lessor.replaceAll(r.leases);
