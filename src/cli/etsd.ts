@@ -42,6 +42,8 @@ async function main(): Promise<void> {
   const log = createLogger(cfg.logLevel, { name: cfg.name });
   log.info({ version: version(), dataDir: cfg.dataDir, shards: cfg.shards }, 'starting etsd');
 
+  // Certificates are read (or made, auto-tls) before the member starts: a bad file fails fast.
+  const clientTls = await TlsSide.prepare(cfg.tls, 'client', cfg.dataDir, cfg.listenClientUrls, log);
   const member = await Member.start(cfg, log);
   // As etcd: clients are served once this member's attributes are published through raft.
   await member.published;
@@ -59,12 +61,11 @@ async function main(): Promise<void> {
   });
   const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));
   const listeners: SharedListener[] = [];
-  const clientTls = await TlsSide.prepare(cfg.tls, 'client', cfg.dataDir, cfg.listenClientUrls, log);
   for (const u of cfg.listenClientUrls) {
     const url = new URL(u);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported client URL scheme in ${u}`);
-    if (url.protocol === 'http:' && clientTls !== null) log.warn({ 'client-url': u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
     // https: TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
+    if (url.protocol === 'https:' && clientTls === null) throw new Error(`no client TLS certificate for ${u}`);
     const createServer = url.protocol === 'https:' && clientTls !== null
       ? (onSocket: (s: Socket) => void) => clientTls.createServer('client-port', onSocket)
       : undefined;

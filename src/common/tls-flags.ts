@@ -67,7 +67,8 @@ function version(v: string | undefined, flag: string, d: TlsVersion): TlsVersion
   if (v === undefined || v === '') return d;
   if (v === 'TLS1.2') return 'TLSv1.2';
   if (v === 'TLS1.3') return 'TLSv1.3';
-  throw new TlsConfigError(`invalid value "${v}" for flag -${flag}: unexpected TLS version "${v}" (supported: TLS1.2, TLS1.3)`);
+  // etcd 3.5's tlsutil.GetTLSVersion wording (etcd 3.4 has no such flags).
+  throw new TlsConfigError(`unexpected TLS version "${v}" (must be one of: TLS1.2, TLS1.3)`);
 }
 
 function info(raw: ReadonlyMap<string, string>, p: '' | 'peer-'): TlsInfo {
@@ -86,9 +87,6 @@ function info(raw: ReadonlyMap<string, string>, p: '' | 'peer-'): TlsInfo {
   };
   if (out.allowedCn !== '' && out.allowedHostname !== '') {
     throw new TlsConfigError(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(out.allowedCn)}, hostname=${JSON.stringify(out.allowedHostname)})`);
-  }
-  if ((out.certFile === '') !== (out.keyFile === '')) {
-    throw new TlsConfigError(`KeyFile and CertFile must both be present[key: ${out.keyFile}, cert: ${out.certFile}]`);
   }
   return out;
 }
@@ -125,13 +123,14 @@ export function parseTlsFlags(raw: ReadonlyMap<string, string>, listenClientUrls
   if (!/^\d+$/.test(validity) || Number(validity) < 1) {
     throw new TlsConfigError(`invalid value "${validity}" for flag -self-signed-cert-validity: must be a positive number of years`);
   }
+  const halfPair = (i: TlsInfo) => (i.certFile === '') !== (i.keyFile === '');
   for (const u of listenClientUrls) {
-    if (u.startsWith('https://') && !hasCert(client)) {
+    if (u.startsWith('https://') && (!hasCert(client) || halfPair(client))) {
       throw new TlsConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
     }
   }
   for (const u of listenPeerUrls) {
-    if (u.startsWith('https://') && !hasCert(peer)) {
+    if (u.startsWith('https://') && (!hasCert(peer) || halfPair(peer))) {
       throw new TlsConfigError(`cannot listen on TLS for ${u.slice('https://'.length)}: KeyFile and CertFile are not presented`);
     }
   }

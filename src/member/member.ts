@@ -229,7 +229,7 @@ export class Member {
     this.transport = new PeerTransport({
       selfId: memberId, clusterId: this.clusterId,
       listen: cfg.listenPeerUrls.map((u) => ({ ...parsePeerUrl(u), port: Number(new URL(u).port || 2380) })),
-      sockets: peerSocketFactory(this.peerTls, log),
+      sockets: peerSocketFactory(this.peerTls),
       peers: new Map(membership.list().filter((m) => m.id !== memberId).map((m) => [m.id, m.peerUrls[0]!])),
       onMessage: (m) => routePeerMessage(m, {
         leaseRenew: (id) => this.lessor.renew(id),

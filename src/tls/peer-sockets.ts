@@ -6,16 +6,10 @@ import net from 'node:net';
 import type { HostPort, PeerSocketFactory } from '../transport/peer-transport.js';
 import type { TlsSide } from './side.js';
 
-export interface PeerSocketsLog { warn(obj: object, msg: string): void }
-
-export function peerSocketFactory(side: TlsSide | null, log: PeerSocketsLog): PeerSocketFactory {
+export function peerSocketFactory(side: TlsSide | null): PeerSocketFactory {
   return {
     createServer(secure, onSocket) {
-      if (!secure) {
-        // etcd's wording (embed/etcd.go configurePeerListeners).
-        if (side !== null) log.warn({}, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
-        return net.createServer({ noDelay: true }, onSocket);
-      }
+      if (!secure) return net.createServer({ noDelay: true }, onSocket);
       if (side === null) throw new TypeError('https:// peer URL without peer TLS certificates');
       return side.createServer('peer-port', onSocket);
     },

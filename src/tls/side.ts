@@ -85,7 +85,15 @@ export class TlsSide {
    */
   static async prepare(settings: TlsSettings, side: 'client' | 'peer', dataDir: string, listenUrls: readonly string[], log: TlsSideLog): Promise<TlsSide | null> {
     const given = settings[side];
-    if (!hasCert(given)) return null;
+    const https = listenUrls.filter((u) => u.startsWith('https://'));
+    if (hasCert(given) && https.length < listenUrls.length) {
+      // etcd's warning, once per http:// URL (embed/etcd.go).
+      for (const u of listenUrls) if (!u.startsWith('https://')) log.warn({ [`${side}-url`]: u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
+    }
+    // A lone cert or key file is only an error where it is used (config.ts refuses it for https:// URLs).
+    if (!hasCert(given) || (given.certFile === '') !== (given.keyFile === '')) return null;
+    // Client side: TLS only serves https:// URLs. Peer side: also dials https:// peers.
+    if (side === 'client' && https.length === 0) return null;
     let info = given;
     let selfCert = false;
     if (given.certFile === '') {
