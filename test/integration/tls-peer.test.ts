@@ -104,3 +104,23 @@ test('a three-member cluster over peer mTLS elects a leader and replicates; a me
   assert.equal(await etcdctl([ep(3), 'get', 'over-tls', '--print-value-only']), 'yes\n');
   assert.match(await etcdctl([ep(0), 'member', 'list']), /, started, p4, https:\/\/127\.0\.0\.1/);
 });
+
+test('three members with --peer-auto-tls (generated, unverified certificates, as etcd) elect a leader and replicate', { skip: !existsSync(ETCDCTL) && 'no etcdctl' }, async () => {
+  const ports = await freePorts(6);
+  const names = ['a1', 'a2', 'a3'];
+  const autoDirs = names.map((n) => makeTempDir(`tls-peer-auto-${n}`));
+  dirs.push(...autoDirs);
+  const cluster = names.map((n, i) => `${n}=https://127.0.0.1:${ports[3 + i]}`).join(',');
+  const members: EtsdProcess[] = [];
+  for (let i = 0; i < 3; i++) {
+    const url = `https://127.0.0.1:${ports[3 + i]}`;
+    const p = await EtsdProcess.start({ dataDir: autoDirs[i]!, name: names[i], clientPort: ports[i], peerPort: ports[3 + i],
+      extraArgs: ['--listen-peer-urls', url, '--initial-advertise-peer-urls', url, '--initial-cluster', cluster, '--peer-auto-tls'] });
+    procs.push(p);
+    members.push(p);
+  }
+  await Promise.all(members.map((p) => p.waitReady()));
+  assert.equal(await etcdctl([`--endpoints=127.0.0.1:${ports[0]}`, 'put', 'auto', 'peer']), 'OK\n');
+  assert.equal(await etcdctl([`--endpoints=127.0.0.1:${ports[2]}`, 'get', 'auto', '--print-value-only']), 'peer\n');
+  assert.ok(await plainGetsNothing(ports[3]!), 'the peer port speaks only TLS');
+});

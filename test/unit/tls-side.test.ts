@@ -227,3 +227,26 @@ test('--auto-tls makes a self-signed certificate for the listen hosts under <dat
   assert.ok(again !== null);
   assert.deepEqual(readFileSync(join(dataDir, 'fixtures', 'client', 'cert.pem')), pem);
 });
+
+test('--peer-cert-allowed-hostname: the other end\'s certificate must be valid for that name', async () => {
+  const member = issue(ca, 'member-h', 'm', ['DNS:member.example', 'IP:127.0.0.1']);
+  const stranger = issue(ca, 'stranger-h', 'm', ['DNS:stranger.example', 'IP:127.0.0.1']);
+  const cfg = parseArgs(['--listen-peer-urls', 'https://127.0.0.1:0', '--initial-advertise-peer-urls', 'https://127.0.0.1:0',
+    '--initial-cluster', 'default=https://127.0.0.1:0', '--peer-cert-file', member.cert, '--peer-key-file', member.key,
+    '--peer-trusted-ca-file', ca.cert, '--peer-client-cert-auth', '--peer-cert-allowed-hostname', 'member.example']).config;
+  const peer = await TlsSide.prepare(cfg.tls, 'peer', dir, cfg.listenPeerUrls, log);
+  assert.ok(peer !== null);
+  const srv = peer.createServer('peer-port', (s) => s.end('hi'));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const p = (srv.address() as { port: number }).port;
+  const tryDial = (leaf: Leaf) => new Promise<string>((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: p, ca: readFileSync(ca.cert), cert: readFileSync(leaf.cert), key: readFileSync(leaf.key) });
+    let got = '';
+    s.on('data', (d: Buffer) => { got += d.toString(); });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(got));
+  });
+  assert.equal(await tryDial(member), 'hi');
+  assert.equal(await tryDial(stranger), '');
+  await new Promise<void>((r) => srv.close(() => r()));
+});
