@@ -20,9 +20,7 @@ import { hasCert } from '../common/tls-flags.js';
 import { ReloadingTlsFiles, type ReloadLog } from './reloading-context.js';
 import { ensureSelfCert } from './self-cert.js';
 
-export interface TlsSideLog extends ReloadLog {
-  debug(obj: object, msg: string): void;
-}
+export type TlsSideLog = ReloadLog;
 
 /**
  * ALPN on the client port. etcd answers gRPC and plain HTTP on either protocol;
@@ -134,7 +132,8 @@ export class TlsSide {
       if (r.changed) server.setSecureContext(r.material);
     });
     server.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
-      this.log.debug({ err: err.message, remote: s.remoteAddress }, 'TLS handshake failed');
+      // etcd logs each refused handshake too (its "rejected connection" warning).
+      this.log.warn({ 'remote-addr': s.remoteAddress, 'server-name': s.servername || '', error: err.message }, 'rejected connection');
     });
     server.on('secureConnection', (s: tls.TLSSocket) => {
       const refuse = (why: string) => {
