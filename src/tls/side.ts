@@ -183,6 +183,16 @@ export class TlsSide {
 
   /** Options for node:https requests to a peer (GET /members, snapshot fetch). */
   requestOptions(): tls.ConnectionOptions {
-    return { secureContext: this.files.secureContext(), rejectUnauthorized: !this.selfCert };
+    return {
+      secureContext: this.files.secureContext(),
+      rejectUnauthorized: !this.selfCert,
+      // The same checks of the other member as dial() makes (allowed CN / hostname).
+      checkServerIdentity: (host, cert) => {
+        const err = tls.checkServerIdentity(host, cert);
+        if (err !== undefined || this.selfCert) return err;
+        const bad = checkAllowed(this.info, cert);
+        return bad === null ? undefined : new Error(bad);
+      },
+    };
   }
 }
