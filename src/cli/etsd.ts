@@ -5,6 +5,7 @@ import { resolveArgs, type ResolvedArgs } from '../common/config-sources.js';
 import { createLogger } from '../common/log.js';
 import { Member } from '../member/member.js';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { GRPC_OVERHEAD_BYTES } from '../grpc/rpc.js';
 import { createRawGrpcServer } from '../grpc/server.js';
 import { adaptStreamHandlers } from '../grpc/adapt.js';
@@ -18,6 +19,7 @@ import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
+import { TlsSide } from '../tls/side.js';
 
 /** The metrics port serves what etcd's does there: /metrics and the health probes, nothing else. */
 function metricsOnly(handler: http.RequestListener): http.RequestListener {
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
   for (const w of parsed.warnings) log.warn(w);
   log.info({ version: version(), dataDir: cfg.dataDir, shards: cfg.shards }, 'starting etsd');
 
+  // Certificates are read (or made, auto-tls) before the member starts: a bad file fails fast.
+  const clientTls = await TlsSide.prepare(cfg.tls, 'client', cfg.dataDir, cfg.listenClientUrls, log);
   const member = await Member.start(cfg, log);
   // As etcd: clients are served once this member's attributes are published through raft.
   await member.published;
@@ -74,8 +78,14 @@ async function main(): Promise<void> {
   const listeners: SharedListener[] = [];
   for (const u of cfg.listenClientUrls) {
     const url = new URL(u);
-    if (url.protocol !== 'http:') throw new Error(`unsupported client URL scheme in ${u} (TLS is not built yet)`);
-    listeners.push(await listenShared({ host: url.hostname, port: Number(url.port || 2379) }, grpcServer.http2, httpServer));
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported client URL scheme in ${u}`);
+    // https: TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
+    if (url.protocol === 'https:' && clientTls === null) throw new Error(`no client TLS certificate for ${u}`);
+    const createServer = url.protocol === 'https:' && clientTls !== null
+      ? (onSocket: (s: Socket) => void) => clientTls.createServer('client-port', onSocket)
+      : undefined;
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    listeners.push(await listenShared({ host, port: Number(url.port || 2379) }, grpcServer.http2, httpServer, { createServer }));
   }
   log.info({ urls: cfg.listenClientUrls }, 'ready to serve client requests');
   // --listen-metrics-urls: /metrics and /health on their own port (plain HTTP/1.1), as etcd serves them.

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ETCD_FLAGS, ETCD_IGNORED_FLAGS, refusal } from './etcd-flags.js';
+import { parseTlsFlags, TlsConfigError, TLS_FLAGS, type TlsSettings } from './tls-flags.js';
 
 /** Server configuration, spelled as etcd's flags. */
 export interface Config {
@@ -41,6 +42,8 @@ export interface Config {
   initialCorruptCheck: boolean;
   /** --quota-backend-bytes as given: 0 is etcd's default (2 GiB), negative turns the quota off. */
   quotaBackendBytes: number;
+  /** Client and peer TLS (src/common/tls-flags.ts). */
+  tls: TlsSettings;
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -87,6 +90,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-initial-corrupt-check': { kind: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.' },
   'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
+  ...TLS_FLAGS,
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -187,6 +191,14 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (maxRequestBytes < 1) throw new ConfigError('--max-request-bytes must be positive');
   if (maxRequestBytes > 256 * 1024 * 1024) throw new ConfigError('--max-request-bytes above 256 MiB is not supported');
 
+  let tls: TlsSettings;
+  try {
+    tls = parseTlsFlags(raw, listenClientUrls, listenPeerUrls);
+  } catch (err) {
+    if (err instanceof TlsConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
+
   const config: Config = {
     name,
     dataDir,
@@ -219,6 +231,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     logOutputs: list('log-outputs', raw.get('log-output') ?? 'default'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     quotaBackendBytes: signedInt('quota-backend-bytes', 0),
+    tls,
   };
   for (const u of config.listenMetricsUrls) {
     if (!/^https?:\/\/[^/]+:\d+\/?$/.test(u)) throw new ConfigError(`--listen-metrics-urls: "${u}" is not http://host:port`);

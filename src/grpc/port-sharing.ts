@@ -19,6 +19,13 @@ export interface ListenAddr {
 export interface SharedListenOptions {
   /** A connection that sends nothing recognisable within this time is closed (ms). Default 10 s. */
   sniffTimeoutMs?: number;
+  /**
+   * TLS: makes the listening server and calls onSocket with each handshaken
+   * socket (src/tls/side.ts). A socket whose ALPN chose h2 or http/1.1 goes
+   * straight to that server; one without ALPN is sniffed like plaintext.
+   * Absent: plain TCP, every connection sniffed.
+   */
+  createServer?: (onSocket: (socket: net.Socket) => void) => net.Server;
 }
 
 export interface SharedListener {
@@ -45,7 +52,7 @@ export function listenShared(addr: ListenAddr, h2: http2.Http2Server | http2.Htt
   const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
   const sniffing = new Set<net.Socket>();
 
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const sniff = (socket: net.Socket) => {
     sniffing.add(socket);
     let peeked: Buffer | null = null;
     const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
@@ -80,7 +87,15 @@ export function listenShared(addr: ListenAddr, h2: http2.Http2Server | http2.Htt
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('end', onEnd);
-  });
+  };
+  const server = opts.createServer === undefined
+    ? net.createServer({ noDelay: true }, sniff)
+    : opts.createServer((socket) => {
+      const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
+      if (alpn === 'h2') h2.emit('connection', socket);
+      else if (alpn === 'http/1.1') h1.emit('connection', socket);
+      else sniff(socket);
+    });
 
   return new Promise<SharedListener>((resolve, reject) => {
     const onListenError = (err: Error) => reject(err);

@@ -4,8 +4,17 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { EtcdError } from '../common/errors.js';
 
-/** What a long-running unary handler (lock, campaign) may watch: the client going away. */
-export interface CallContext { signal: AbortSignal }
+/** What a unary handler may look at beyond the request bytes. */
+export interface CallContext {
+  /** The client going away (long-running handlers: lock, campaign). */
+  signal: AbortSignal;
+  /**
+   * CN of the client's verified TLS certificate (src/tls/peer-identity.ts),
+   * looked up on first read; null on plaintext or without a client certificate.
+   * etcd takes it as the user when auth is on and the call has no token.
+   */
+  readonly peerCommonName: string | null;
+}
 
 /** A unary handler gets the raw request bytes and returns raw response bytes; throw EtcdError for a status. */
 export type UnaryHandler = (request: Buffer, ctx?: CallContext) => Promise<Buffer> | Buffer;
@@ -31,6 +40,8 @@ export interface ServerCall {
   readonly path: string;
   /** The request headers (metadata), decoded from HPACK. */
   readonly metadata: IncomingHttpHeaders;
+  /** CN of the client's verified TLS certificate, as CallContext.peerCommonName. */
+  readonly peerCommonName: string | null;
   /** True once end() ran or the call was cancelled. */
   readonly finished: boolean;
   /** Each request message, in order. */

@@ -10,8 +10,8 @@
 // emitter whose 'connection' event does the same, so listenShared
 // (src/grpc/port-sharing.ts) can hand connections over unchanged.
 //
-// Cleartext only (h2c prior knowledge, as etcd clients use without TLS); a
-// TLS socket negotiated to ALPN h2 can be given to acceptSocket as it is.
+// Cleartext (h2c prior knowledge, as etcd clients use without TLS) or a TLS
+// socket negotiated to ALPN h2 (src/tls terminates it), given as it is.
 
 import { EventEmitter } from 'node:events';
 import type http2 from 'node:http2';
@@ -24,6 +24,7 @@ import {
   MessageReader, encodeGrpcMessage, parseGrpcTimeout, type MessageSink,
 } from './framing.js';
 import type { CallContext, GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from './rpc.js';
+import { peerCommonName } from '../tls/peer-identity.js';
 import { H2Code, H2Connection, H2Stream, type ConnOptions, type StreamHost } from './http2/connection.js';
 import { GRPC_OK_TRAILERS, GRPC_RESPONSE_HEADERS, grpcTrailers, grpcTrailersOnly, type HeaderList } from './http2/hpack.js';
 
@@ -248,6 +249,7 @@ class Core implements StreamHost {
         }
         return st.ac.signal;
       },
+      get peerCommonName(): string | null { return peerCommonName(st.conn.socket); },
     };
     let result: Promise<Buffer> | Buffer;
     try {
@@ -345,6 +347,8 @@ class StreamCall implements ServerCall, MessageSink {
     this.reader = new MessageReader(core.maxRecvBytes);
     this.reader.encoding = st.encoding;
   }
+
+  get peerCommonName(): string | null { return peerCommonName(this.st.conn.socket); }
 
   onMessage(cb: (msg: Buffer) => void): void {
     this.messageCb = cb;

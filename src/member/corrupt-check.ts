@@ -5,6 +5,8 @@
 // member refuses to start. A peer behind us, ahead of our compaction or not
 // reachable is only a warning, as in etcd.
 import http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
 import type { Logger } from '../common/log.js';
 import { formatId } from '../common/ids.js';
 import type { HashResult } from './maintenance-jobs.js';
@@ -27,6 +29,8 @@ export interface CorruptCheckDeps {
   hashKV(revision: number): Promise<HashResult>;
   timeoutMs: number;
   log: Logger;
+  /** Peer TLS client options for https:// peer URLs (null: plain http only). */
+  tlsOptions: tls.ConnectionOptions | null;
 }
 
 /** Throws CorruptionError when a peer holds other data at the same revision and compaction. */
@@ -45,7 +49,7 @@ export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
     let lastErr: Error | null = null;
     for (const url of p.urls) {
       try {
-        got = await fetchPeerHashKV(url, rev, d.timeoutMs);
+        got = await fetchPeerHashKV(url, rev, d.timeoutMs, d.tlsOptions);
         break;
       } catch (err) {
         lastErr = err instanceof Error ? err : new Error(String(err));
@@ -73,11 +77,13 @@ export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
 }
 
 /** etcd's getPeerHashKVHTTP: a GET with a JSON HashKVRequest body; 400 carries the mvcc error text. */
-export function fetchPeerHashKV(baseUrl: string, revision: number, timeoutMs: number): Promise<PeerHashKV> {
+export function fetchPeerHashKV(baseUrl: string, revision: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions | null = null): Promise<PeerHashKV> {
   const url = new URL(PEER_HASHKV_PATH, baseUrl);
   const body = JSON.stringify({ revision });
   return new Promise<PeerHashKV>((resolve, reject) => {
-    const req = http.request(url, { method: 'GET', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }, timeout: timeoutMs }, (res) => {
+    const opts = { method: 'GET', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }, timeout: timeoutMs };
+    if (url.protocol === 'https:' && tlsOptions === null) return reject(new Error(`cannot reach ${url.origin} without peer TLS certificates`));
+    const onResponse = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -91,7 +97,8 @@ export function fetchPeerHashKV(baseUrl: string, revision: number, timeoutMs: nu
           reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
-    });
+    };
+    const req = url.protocol === 'https:' ? https.request(url, { ...tlsOptions, ...opts, agent: false }, onResponse) : http.request(url, opts, onResponse);
     req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);

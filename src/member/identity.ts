@@ -9,6 +9,7 @@ import type { Config } from '../common/config.js';
 import { computeClusterId, computeMemberId, formatId } from '../common/ids.js';
 import { fetchClusterFromPeers } from './join.js';
 import type { MemberRecord } from './membership.js';
+import type { TlsSide } from '../tls/side.js';
 
 export interface StoredIdentity {
   memberId: bigint; clusterId: bigint; members: MemberRecord[]; joined: boolean;
@@ -22,7 +23,7 @@ interface StoredIds {
 }
 
 /** Reads ids.json, or makes the identity and stores it durably before anything else is written. */
-export async function loadOrCreateIdentity(memberDir: string, cfg: Config): Promise<StoredIdentity> {
+export async function loadOrCreateIdentity(memberDir: string, cfg: Config, peerTls: TlsSide | null): Promise<StoredIdentity> {
   const file = join(memberDir, 'ids.json');
   if (existsSync(file)) {
     const s = JSON.parse(readFileSync(file, 'utf8')) as StoredIds;
@@ -34,7 +35,7 @@ export async function loadOrCreateIdentity(memberDir: string, cfg: Config): Prom
   }
   let ids: StoredIdentity;
   if (cfg.initialClusterState === 'existing') {
-    const j = await fetchClusterFromPeers(cfg);
+    const j = await fetchClusterFromPeers(cfg, peerTls);
     ids = { memberId: j.memberId, clusterId: j.clusterId, members: j.members, joined: true, existed: false };
   } else {
     const members: MemberRecord[] = [...cfg.initialCluster].map(([name, urls]) => ({

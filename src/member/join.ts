@@ -4,6 +4,8 @@
 // gave this member when it was added (etcdctl member add).
 import type { Config } from '../common/config.js';
 import { memberFromJson, type MemberRecord } from './membership.js';
+import { peerGet, readBody } from '../tls/peer-get.js';
+import type { TlsSide } from '../tls/side.js';
 
 export interface JoinInfo { clusterId: bigint; memberId: bigint; members: MemberRecord[] }
 
@@ -13,7 +15,7 @@ export class JoinError extends Error {
 
 const ATTEMPT_TIMEOUT_MS = 2000;
 
-export async function fetchClusterFromPeers(cfg: Config, deadlineMs = 30_000): Promise<JoinInfo> {
+export async function fetchClusterFromPeers(cfg: Config, peerTls: TlsSide | null, deadlineMs = 30_000): Promise<JoinInfo> {
   const own = new Set(cfg.initialAdvertisePeerUrls);
   const urls = [...cfg.initialCluster.values()].flat().filter((u) => !own.has(u));
   if (urls.length === 0) throw new JoinError('cannot join an existing cluster: --initial-cluster names no other member');
@@ -22,11 +24,13 @@ export async function fetchClusterFromPeers(cfg: Config, deadlineMs = 30_000): P
   for (;;) {
     for (const u of urls) {
       try {
-        const res = await fetch(new URL('/members', u), { signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const cid = res.headers.get('x-etcd-cluster-id');
-        if (!cid) throw new Error('no X-Etcd-Cluster-ID header');
-        const members = ((await res.json()) as Parameters<typeof memberFromJson>[0][]).map(memberFromJson);
+        // node:http(s), not fetch: https needs our peer certificate as the client certificate.
+        const res = await peerGet(new URL('/members', u), peerTls, ATTEMPT_TIMEOUT_MS);
+        const body = await readBody(res);
+        if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+        const cid = res.headers['x-etcd-cluster-id'];
+        if (typeof cid !== 'string' || cid === '') throw new Error('no X-Etcd-Cluster-ID header');
+        const members = (JSON.parse(body) as Parameters<typeof memberFromJson>[0][]).map(memberFromJson);
         const self = members.find((m) => m.peerUrls.length > 0 && m.peerUrls.every((p) => own.has(p)) && own.size === m.peerUrls.length);
         if (!self) {
           throw new JoinError(`member with peer URLs ${cfg.initialAdvertisePeerUrls.join(',')} is not in the cluster (add it with "etcdctl member add" first)`);

@@ -17,7 +17,9 @@ import { dirBytes } from '../common/fs-size.js';
 import { formatId } from '../common/ids.js';
 import { RaftNode } from '../raft/node.js';
 import { EntryType, type Entry, type Message } from '../raft/types.js';
-import { PeerTransport } from '../transport/peer-transport.js';
+import { PeerTransport, parsePeerUrl } from '../transport/peer-transport.js';
+import { peerSocketFactory } from '../tls/peer-sockets.js';
+import { TlsSide } from '../tls/side.js';
 import { OneOffPool } from '../workers/pool.js';
 import { entryRecord } from '../workers/protocol/apply-ring.js';
 import { EntryKind } from '../workers/protocol/entry.js';
@@ -90,7 +92,9 @@ export class Member {
   private dbDir = '';
   private stopping = false;
 
-  private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string) {
+  private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string,
+    /** Peer TLS (https:// peer URLs); null without peer certificates. */
+    private readonly peerTls: TlsSide | null) {
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
     this.leaseIds = new IdGenerator(ids.memberId);
@@ -102,7 +106,8 @@ export class Member {
   static async start(cfg: Config, log: Logger): Promise<Member> {
     const memberDir = join(cfg.dataDir, 'member');
     mkdirSync(memberDir, { recursive: true });
-    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg), memberDir);
+    const peerTls = await TlsSide.prepare(cfg.tls, 'peer', cfg.dataDir, cfg.listenPeerUrls, log);
+    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg, peerTls), memberDir, peerTls);
     await m.boot();
     return m;
   }
@@ -208,6 +213,7 @@ export class Member {
         peers: membership.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
         // etcd's ReqTimeout: 5 s plus two election timeouts.
         timeoutMs: 5000 + 2 * cfg.electionTimeoutMs,
+        tlsOptions: this.peerTls?.requestOptions() ?? null,
       });
     }
     for (const id of membership.removedIds()) this.transport.removePeer(id);
@@ -251,7 +257,8 @@ export class Member {
     const peerHttp = this.peerHttp;
     this.transport = new PeerTransport({
       selfId: memberId, clusterId: this.clusterId,
-      listen: cfg.listenPeerUrls.map((u) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 2380) }; }),
+      listen: cfg.listenPeerUrls.map((u) => ({ ...parsePeerUrl(u), port: Number(new URL(u).port || 2380) })),
+      sockets: peerSocketFactory(this.peerTls),
       peers: new Map(membership.list().filter((m) => m.id !== memberId).map((m) => [m.id, m.peerUrls[0]!])),
       onMessage: (m) => routePeerMessage(m, {
         leaseRenew: (id) => this.lessor.renew(id),
@@ -285,7 +292,7 @@ export class Member {
     });
     this.snapshots = new SnapshotCoordinator({
       memberId, memberDir: this.memberDir, dbHandle, raft, applyOut: workers.applyOut, pool: this.pool,
-      peerUrl: (id) => this.keeper.current.get(id)?.peerUrls[0], appliedIndex: () => this.reads.applied, cfg, log,
+      peerUrl: (id) => this.keeper.current.get(id)?.peerUrls[0], appliedIndex: () => this.reads.applied, cfg, log, peerTls: this.peerTls,
     }, {
       installed: (r, members) => {
         this.lessor.replaceAll(r.leases);

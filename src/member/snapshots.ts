@@ -6,7 +6,6 @@
 
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
@@ -19,6 +18,8 @@ import { encodeInstallSnapshot } from '../workers/protocol/apply-ring.js';
 import type { SnapshotInstalled } from '../workers/protocol/result-ring.js';
 import type { Membership } from './membership.js';
 import { SNAPSHOT_MEMBER_HEADER, type SnapshotFile } from './peer-http.js';
+import { peerGet } from '../tls/peer-get.js';
+import type { TlsSide } from '../tls/side.js';
 
 const FETCH_TIMEOUT_MS = 10 * 60_000;
 const RETRY_MS = 1000;
@@ -35,6 +36,8 @@ export interface SnapshotDeps {
   appliedIndex: () => number;
   cfg: Config;
   log: Logger;
+  /** Peer TLS for https:// peer URLs. */
+  peerTls: TlsSide | null;
 }
 
 export interface InstallHooks {
@@ -127,13 +130,11 @@ export class SnapshotCoordinator {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'incoming.snap');
     const t0 = performance.now();
-    const res = await fetch(new URL('/etsd/snapshot', url), {
-      headers: { [SNAPSHOT_MEMBER_HEADER]: formatId(this.d.memberId) }, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-    });
-    if (!res.ok || !res.body) throw new Error(`snapshot fetch from ${url}: HTTP ${res.status}`);
-    const at = Number(res.headers.get('x-etsd-snapshot-index'));
-    if (!(at >= index)) throw new Error(`the leader's snapshot is at ${at}, raft needs ${index}`);
-    await pipeline(Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]), createWriteStream(path));
+    const res = await peerGet(new URL('/etsd/snapshot', url), this.d.peerTls, FETCH_TIMEOUT_MS, { [SNAPSHOT_MEMBER_HEADER]: formatId(this.d.memberId) });
+    if (res.statusCode !== 200) { res.resume(); throw new Error(`snapshot fetch from ${url}: HTTP ${res.statusCode}`); }
+    const at = Number(res.headers['x-etsd-snapshot-index']);
+    if (!(at >= index)) { res.destroy(); throw new Error(`the leader's snapshot is at ${at}, raft needs ${index}`); }
+    await pipeline(res, createWriteStream(path));
     if (FAILPOINTS_ARMED && failpoint('snapshotBeforeInstall')) throw new Error('failpoint snapshotBeforeInstall: injected error');
     const r = await new Promise<SnapshotInstalled>((resolve) => {
       this.installWaiter = resolve;

@@ -17,6 +17,10 @@
 // - Frames (src/transport/frames.ts) are checksummed; a bad frame, message or
 //   handshake closes that connection only.
 //
+// - https:// peer URLs (listening and dialling) go through the PeerSocketFactory given
+//   (src/tls/peer-sockets.ts): it hands over sockets whose TLS handshake and
+//   certificate checks passed; the protocol above is the same.
+//
 // Snapshot data is not carried here: MsgSnap has only the snapshot's metadata; the
 // member streams the state machine separately.
 
@@ -40,7 +44,31 @@ export interface TransportLog {
 export interface HostPort {
   host: string;
   port: number;
+  /** https:// (TLS). */
+  secure?: boolean;
 }
+
+/** Makes the listening and dialled sockets; TLS plugs in here. */
+export interface PeerSocketFactory {
+  /** A server (not yet listening) calling onSocket with each connection ready to carry bytes. */
+  createServer(secure: boolean, onSocket: (s: net.Socket) => void): net.Server;
+  /** Dials addr; onReady runs once the socket may carry bytes (for TLS: handshake and checks passed). */
+  dial(addr: HostPort, onReady: () => void): net.Socket;
+}
+
+/** Plain TCP only; an https:// URL is refused. */
+export const PLAIN_SOCKETS: PeerSocketFactory = {
+  createServer(secure, onSocket) {
+    if (secure) throw new TypeError('https:// peer URL without peer TLS certificates');
+    return net.createServer({ noDelay: true }, onSocket);
+  },
+  dial(addr, onReady) {
+    if (addr.secure === true) throw new TypeError(`cannot dial https://${addr.host}:${addr.port} without peer TLS certificates`);
+    const s = net.connect({ host: addr.host, port: addr.port, noDelay: true });
+    s.once('connect', onReady);
+    return s;
+  },
+};
 
 export interface PeerTransportOptions {
   selfId: bigint;
@@ -62,6 +90,8 @@ export interface PeerTransportOptions {
   /** Called when the outbound connection to a peer comes up (true) or goes down (false). */
   onPeerStatus?: (id: bigint, connected: boolean) => void;
   log?: TransportLog;
+  /** How sockets are made (TLS). Default PLAIN_SOCKETS. */
+  sockets?: PeerSocketFactory;
   /** Bound on each peer's outbound queue, in encoded bytes. Default 64 MiB. */
   maxQueueBytes?: number;
   /** Largest frame sent or accepted. Default 64 MiB. */
@@ -114,7 +144,7 @@ interface Counts {
   bytes: number;
 }
 
-/** Parses http://host:port; throws TypeError on anything else. */
+/** Parses http://host:port or https://host:port; throws TypeError on anything else. */
 export function parsePeerUrl(url: string): HostPort {
   let u: URL;
   try {
@@ -122,10 +152,11 @@ export function parsePeerUrl(url: string): HostPort {
   } catch {
     throw new TypeError(`invalid peer URL ${JSON.stringify(url)}`);
   }
-  if (u.protocol !== 'http:') throw new TypeError(`peer URL ${url}: only http:// is supported (no TLS yet)`);
-  const port = u.port === '' ? 80 : Number(u.port);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`peer URL ${url}: only http:// and https:// are supported`);
+  const secure = u.protocol === 'https:';
+  const port = u.port === '' ? (secure ? 443 : 80) : Number(u.port);
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return { host, port };
+  return { host, port, secure };
 }
 
 function hex(id: bigint): string {
@@ -143,6 +174,8 @@ export class PeerTransport {
   readonly handshakeTimeoutMs: number;
   readonly maxInboundConnections: number;
   readonly log: TransportLog;
+  /** @internal */
+  readonly sockets: PeerSocketFactory;
 
   private readonly onMessage: (m: Message) => void;
   private readonly onPeerStatus: ((id: bigint, connected: boolean) => void) | undefined;
@@ -174,7 +207,8 @@ export class PeerTransport {
     this.onForeignConnection = opts.onForeignConnection;
     this.onRemoved = opts.onRemoved;
     this.log = opts.log ?? NOOP_LOG;
-    this.listenAddrs = opts.listen.map((a) => ({ host: a.host, port: a.port }));
+    this.sockets = opts.sockets ?? PLAIN_SOCKETS;
+    this.listenAddrs = opts.listen.map((a) => ({ host: a.host, port: a.port, secure: a.secure === true }));
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 * 1024 * 1024;
     this.maxWriteBytes = opts.maxWriteBytes ?? 4 * 1024 * 1024;
@@ -194,7 +228,7 @@ export class PeerTransport {
     this.started = true;
     try {
       for (const a of this.listenAddrs) {
-        const srv = net.createServer({ noDelay: true }, (s) => this.acceptSocket(s));
+        const srv = this.sockets.createServer(a.secure === true, (s) => this.acceptSocket(s));
         this.servers.push(srv);
         await new Promise<void>((resolve, reject) => {
           srv.once('error', reject);
@@ -479,7 +513,17 @@ class OutboundPeer {
   dial(): void {
     if (this.closedForGood || this.t.isStopped() || this.socket !== null) return;
     this.timer = null;
-    const s = net.connect({ host: this.addr.host, port: this.addr.port, noDelay: true });
+    let s: net.Socket;
+    try {
+      s = this.t.sockets.dial(this.addr, () => {
+        s.write(Buffer.concat([PREFACE, frame(encodeHello({
+          version: PROTOCOL_VERSION, clusterId: this.t.clusterId, fromId: this.t.selfId, toId: this.id,
+        }))]));
+      });
+    } catch (err) {
+      this.t.log.error({ err, peer: hex(this.id), url: this.url }, 'cannot dial raft peer');
+      return;
+    }
     this.socket = s;
     s.setKeepAlive(true, 10_000);
     this.reader = new FrameReader((f) => this.onFrame(f), HANDSHAKE_MAX_FRAME_BYTES);
@@ -487,11 +531,6 @@ class OutboundPeer {
       if (!this.connected) s.destroy(new Error(`handshake with peer not done within ${this.t.handshakeTimeoutMs} ms`));
     }, this.t.handshakeTimeoutMs);
     hsTimer.unref();
-    s.on('connect', () => {
-      s.write(Buffer.concat([PREFACE, frame(encodeHello({
-        version: PROTOCOL_VERSION, clusterId: this.t.clusterId, fromId: this.t.selfId, toId: this.id,
-      }))]));
-    });
     s.on('data', (chunk: Buffer) => {
       try {
         this.reader?.push(chunk);

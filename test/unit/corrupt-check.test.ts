@@ -39,7 +39,7 @@ test('same hash: passes; other hash at the same compaction: refuses to start; ot
   const other = await peer(async () => result(8, 5));
   const otherCompact = await peer(async () => result(9, 5, 2));
   try {
-    const base = { memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 2000, log };
+    const base = { memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 2000, log, tlsOptions: null };
     await checkInitialHashKV({ ...base, peers: [{ id: 2n, urls: [same.url] }, { id: 3n, urls: [otherCompact.url] }] });
     await assert.rejects(checkInitialHashKV({ ...base, peers: [{ id: 2n, urls: [same.url] }, { id: 3n, urls: [other.url] }] }),
       (err: unknown) => err instanceof CorruptionError && err.message === '1 found data inconsistency with peers');
@@ -50,7 +50,7 @@ test('an unreachable or lagging peer is no reason to refuse the start', async ()
   const lagging = await peer(async () => { throw Errors.futureRev(); });
   try {
     await checkInitialHashKV({
-      memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 500, log,
+      memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 500, log, tlsOptions: null,
       peers: [{ id: 2n, urls: ['http://127.0.0.1:9'] }, { id: 3n, urls: [lagging.url] }],
     });
   } finally { lagging.close(); }

@@ -77,9 +77,10 @@ async function stopAll(nodes: Node[]): Promise<void> {
 }
 
 test('peers: parsePeerUrl', () => {
-  assert.deepEqual(parsePeerUrl('http://127.0.0.1:2380'), { host: '127.0.0.1', port: 2380 });
-  assert.deepEqual(parsePeerUrl('http://[::1]:2380'), { host: '::1', port: 2380 });
-  assert.throws(() => parsePeerUrl('https://a:1'), TypeError);
+  assert.deepEqual(parsePeerUrl('http://127.0.0.1:2380'), { host: '127.0.0.1', port: 2380, secure: false });
+  assert.deepEqual(parsePeerUrl('http://[::1]:2380'), { host: '::1', port: 2380, secure: false });
+  assert.deepEqual(parsePeerUrl('https://a:1'), { host: 'a', port: 1, secure: true });
+  assert.throws(() => parsePeerUrl('unix://a:1'), TypeError);
   assert.throws(() => parsePeerUrl('nonsense'), TypeError);
 });
 
