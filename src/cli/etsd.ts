@@ -17,6 +17,7 @@ import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
+import { authHandlers } from '../server/auth-service.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   const isLearner = () => member.isLearnerSelf;
   const unary = gateUnary(new Map([
     ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member), ...hashHandlers(member),
+    ...authHandlers(member),
   ]), isLearner);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.

@@ -30,6 +30,12 @@ export interface Config {
   maxLearners: number;
   /** --auto-compaction-mode / --auto-compaction-retention, as etcd parses them; null when off (retention 0). */
   autoCompaction: AutoCompaction | null;
+  /** --auth-token: only etcd's 'simple' tokens (jwt is refused by name). */
+  authToken: 'simple';
+  /** --auth-token-ttl in ms (etcd's flag is whole seconds, default 300). */
+  authTokenTtlMs: number;
+  /** --bcrypt-cost as given; auth/bcrypt-cost.ts applies etcd's fallback. */
+  bcryptCost: number;
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -68,6 +74,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-max-learners': { kind: 'int', help: 'Sets the maximum number of learners that can be available in the cluster membership (default 1).' },
   'auto-compaction-mode': { kind: 'string', help: 'Interpret \'auto-compaction-retention\' one of: periodic|revision. \'periodic\' for duration based retention, defaulting to hours if no time unit is provided (e.g. \'5m\'). \'revision\' for revision number based retention.' },
   'auto-compaction-retention': { kind: 'string', help: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
+  'auth-token': { kind: 'string', help: 'Specify auth token specific options (only \'simple\' is supported).' },
+  'auth-token-ttl': { kind: 'int', help: 'The lifetime in seconds of the auth token (default 300).' },
+  'bcrypt-cost': { kind: 'int', help: 'Specify bcrypt algorithm cost factor for auth password hashing (default 10).' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -124,6 +133,11 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (maxRequestBytes < 1) throw new ConfigError('--max-request-bytes must be positive');
   if (maxRequestBytes > 256 * 1024 * 1024) throw new ConfigError('--max-request-bytes above 256 MiB is not supported');
 
+  const authToken = str('auth-token', 'simple');
+  if (authToken.split(',')[0] === 'jwt') throw new ConfigError('--auth-token jwt is not supported by etsd (only simple tokens)');
+  // etcd's NewTokenProvider refuses any other type with ErrInvalidAuthOpts.
+  if (authToken !== 'simple') throw new ConfigError('auth: invalid auth options');
+
   const config: Config = {
     name,
     dataDir,
@@ -147,6 +161,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     snapshotCatchupEntries: int('experimental-snapshot-catchup-entries', 5000),
     strictReconfigCheck: raw.get('strict-reconfig-check') !== 'false',
     maxLearners: int('experimental-max-learners', 1),
+    authToken,
+    authTokenTtlMs: int('auth-token-ttl', 300) * 1000,
+    bcryptCost: int('bcrypt-cost', 10),
     autoCompaction: parseAutoCompaction(str('auto-compaction-mode', 'periodic'), str('auto-compaction-retention', '0')),
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',

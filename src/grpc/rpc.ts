@@ -4,8 +4,21 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { EtcdError } from '../common/errors.js';
 
-/** What a long-running unary handler (lock, campaign) may watch: the client going away. */
-export interface CallContext { signal: AbortSignal }
+/**
+ * What a unary handler may read of its call: the client going away (lock,
+ * campaign), and who the caller is for auth.
+ */
+export interface CallContext {
+  signal: AbortSignal;
+  /** The `token` metadata (or the gateway's `authorization`), as etcd's AuthInfoFromCtx reads it. */
+  readonly token?: string;
+  /**
+   * The verified client certificate's Common Name, for etcd's cert-based auth
+   * (AuthInfoFromTLS, used when no token is given and --client-cert-auth is on).
+   * Set by the TLS layer; absent on plain connections.
+   */
+  readonly commonName?: string;
+}
 
 /** A unary handler gets the raw request bytes and returns raw response bytes; throw EtcdError for a status. */
 export type UnaryHandler = (request: Buffer, ctx?: CallContext) => Promise<Buffer> | Buffer;
@@ -15,6 +28,8 @@ export interface ServerStream {
   write(msg: Buffer): boolean;
   onEnd(cb: () => void): void;
   end(err?: EtcdError): void;
+  /** The call's `token` (or `authorization`) metadata, for auth. */
+  readonly token?: string;
 }
 export type ServerStreamHandler = (request: Buffer, out: ServerStream) => void;
 

@@ -9,6 +9,8 @@ export interface BidiStream {
   write(msg: Buffer): boolean;
   onDrain(cb: () => void): void;
   end(err?: EtcdError): void;
+  /** The call's `token` (or `authorization`) metadata, for auth; absent without one. */
+  readonly token?: string;
 }
 
 export type StreamHandler = (stream: BidiStream) => void;
