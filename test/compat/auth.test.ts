@@ -8,7 +8,8 @@ import {
   checkPrerequisites, runEtcdctl, startServer, stopServer, targetKind, waitReady, type ServerHandle,
 } from './harness.js';
 
-interface Step { args: string[]; stdin?: string }
+/** `capture`: a lease id in the output, named $LEASE in later steps' args and outputs (ids differ between servers). */
+interface Step { args: string[]; stdin?: string; capture?: RegExp }
 
 const ROOT = '--user=root:pw';
 const ALICE = '--user=alice:apw';
@@ -92,6 +93,17 @@ const SCRIPT: Step[] = [
   run(ALICE, 'member', 'add', 'x', '--peer-urls=http://127.0.0.1:1'),
   run(ALICE, 'endpoint', 'hashkv'),
   run('--user=alice:apw', '--password=apw', 'get', 'foo'),
+  // Watch, Lock and Election as the caller; a lease revoke needs write on every attached key.
+  run(ALICE, 'watch', 'zzz'),
+  run(ALICE, 'lock', 'dir/l', 'echo', 'locked'),
+  run(ALICE, 'lock', 'zzz', 'echo', 'locked'),
+  run(ALICE, 'elect', 'zzz', 'v1'),
+  { args: [ROOT, 'lease', 'grant', '100'], capture: /lease ([0-9a-f]+) granted/ },
+  run(ROOT, 'put', 'sec', 'v', '--lease=$LEASE'),
+  run(ALICE, 'lease', 'revoke', '$LEASE'),
+  run(ALICE, 'lease', 'timetolive', '$LEASE', '--keys'),
+  run(ALICE, 'put', 'dir/x', 'v', '--lease=$LEASE'),
+  run(ROOT, 'lease', 'revoke', '$LEASE'),
   run('--user=alice', '--password=apw', 'get', 'foo'),
 
   // Management rules with auth on.
@@ -132,10 +144,18 @@ const SCRIPT: Step[] = [
 /** What is compared for one step: the exit code, stdout, and the "Error:" lines of stderr. */
 async function runScript(h: ServerHandle): Promise<string[]> {
   const out: string[] = [];
+  let lease = '';
   for (const s of SCRIPT) {
-    const r = await runEtcdctl(h, ['--dial-timeout=3s', '--command-timeout=10s', ...s.args], Buffer.from(s.stdin ?? ''));
+    const args = s.args.map((a) => a.replace('$LEASE', lease));
+    const r = await runEtcdctl(h, ['--dial-timeout=3s', '--command-timeout=10s', ...args], Buffer.from(s.stdin ?? ''));
+    const stdout = r.stdout.toString('utf8');
+    if (s.capture) {
+      lease = s.capture.exec(stdout)?.[1] ?? '';
+      assert.notEqual(lease, '', `${h.label}: no lease id in ${JSON.stringify(stdout)}`);
+    }
     const errLines = r.stderr.toString('utf8').split('\n').filter((l) => l.startsWith('Error:')).join('\n');
-    out.push(`$ etcdctl ${s.args.join(' ')}\n[exit ${r.code}]\n${r.stdout.toString('utf8')}${errLines}`);
+    const text = `$ etcdctl ${s.args.join(' ')}\n[exit ${r.code}]\n${stdout}${errLines}`;
+    out.push(lease === '' ? text : text.replaceAll(lease, '$LEASE').replace(/remaining\(\d+s\)/, 'remaining(Ns)'));
   }
   return out;
 }
