@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
+import { RawClient, authenticateRequest, tokenOf } from './auth-client.js';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { b, putReq, rangeReq } from './kv-client.js';
 import * as codec from '../../src/proto/kv-codec.js';
-import { ProtoReader, ProtoWriter, WIRE_LDELIM } from '../../src/proto/wire.js';
 
 const ETCDCTL = '/usr/bin/etcdctl';
 const READY_MS = 60_000;
@@ -51,40 +51,6 @@ async function waitReadyAsRoot(p: EtsdProcess): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`etsd not ready as root: ${last?.err}\n${p.logTail()}`);
-}
-
-/** Raw unary calls with an optional token, to see the token and the statuses themselves. */
-class RawClient {
-  private readonly c: grpc.Client;
-  constructor(endpoint: string) { this.c = new grpc.Client(endpoint, grpc.credentials.createInsecure()); }
-  close(): void { this.c.close(); }
-  call(path: string, req: Buffer, token?: string): Promise<Buffer> {
-    const md = new grpc.Metadata();
-    if (token !== undefined) md.set('token', token);
-    return new Promise((resolve, reject) => {
-      this.c.makeUnaryRequest<Buffer, Buffer>(path, (x) => x, (x) => x, req, md, { deadline: Date.now() + 10_000 },
-        (err, res) => (err ? reject(err) : resolve(res ?? Buffer.alloc(0))));
-    });
-  }
-}
-
-function authenticateRequest(name: string, password: string): Buffer {
-  const w = new ProtoWriter(64);
-  w.writeTag(1, WIRE_LDELIM); w.writeString(name);
-  w.writeTag(2, WIRE_LDELIM); w.writeString(password);
-  return w.finish();
-}
-
-/** AuthenticateResponse.token (field 2). */
-function tokenOf(res: Buffer): string {
-  const r = new ProtoReader(res);
-  let token = '';
-  while (r.pos < r.end) {
-    const t = r.readTag();
-    if (t >>> 3 === 2) token = r.readString();
-    else r.skipField(t & 7);
-  }
-  return token;
 }
 
 async function rejects(p: Promise<unknown>, code: grpc.status, details: string): Promise<void> {
