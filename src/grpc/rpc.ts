@@ -30,6 +30,8 @@ export interface ServerStream {
   end(err?: EtcdError): void;
   /** The call's `token` (or `authorization`) metadata, for auth. */
   readonly token?: string;
+  /** The verified client certificate's CN (set by the TLS layer, as CallContext.commonName). */
+  readonly commonName?: string;
 }
 export type ServerStreamHandler = (request: Buffer, out: ServerStream) => void;
 

@@ -11,6 +11,8 @@ export interface BidiStream {
   end(err?: EtcdError): void;
   /** The call's `token` (or `authorization`) metadata, for auth; absent without one. */
   readonly token?: string;
+  /** The verified client certificate's CN, for cert-based auth (set by the TLS layer, as CallContext.commonName). */
+  readonly commonName?: string;
 }
 
 export type StreamHandler = (stream: BidiStream) => void;
