@@ -82,6 +82,8 @@ test('auth: tokens, checks, and users and roles kept across SIGTERM and kill -9 
   await ok(ep, ['user', 'grant-role', 'alice', 'reader']);
   await ok(ep, ['put', 'app/x', '1']);
   await ok(ep, ['auth', 'enable'], 'Authentication Enabled\n');
+  // Six changes after the store's first revision (1); enabling bumps nothing (etcd's rule).
+  assert.match(await fetch(`http://${ep}/metrics`).then((r) => r.text()), /^etcd_debugging_auth_revision 7$/m);
 
   // The token: etcd's simple token, valid right away, checked on every request.
   const token = tokenOf(await raw.call('/etcdserverpb.Auth/Authenticate', authenticateRequest('alice', 'apw')));
