@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { RawClient, authenticateRequest, tokenOf } from './auth-client.js';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
@@ -39,6 +39,27 @@ async function refused(endpoint: string, args: string[], error: string): Promise
   const r = await etcdctl(endpoint, args);
   assert.notEqual(r.code, 0, `etcdctl ${args.join(' ')} succeeded`);
   assert.equal(r.err, `Error: ${error}`, `etcdctl ${args.join(' ')}`);
+}
+
+/** The first `n` lines an etcdctl watch prints; the watch is then stopped by its PID. */
+function firstWatchLines(endpoint: string, args: string[], n: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ETCDCTL, [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`watch printed ${JSON.stringify(out)} ${err}`)); }, 20_000);
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split('\n');
+      if (lines.length > n) {
+        clearTimeout(timer);
+        child.kill('SIGTERM');
+        resolve(lines.slice(0, n).join('\n') + '\n');
+      }
+    });
+    child.on('exit', () => { clearTimeout(timer); if (out.split('\n').length <= n) reject(new Error(`watch ended: ${JSON.stringify(out)} ${err}`)); });
+  });
 }
 
 /** Readiness with auth on: root's read answers. */
@@ -102,6 +123,9 @@ test('auth: tokens, checks, and users and roles kept across SIGTERM and kill -9 
     grpc.status.INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password');
   await rejects(raw.call('/etcdserverpb.Auth/UserList', Buffer.alloc(0), token),
     grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
+
+  // A watch created with alice's token (stream metadata) on a key she may read replays its history.
+  assert.equal(await firstWatchLines(ep, ['--user=alice:apw', 'watch', 'app/x', '--rev=1'], 3), 'PUT\napp/x\n1\n');
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     await ok(ep, ['--user=root:pw', 'role', 'add', `after-${signal}`]);
