@@ -124,6 +124,17 @@ test('auth: tokens, checks, and users and roles kept across SIGTERM and kill -9 
   await rejects(raw.call('/etcdserverpb.Auth/UserList', Buffer.alloc(0), token),
     grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
 
+  // Lease expiry revokes as root (etcd's WithRoot): the key goes even though the expiry has no user.
+  const granted = await etcdctl(ep, ['--user=root:pw', 'lease', 'grant', '2']);
+  const leaseId = /lease ([0-9a-f]+) granted/.exec(granted.out)?.[1];
+  assert.ok(leaseId, granted.out + granted.err);
+  await ok(ep, ['--user=root:pw', 'put', 'app/tmp', 'v', `--lease=${leaseId}`]);
+  const expiryDeadline = Date.now() + 30_000;
+  while ((await etcdctl(ep, ['--user=root:pw', 'get', 'app/tmp', '--keys-only'])).out !== '') {
+    assert.ok(Date.now() < expiryDeadline, `the lease never expired:\n${proc.logTail(20)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
   // A watch created with alice's token (stream metadata) on a key she may read replays its history.
   assert.equal(await firstWatchLines(ep, ['--user=alice:apw', 'watch', 'app/x', '--rev=1'], 3), 'PUT\napp/x\n1\n');
 
