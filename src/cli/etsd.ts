@@ -29,6 +29,7 @@ function metricsOnly(handler: http.RequestListener): http.RequestListener {
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
   };
 }
+import { authHandlers } from '../server/auth-service.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
   const isLearner = () => member.isLearnerSelf;
   const unary = gateUnary(new Map([
     ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member), ...hashHandlers(member),
+    ...authHandlers(member),
   ]), isLearner);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.

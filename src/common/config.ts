@@ -44,6 +44,12 @@ export interface Config {
   quotaBackendBytes: number;
   /** Client and peer TLS (src/common/tls-flags.ts). */
   tls: TlsSettings;
+  /** --auth-token: only etcd's 'simple' tokens (jwt is refused by name). */
+  authToken: 'simple';
+  /** --auth-token-ttl in ms (etcd's flag is whole seconds, default 300). */
+  authTokenTtlMs: number;
+  /** --bcrypt-cost as given; auth/bcrypt-cost.ts applies etcd's fallback. */
+  bcryptCost: number;
 }
 
 /** periodic: keep `retentionMs` of history; revision: keep the last `revisions` revisions. */
@@ -91,6 +97,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
   ...TLS_FLAGS,
+  'auth-token': { kind: 'string', help: 'Specify auth token specific options (only \'simple\' is supported).' },
+  'auth-token-ttl': { kind: 'int', help: 'The lifetime in seconds of the auth token (default 300).' },
+  'bcrypt-cost': { kind: 'int', help: 'Specify bcrypt algorithm cost factor for auth password hashing (default 10).' },
   'help': { kind: 'bool', help: 'Show this help.' },
   'version': { kind: 'bool', help: 'Print the version and exit.' },
 };
@@ -198,6 +207,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (err instanceof TlsConfigError) throw new ConfigError(err.message);
     throw err;
   }
+  const authToken = str('auth-token', 'simple');
+  if (authToken.split(',')[0] === 'jwt') throw new ConfigError('--auth-token jwt is not supported by etsd (only simple tokens)');
+  // etcd's NewTokenProvider refuses any other type with ErrInvalidAuthOpts.
+  if (authToken !== 'simple') throw new ConfigError('auth: invalid auth options');
 
   const config: Config = {
     name,
@@ -222,6 +235,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     snapshotCatchupEntries: int('experimental-snapshot-catchup-entries', 5000),
     strictReconfigCheck: bool('strict-reconfig-check', true),
     maxLearners: int('experimental-max-learners', 1),
+    authToken,
+    authTokenTtlMs: int('auth-token-ttl', 300) * 1000,
+    bcryptCost: int('bcrypt-cost', 10),
     autoCompaction: parseAutoCompaction(str('auto-compaction-mode', 'periodic'), str('auto-compaction-retention', '0')),
     watchProgressNotifyIntervalMs: parseDuration(
       raw.get('watch-progress-notify-interval') ?? raw.get('experimental-watch-progress-notify-interval') ?? '10m',

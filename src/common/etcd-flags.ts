@@ -62,10 +62,6 @@ export const ETCD_FLAGS: Record<string, EtcdFlag> = {
   'host-whitelist': { kind: 'list', meaning: 'Host header check', refuse: (v) => (v === '' || v === '*' ? null : 'Host header allow-lists are not supported') },
   'metrics': { kind: 'string', meaning: 'basic or extensive: etsd serves the same set for both (etcd metric names plus per-stage histograms)', refuse: oneOf(['basic', 'extensive'], 'valid values are "basic" and "extensive"') },
   'enable-pprof': { kind: 'bool', meaning: 'Go pprof', refuse: onlyOff('there is no pprof in Node; profile with node --cpu-prof') },
-  // auth (until it lands, refusing is the only honest answer)
-  'auth-token': { kind: 'string', meaning: 'auth', refuse: (v) => (v === '' || v === 'simple' ? null : 'only simple tokens are planned; auth is not implemented yet') },
-  'auth-token-ttl': { kind: 'int', meaning: 'auth (not implemented yet; the Auth service answers Unimplemented): no effect' },
-  'bcrypt-cost': { kind: 'int', meaning: 'auth (not implemented yet; the Auth service answers Unimplemented): no effect' },
 };
 
 /** etcd 3.4 flags it registers only to ignore them (v0.4 leftovers): etcd accepts and drops them; so does etsd. */

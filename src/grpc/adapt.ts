@@ -13,8 +13,16 @@ function onEndOnce(call: ServerCall, cb: () => void, halfClose: boolean): void {
   call.onCancel(once);
 }
 
+/** etcd's AuthInfoFromCtx reads `token`, then the gateway's `authorization`. */
+export function tokenOf(call: ServerCall): string | undefined {
+  const t = call.metadata['token'] ?? call.metadata['authorization'];
+  return Array.isArray(t) ? t[0] : t;
+}
+
 export function bidiFromCall(call: ServerCall): BidiStream {
   return {
+    token: tokenOf(call),
+    get peerCommonName() { return call.peerCommonName; },
     onMessage: (cb) => call.onMessage(cb),
     onEnd: (cb) => onEndOnce(call, cb, true),
     write: (msg) => call.write(msg),
@@ -30,6 +38,8 @@ export function serverStreamFromCall(call: ServerCall, handler: ServerStreamHand
     if (started) return;
     started = true;
     const out: ServerStream = {
+      token: tokenOf(call),
+      get peerCommonName() { return call.peerCommonName; },
       write: (m) => call.write(m),
       onEnd: (cb) => onEndOnce(call, cb, false),
       end: (err) => call.end(err),

@@ -8,10 +8,12 @@ import type { EtcdError } from '../common/errors.js';
 export interface CallContext {
   /** The client going away (long-running handlers: lock, campaign). */
   signal: AbortSignal;
+  /** The `token` metadata (or the gateway's `authorization`), as etcd's AuthInfoFromCtx reads it. */
+  readonly token?: string;
   /**
    * CN of the client's verified TLS certificate (src/tls/peer-identity.ts),
    * looked up on first read; null on plaintext or without a client certificate.
-   * etcd takes it as the user when auth is on and the call has no token.
+   * etcd takes it as the user when auth is on and the call has no token (AuthInfoFromTLS).
    */
   readonly peerCommonName: string | null;
 }
@@ -24,6 +26,10 @@ export interface ServerStream {
   write(msg: Buffer): boolean;
   onEnd(cb: () => void): void;
   end(err?: EtcdError): void;
+  /** The call's `token` (or `authorization`) metadata, for auth. */
+  readonly token?: string;
+  /** CN of the client's verified TLS certificate, as CallContext.peerCommonName. */
+  readonly peerCommonName?: string | null;
 }
 export type ServerStreamHandler = (request: Buffer, out: ServerStream) => void;
 

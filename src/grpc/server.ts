@@ -70,6 +70,8 @@ class GrpcStream extends H2Stream implements MessageSink {
   call: StreamCall | null = null;
   reader: MessageReader | null = null;
   encoding: string | undefined = undefined;
+  /** The `token` (or `authorization`) metadata, for auth. */
+  token: string | undefined = undefined;
   /** Unary: the handler has been called (or the call failed before that). */
   dispatched = false;
   /** Unary: the response (or error) has been written, or the call was abandoned. */
@@ -140,6 +142,8 @@ class Core implements StreamHost {
       else if (n === 'content-type') ct = values[i]!;
       else if (n === 'grpc-timeout') timeout = values[i]!;
       else if (n === 'grpc-encoding') st.encoding = values[i]!;
+      else if (n === 'token') st.token = values[i]!;
+      else if (n === 'authorization' && st.token === undefined) st.token = values[i]!;
     }
     const conn = st.conn;
     if (!isGrpcContentType(ct)) {
@@ -242,6 +246,7 @@ class Core implements StreamHost {
     // Cancellation tracking costs an AbortController: made only when a handler
     // (lock, campaign) looks at the signal; already aborted if the call ended first.
     const ctx: CallContext = {
+      token: st.token,
       get signal(): AbortSignal {
         if (st.ac === null) {
           st.ac = new AbortController();

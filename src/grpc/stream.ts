@@ -9,6 +9,10 @@ export interface BidiStream {
   write(msg: Buffer): boolean;
   onDrain(cb: () => void): void;
   end(err?: EtcdError): void;
+  /** The call's `token` (or `authorization`) metadata, for auth; absent without one. */
+  readonly token?: string;
+  /** CN of the client's verified TLS certificate, for cert-based auth (as CallContext.peerCommonName). */
+  readonly peerCommonName?: string | null;
 }
 
 export type StreamHandler = (stream: BidiStream) => void;

@@ -22,7 +22,9 @@ import { peerSocketFactory } from '../tls/peer-sockets.js';
 import { TlsSide } from '../tls/side.js';
 import { OneOffPool } from '../workers/pool.js';
 import { entryRecord } from '../workers/protocol/apply-ring.js';
-import { EntryKind } from '../workers/protocol/entry.js';
+import { EntryKind, type EntryAuth } from '../workers/protocol/entry.js';
+import { AuthGate } from '../auth/gate.js';
+import { bcryptCost } from '../auth/bcrypt-cost.js';
 import { encodeCompactionRequest } from '../proto/kv-codec.js';
 import type { ShardOp } from '../workers/protocol/shard-ring.js';
 import { Shared, sharedState } from '../workers/protocol/shared-state.js';
@@ -89,6 +91,8 @@ export class Member {
   private peerHttp: http.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private autoCompactor: AutoCompactor | null = null;
+  private authGate!: AuthGate;
+  private bcryptCostUsed = 10;
   private dbDir = '';
   private stopping = false;
 
@@ -127,6 +131,8 @@ export class Member {
   get isLearnerSelf(): boolean { return this.keeper.learner; }
   /** Resolves once this member's attributes are published through raft: etcd serves clients from then on. */
   get published(): Promise<void> { return this.keeper.published; }
+  /** The auth store as applied here, the simple tokens, and the checks made where requests enter. */
+  get auth(): AuthGate { return this.authGate; }
   get fsyncHistogram() { return this.workers.fsyncHistogram; }
   get commitHistogram() { return this.workers.commitHistogram; }
   /** True when this member knows a leader (itself or another). */
@@ -136,10 +142,11 @@ export class Member {
   dbSizeBytes(): number { return dirBytes(this.dbDir); }
 
   // ---- what the services ask ----
-  propose(kind: EntryKind, request: Buffer, tReceived?: number): Promise<Buffer> {
+  /** `auth`: the user the request was made as (etcd's RequestHeader username and auth revision), checked when applied. */
+  propose(kind: EntryKind, request: Buffer, tReceived?: number, auth?: EntryAuth): Promise<Buffer> {
     const refused = this.quota.check(kind, request);
     if (refused) return Promise.reject(refused);
-    const p = this.writes.propose(kind, request, tReceived);
+    const p = this.writes.propose(kind, request, tReceived, auth);
     if (!this.quota.enabled) return p;
     return p.catch((err: unknown) => {
       if (isNoSpace(err)) this.quota.raise();
@@ -150,7 +157,12 @@ export class Member {
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }
   /** Alarms raised in the cluster (types only), for /health. */
   alarms(): AlarmType[] { return this.quota.alarms(); }
+  /** A password's bcrypt hash, made in the pool with --bcrypt-cost before the request is proposed. */
+  bcryptHash(password: string): Promise<string> { return this.pool.run({ kind: 'bcryptHash', password, cost: this.bcryptCostUsed }); }
+  bcryptCompare(password: string, hash: string): Promise<boolean> { return this.pool.run({ kind: 'bcryptCompare', password, hash }); }
   range(request: Buffer, serializable: boolean, tReceived?: number): Promise<Buffer> { return this.reads.range(request, serializable, tReceived); }
+  /** Resolves once everything committed so far is applied here (etcd's linearizableReadNotify). */
+  linearizableBarrier(): Promise<void> { return this.reads.linearizableBarrier(); }
   shardCall(op: ShardOp, payload: Uint8Array, rpc: string): Promise<Buffer> { return this.reads.shardCall(op, payload, rpc); }
   leaseKeys(id: bigint): Promise<Buffer[]> { return this.reads.leaseKeys(id); }
   memberOp(op: MemberOp): Promise<MemberRecord> { return this.reconfig.memberOp(op); }
@@ -171,6 +183,11 @@ export class Member {
     // Snapshot files left by a crash: the apply worker has finished any install it had begun.
     rmSync(join(this.memberDir, 'snap'), { recursive: true, force: true });
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
+    this.authGate = new AuthGate(applied.auth, applied.appliedIndex, { ttlMs: cfg.authTokenTtlMs });
+    this.authGate.start();
+    const cost = bcryptCost(cfg.bcryptCost);
+    if (cost.defaulted) log.warn({ 'min-cost': 4, 'max-cost': 31, 'default-cost': cost.cost, 'given-cost': cfg.bcryptCost }, 'use default bcrypt cost instead of the invalid given cost');
+    this.bcryptCostUsed = cost.cost;
     const membership = applied.members !== null ? Membership.fromBytes(applied.members) : new Membership(this.ids.members);
     if (!membership.has(memberId)) {
       throw new Error(membership.isRemoved(memberId)
@@ -298,6 +315,7 @@ export class Member {
         this.lessor.replaceAll(r.leases);
         if (members) this.keeper.replace(members);
         this.reads.advanceApplied(r.appliedIndex);
+        this.authGate.advanceApplied(r.appliedIndex);
       },
       done: () => this.raftLoop.snapshotDone(),
     }, (bytes) => Membership.fromBytes(bytes));
@@ -330,6 +348,7 @@ export class Member {
       this.raft.appliedTo(index);
       this.snapshots.maybeCompactLog();
       this.reads.advanceApplied(index);
+      this.authGate.advanceApplied(index);
       if (synced) this.workers.walOut.send([walRecordHeader(WAL_RELEASE, index, 0)]);
     },
     answer: (reqId, body, last) => {
@@ -341,6 +360,7 @@ export class Member {
     progress: (streamId, token, rev) => this.watches.onProgress(streamId, token, rev),
     lease: (granted, id, ttl) => { if (granted) this.lessor.granted(id, ttl); else this.lessor.revoked(id); },
     snapshotInstalled: (r) => this.snapshots.onInstalled(r),
+    auth: (n) => this.authGate.onNotice(n.state, n.effect),
   };
 
   async stop(): Promise<void> {
@@ -355,6 +375,7 @@ export class Member {
     this.peerHttp?.close();
     this.reconfig?.stop();
     this.requests.stop();
+    this.authGate?.stop();
     await this.workers.stop();
     await this.pool.close();
   }

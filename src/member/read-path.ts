@@ -17,6 +17,8 @@ export interface RoleView {
   readonly learner: boolean;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 interface WaitingRead { index: number; send: () => void }
 
 export class ReadPath {
@@ -74,20 +76,38 @@ export class ReadPath {
         this.nextShardOutbox().send([shardRequestHeader(ShardOp.Range, reqId), request]);
       };
       if (serializable) return send();
-      // The learner gate lets Range through; only serializable ones may be served here.
-      if (this.role.learner) return this.requests.fail(reqId, Errors.notSupportedForLearner());
-      if (this.role.soleVoter) {
-        const readIndex = this.raft.readIndex();
-        if (readIndex <= this.appliedIndex) send();
-        else this.waiting.push({ index: readIndex, send });
-        return;
-      }
-      if (this.raft.lead === 0n) return this.requests.fail(reqId, Errors.noLeader());
-      // ReadIndex: the leader confirms it still leads, then the read waits for that index here.
-      this.readCtxs.set(reqId, send);
-      this.raft.readIndex(reqId);
-      this.scheduleRaft();
+      this.afterReadIndex(reqId, send);
     });
+  }
+
+  /**
+   * etcd's linearizableReadNotify: resolves once this member has applied
+   * everything committed when it was called (Authenticate reads the auth
+   * store after it, so a user added a moment ago is found).
+   */
+  linearizableBarrier(): Promise<void> {
+    const reqId = this.requests.admit();
+    return new Promise<void>((resolve, reject) => {
+      this.requests.add(reqId, newClock('ReadIndex', performance.now()), () => resolve(), reject);
+      this.afterReadIndex(reqId, () => this.requests.settle(reqId, { ok: true, body: EMPTY }));
+    });
+  }
+
+  /** Runs `send` once the read index is applied here (ReadIndex through the leader unless we are the only voter). */
+  private afterReadIndex(reqId: number, send: () => void): void {
+    // The learner gate lets Range through; only serializable ones may be served here.
+    if (this.role.learner) return this.requests.fail(reqId, Errors.notSupportedForLearner());
+    if (this.role.soleVoter) {
+      const readIndex = this.raft.readIndex();
+      if (readIndex <= this.appliedIndex) send();
+      else this.waiting.push({ index: readIndex, send });
+      return;
+    }
+    if (this.raft.lead === 0n) return this.requests.fail(reqId, Errors.noLeader());
+    // ReadIndex: the leader confirms it still leads, then the read waits for that index here.
+    this.readCtxs.set(reqId, send);
+    this.raft.readIndex(reqId);
+    this.scheduleRaft();
   }
 
   /** A one-off request to a shard: resolves with the shard's Ok body (or rejects with its error). Shards take turns. */

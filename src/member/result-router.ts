@@ -4,7 +4,7 @@
 
 import { EtcdError, type GrpcCode } from '../common/errors.js';
 import type { Ring } from '../workers/ring/ring.js';
-import { ResultType, decodeResult, decodeSnapshotInstalled, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
+import { ResultType, decodeResult, decodeSnapshotInstalled, type AuthNotice, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
 
 export interface ResultHandlers {
   applied(index: number, synced: boolean): void;
@@ -15,6 +15,8 @@ export interface ResultHandlers {
   progress(streamId: number, token: number, rev: number): void;
   lease(granted: boolean, id: bigint, ttl: number): void;
   snapshotInstalled(r: SnapshotInstalled): void;
+  /** The auth state changed (or a token was minted); comes before the Applied record of its entry. */
+  auth(n: AuthNotice): void;
 }
 
 /** `installPieces`: the pieces of a snapshot-install answer so far, per ring (one install runs at a time). */
@@ -29,6 +31,7 @@ export function routeResult(view: Uint8Array, h: ResultHandlers, installPieces: 
     case ResultType.WatchPart: return h.watchData(r.streamId, r.watchId, r.body, false);
     case ResultType.Progress: return h.progress(r.streamId, r.token, r.rev);
     case ResultType.Lease: return h.lease(r.granted, r.id, r.ttl);
+    case ResultType.Auth: return h.auth(r.notice);
     case ResultType.SnapshotInstalledPart:
       installPieces.push(r.piece);
       return;

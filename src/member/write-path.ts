@@ -6,13 +6,14 @@
 import { Errors } from '../common/errors.js';
 import type { RaftNode } from '../raft/node.js';
 import { NotLeaderError, ProposalDroppedError } from '../raft/types.js';
-import { EntryKind, encodeEntryData } from '../workers/protocol/entry.js';
+import { EntryKind, encodeEntryData, type EntryAuth } from '../workers/protocol/entry.js';
 import type { RequestTable } from './requests.js';
 import { newClock, type StageTracker } from './stage-tracker.js';
 
 const RPC_OF_KIND: Record<EntryKind, string> = {
   [EntryKind.Noop]: 'Noop', [EntryKind.Put]: 'Put', [EntryKind.DeleteRange]: 'DeleteRange', [EntryKind.Txn]: 'Txn',
-  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members', [EntryKind.MemberAttrs]: 'MemberAttrs', [EntryKind.Alarm]: 'Alarm',
+  [EntryKind.Compaction]: 'Compact', [EntryKind.LeaseGrant]: 'LeaseGrant', [EntryKind.LeaseRevoke]: 'LeaseRevoke', [EntryKind.Members]: 'Members', [EntryKind.MemberAttrs]: 'MemberAttrs',
+  [EntryKind.Auth]: 'Auth', [EntryKind.Authed]: 'Authed', [EntryKind.Alarm]: 'Alarm',
 };
 
 /** Proposes entry data: its index on the leader, null when forwarded (RaftLoop.propose). */
@@ -26,10 +27,10 @@ export class WritePath {
     private readonly proposeData: Propose,
   ) {}
 
-  /** Proposes a write; resolves with the encoded response once applied here. */
-  propose(kind: EntryKind, request: Buffer, tReceived = performance.now()): Promise<Buffer> {
+  /** Proposes a write; resolves with the encoded response once applied here. `auth`: who made it, when a token came with it. */
+  propose(kind: EntryKind, request: Buffer, tReceived = performance.now(), auth?: EntryAuth): Promise<Buffer> {
     const reqId = this.requests.admit();
-    const data = encodeEntryData(kind, reqId, request);
+    const data = encodeEntryData(kind, reqId, request, auth);
     return new Promise<Buffer>((resolve, reject) => {
       const clock = newClock(RPC_OF_KIND[kind], tReceived, performance.now());
       this.requests.add(reqId, clock, resolve, reject);

@@ -4,6 +4,7 @@ import { Errors } from '../common/errors.js';
 import type { UnaryHandler } from '../grpc/rpc.js';
 import { ETCD_API_VERSION } from '../common/version.js';
 import type { Member, MemberOp } from '../member/member.js';
+import { asAdmin, type Caller } from './auth-check.js';
 import type { MemberRecord } from '../member/membership.js';
 
 /** The fields of a Member* request (ID, peerURLs, isLearner), by their numbers in each message. */
@@ -54,24 +55,25 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     for (const m of all()) { w.writeTag(membersField, WIRE_LDELIM); w.writeBytes(encodeMember(m)); }
     return w.finish();
   };
-  const change = (op: MemberOp) => member.memberOp(op);
+  // etcd's checkMembershipOperationPermission: member changes are admin-only while auth is on.
+  const change = (op: MemberOp, caller: Caller | undefined) => asAdmin(member, caller, () => member.memberOp(op));
 
-  h.set('/etcdserverpb.Cluster/MemberAdd', async (req) => {
+  h.set('/etcdserverpb.Cluster/MemberAdd', async (req, ctx) => {
     const r = readMemberRequest(req, 0, 1, 2);
-    const added = await change({ kind: 'add', peerUrls: r.peerUrls, isLearner: r.isLearner });
+    const added = await change({ kind: 'add', peerUrls: r.peerUrls, isLearner: r.isLearner }, ctx);
     return membersResponse(3, added);
   });
-  h.set('/etcdserverpb.Cluster/MemberRemove', async (req) => {
-    await change({ kind: 'remove', id: readVarintField(req, 1) });
+  h.set('/etcdserverpb.Cluster/MemberRemove', async (req, ctx) => {
+    await change({ kind: 'remove', id: readVarintField(req, 1) }, ctx);
     return membersResponse(2);
   });
-  h.set('/etcdserverpb.Cluster/MemberUpdate', async (req) => {
+  h.set('/etcdserverpb.Cluster/MemberUpdate', async (req, ctx) => {
     const r = readMemberRequest(req, 1, 2, 0);
-    await change({ kind: 'update', id: r.id, peerUrls: r.peerUrls });
+    await change({ kind: 'update', id: r.id, peerUrls: r.peerUrls }, ctx);
     return membersResponse(2);
   });
-  h.set('/etcdserverpb.Cluster/MemberPromote', async (req) => {
-    await change({ kind: 'promote', id: readVarintField(req, 1) });
+  h.set('/etcdserverpb.Cluster/MemberPromote', async (req, ctx) => {
+    await change({ kind: 'promote', id: readVarintField(req, 1) }, ctx);
     return membersResponse(2);
   });
 

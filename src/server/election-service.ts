@@ -16,20 +16,21 @@ const missingLeader = Errors.electionMissingLeader;
 
 /** v3electionpb.Election as etcd serves it: clientv3's concurrency Election run against the server itself. */
 export function electionHandlers(member: Member): { unary: Map<string, UnaryHandler>; serverStreams: Map<string, ServerStreamHandler> } {
-  const c = new InternalClient(member);
   const full = (hdr: ResponseHeader): ResponseHeader => ({ ...hdr, clusterId: member.clusterId, memberId: member.memberId, raftTerm: member.raftTerm });
   const unary = new Map<string, UnaryHandler>();
 
-  const proclaim = async (l: LeaderKey, value: Buffer) => {
+  // Each call runs as its caller (etcd's election server uses a client with the caller's context).
+  const proclaim = async (c: InternalClient, l: LeaderKey, value: Buffer) => {
     const resp = await c.txn([compareCreate(l.key, l.rev)], [opPut(l.key, value, l.lease)], []);
     if (!resp.succeeded) throw notLeader();
     return resp.header;
   };
-  const resign = async (l: LeaderKey) => c.txn([compareCreate(l.key, l.rev)], [opDelete(l.key)], []);
+  const resign = async (c: InternalClient, l: LeaderKey) => c.txn([compareCreate(l.key, l.rev)], [opDelete(l.key)], []);
 
   unary.set('/v3electionpb.Election/Campaign', async (req: Buffer, ctx?: CallContext) => {
     const r = decodeCampaignRequest(req);
-    const lease = r.lease !== 0n ? r.lease : await grantSessionLease(member);
+    const c = new InternalClient(member, ctx);
+    const lease = r.lease !== 0n ? r.lease : await grantSessionLease(member, ctx);
     const pfx = Buffer.concat([r.name, Buffer.from('/')]);
     const key = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
     const resp = await c.txn([compareCreate(key, 0)], [opPut(key, r.value, lease)], [opGet(rangeRequest(key))]);
@@ -39,13 +40,13 @@ export function electionHandlers(member: Member): { unary: Map<string, UnaryHand
       const kv = first.range.kvs[0]!;
       leader.rev = kv.createRevision;
       if (!kv.value.equals(r.value)) {
-        try { await proclaim(leader, r.value); } catch (err) { await resign(leader); throw err; }
+        try { await proclaim(c, leader, r.value); } catch (err) { await resign(c, leader); throw err; }
       }
     }
     try {
       await c.waitDeletes(pfx, leader.rev - 1, ctx?.signal ?? new AbortController().signal);
     } catch (err) {
-      await resign(leader).catch((resignErr: unknown) => {
+      await resign(c, leader).catch((resignErr: unknown) => {
         // The candidacy stays until its lease expires.
         member.log.warn({ err: resignErr }, 'could not withdraw an abandoned candidacy');
       });
@@ -54,29 +55,30 @@ export function electionHandlers(member: Member): { unary: Map<string, UnaryHand
     return encodeCampaignResponse(full(resp.header), leader);
   });
 
-  unary.set('/v3electionpb.Election/Proclaim', async (req: Buffer) => {
+  unary.set('/v3electionpb.Election/Proclaim', async (req: Buffer, ctx?: CallContext) => {
     const r = decodeProclaimRequest(req);
     if (!r.leader) throw missingLeader();
-    return encodeHeaderResponse(full(await proclaim(r.leader, r.value)));
+    return encodeHeaderResponse(full(await proclaim(new InternalClient(member, ctx), r.leader, r.value)));
   });
 
-  unary.set('/v3electionpb.Election/Leader', async (req: Buffer) => {
+  unary.set('/v3electionpb.Election/Leader', async (req: Buffer, ctx?: CallContext) => {
     const { name } = decodeLeaderRequest(req);
-    const resp = await c.firstCreate(Buffer.concat([name, Buffer.from('/')]));
+    const resp = await new InternalClient(member, ctx).firstCreate(Buffer.concat([name, Buffer.from('/')]));
     if (resp.kvs.length === 0) throw noLeader();
     return encodeLeaderResponse(full(resp.header), resp.kvs[0]!);
   });
 
-  unary.set('/v3electionpb.Election/Resign', async (req: Buffer) => {
+  unary.set('/v3electionpb.Election/Resign', async (req: Buffer, ctx?: CallContext) => {
     const r = decodeResignRequest(req);
     if (!r.leader) throw missingLeader();
-    const resp = await resign(r.leader);
+    const resp = await resign(new InternalClient(member, ctx), r.leader);
     return encodeHeaderResponse(full(resp.header));
   });
 
   const serverStreams = new Map<string, ServerStreamHandler>();
   serverStreams.set('/v3electionpb.Election/Observe', (req, out) => {
     const { name } = decodeLeaderRequest(req);
+    const c = new InternalClient(member, out);
     const pfx = Buffer.concat([name, Buffer.from('/')]);
     let cancelWatch: () => void = () => {};
     let wake: () => void = () => {};

@@ -5,6 +5,7 @@ import { EntryKind } from '../workers/protocol/entry.js';
 import type { Member } from '../member/member.js';
 import type { BidiStream } from '../grpc/stream.js';
 import { WatchStream } from './watch-service.js';
+import { readAs, withAuth, type Caller } from './auth-check.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -45,20 +46,24 @@ export const opDelete = (key: Buffer): RequestOp => ({ kind: 'deleteRange', dele
  * any client's.
  */
 export class InternalClient {
-  constructor(private readonly member: Member) {}
+  /** `caller`: whose token (or certificate) the requests carry, so auth checks them as that user's. */
+  constructor(private readonly member: Member, private readonly caller?: Caller) {}
 
   async txn(compare: Compare[], success: RequestOp[], failure: RequestOp[]): Promise<TxnResponse> {
-    const body = await this.member.propose(EntryKind.Txn, codec.encodeTxnRequest({ compare, success, failure }));
-    return codec.decodeTxnResponse(body);
+    return codec.decodeTxnResponse(await this.propose(EntryKind.Txn, codec.encodeTxnRequest({ compare, success, failure })));
   }
 
   async range(r: RangeRequest): Promise<RangeResponse> {
-    return codec.decodeRangeResponse(await this.member.range(codec.encodeRangeRequest(r), false));
+    const m = this.member;
+    return codec.decodeRangeResponse(await withAuth(m, this.caller, (ai) => readAs(m, ai, r.key, r.rangeEnd, () => m.range(codec.encodeRangeRequest(r), false))));
   }
 
   async del(key: Buffer) {
-    const body = await this.member.propose(EntryKind.DeleteRange, codec.encodeDeleteRangeRequest({ key, rangeEnd: EMPTY, prevKv: false }));
-    return codec.decodeDeleteRangeResponse(body);
+    return codec.decodeDeleteRangeResponse(await this.propose(EntryKind.DeleteRange, codec.encodeDeleteRangeRequest({ key, rangeEnd: EMPTY, prevKv: false })));
+  }
+
+  private propose(kind: EntryKind, req: Buffer): Promise<Buffer> {
+    return Promise.resolve(withAuth(this.member, this.caller, (ai) => this.member.propose(kind, req, undefined, ai)));
   }
 
   /** Watches [key, rangeEnd) from startRev; returns a function that cancels it. */
@@ -67,6 +72,8 @@ export class InternalClient {
     let onEnd: (() => void) | null = null;
     let ended = false;
     const stream: BidiStream = {
+      token: this.caller?.token,
+      peerCommonName: this.caller?.peerCommonName ?? null,
       onMessage: (cb) => { onMsg = cb; },
       onEnd: (cb) => { onEnd = cb; },
       write: (msg) => { if (!ended) onResponse(decodeWatchResponse(msg)); return true; },

@@ -5,6 +5,7 @@ import { checkSortOptions } from '../storage/mvcc/range.js';
 import { Errors } from '../common/errors.js';
 import type { UnaryHandler } from '../grpc/rpc.js';
 import type { Member } from '../member/member.js';
+import { readAs, withAuth, type Caller } from './auth-check.js';
 
 /** Extra bytes etcd's InternalRaftRequest wrapper adds around a request (header with a 64-bit id, field tag, length). */
 function raftRequestSize(requestBytes: number): number {
@@ -23,40 +24,45 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
   };
   const h = new Map<string, UnaryHandler>();
 
-  h.set('/etcdserverpb.KV/Range', (req) => {
+  h.set('/etcdserverpb.KV/Range', (req, ctx) => {
     const r = codec.decodeRangeRequest(req);
     if (r.key.length === 0) throw Errors.emptyKey();
     checkSortOptions(r);
-    return member.range(req, r.serializable);
+    // etcd's doSerialize: the range check as the caller (or as nobody), the read, then the stale-token check.
+    return withAuth(member, ctx, (ai) => readAs(member, ai, r.key, r.rangeEnd, () => member.range(req, r.serializable)));
   });
 
-  h.set('/etcdserverpb.KV/Put', (req) => {
+  // Writes carry the caller into the log; the apply worker checks them (etcd's authApplierV3).
+  const propose = (kind: EntryKind, req: Buffer, caller: Caller | undefined) =>
+    withAuth(member, caller, (ai) => member.propose(kind, req, undefined, ai));
+
+  h.set('/etcdserverpb.KV/Put', (req, ctx) => {
     const p = codec.decodePutRequest(req);
     checkPut(p);
     checkSize(req);
-    return member.propose(EntryKind.Put, req);
+    return propose(EntryKind.Put, req, ctx);
   });
 
-  h.set('/etcdserverpb.KV/DeleteRange', (req) => {
+  h.set('/etcdserverpb.KV/DeleteRange', (req, ctx) => {
     const d = codec.decodeDeleteRangeRequest(req);
     if (d.key.length === 0) throw Errors.emptyKey();
     checkSize(req);
-    return member.propose(EntryKind.DeleteRange, req);
+    return propose(EntryKind.DeleteRange, req, ctx);
   });
 
-  h.set('/etcdserverpb.KV/Txn', (req) => {
+  h.set('/etcdserverpb.KV/Txn', (req, ctx) => {
     const t = codec.decodeTxnRequest(req);
     checkTxn(t, maxTxnOps);
     checkIntervals(t.success);
     checkIntervals(t.failure);
     checkSize(req);
-    return member.propose(EntryKind.Txn, req);
+    return propose(EntryKind.Txn, req, ctx);
   });
 
-  h.set('/etcdserverpb.KV/Compact', (req) => {
+  h.set('/etcdserverpb.KV/Compact', (req, ctx) => {
     codec.decodeCompactionRequest(req);
     checkSize(req);
-    return member.propose(EntryKind.Compaction, req);
+    return propose(EntryKind.Compaction, req, ctx);
   });
   return h;
 }

@@ -8,6 +8,7 @@ import { EntryKind } from '../workers/protocol/entry.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import type { UnaryHandler } from '../grpc/rpc.js';
 import { MAX_LEASE_TTL } from '../member/lessor.js';
+import { withAuth } from './auth-check.js';
 import type { Member } from '../member/member.js';
 import type { BidiStream, StreamHandler } from '../grpc/stream.js';
 
@@ -22,19 +23,20 @@ export function leaseService(member: Member): LeaseService {
   const header = () => ({ clusterId: member.clusterId, memberId: member.memberId, revision: member.revision, raftTerm: member.raftTerm });
   const unary = new Map<string, UnaryHandler>();
 
-  unary.set('/etcdserverpb.Lease/LeaseGrant', (req) => {
+  unary.set('/etcdserverpb.Lease/LeaseGrant', (req, ctx) => {
     const g = decodeLeaseGrantRequest(req);
     if (g.ttl > BigInt(MAX_LEASE_TTL)) throw Errors.leaseTtlTooLarge();
     let id = g.id;
     while (id === 0n) id = member.leaseIds.next() & ((1n << 63n) - 1n);
     // etcd raises a TTL below the minimum (ceil(1.5 election timeouts) = 2 s with defaults).
     const ttl = g.ttl < BigInt(member.minLeaseTtl) ? BigInt(member.minLeaseTtl) : g.ttl;
-    return member.propose(EntryKind.LeaseGrant, encodeLeaseGrantRequest({ id, ttl }));
+    return withAuth(member, ctx, (ai) => member.propose(EntryKind.LeaseGrant, encodeLeaseGrantRequest({ id, ttl }), undefined, ai));
   });
 
-  unary.set('/etcdserverpb.Lease/LeaseRevoke', (req) => {
+  // The apply worker checks write permission on every key attached to the lease (etcd's checkLeasePuts).
+  unary.set('/etcdserverpb.Lease/LeaseRevoke', (req, ctx) => {
     decodeLeaseId(req);
-    return member.propose(EntryKind.LeaseRevoke, req);
+    return withAuth(member, ctx, (ai) => member.propose(EntryKind.LeaseRevoke, req, undefined, ai));
   });
 
   unary.set('/etcdserverpb.Lease/LeaseTimeToLive', async (req) => {
@@ -72,7 +74,8 @@ export function leaseService(member: Member): LeaseService {
     for (const id of lessor.takeExpired(REVOKES_PER_CHECK)) {
       // "error": this revoke is not proposed; the next leader's lessor expires the lease again.
       if (FAILPOINTS_ARMED && failpoint('leaseBeforeRevoke')) continue;
-      member.propose(EntryKind.LeaseRevoke, encodeLeaseIdRequest(id)).catch((err: unknown) => {
+      // As root (etcd's WithRoot), so keys no user could write still go with their lease.
+      member.propose(EntryKind.LeaseRevoke, encodeLeaseIdRequest(id), undefined, member.auth.rootInfo()).catch((err: unknown) => {
         // Already revoked by a client: nothing to do. Otherwise (lost the lead, timeout)
         // the next leader's lessor expires it again.
         if (err instanceof EtcdError && err.message === Errors.leaseNotFound().message) return;

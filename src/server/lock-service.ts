@@ -11,13 +11,14 @@ import type { Member } from '../member/member.js';
  * key under the name holds the lock, later ones wait for every older key to go.
  */
 export function lockHandlers(member: Member): Map<string, UnaryHandler> {
-  const c = new InternalClient(member);
   const h = new Map<string, UnaryHandler>();
   const full = (hdr: ResponseHeader): ResponseHeader => ({ ...hdr, clusterId: member.clusterId, memberId: member.memberId, raftTerm: member.raftTerm });
 
   h.set('/v3lockpb.Lock/Lock', async (req: Buffer, ctx?: CallContext) => {
     const r = decodeLockRequest(req);
-    const lease = r.lease !== 0n ? r.lease : await grantSessionLease(member);
+    // As its caller (etcd's lock server uses a client with the caller's context).
+    const c = new InternalClient(member, ctx);
+    const lease = r.lease !== 0n ? r.lease : await grantSessionLease(member, ctx);
     const pfx = Buffer.concat([r.name, Buffer.from('/')]);
     const myKey = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
     const owner = opGet(rangeRequest(pfx, { rangeEnd: prefixEnd(pfx), sortTarget: 2, sortOrder: 1, limit: 1 }));
@@ -41,9 +42,9 @@ export function lockHandlers(member: Member): Map<string, UnaryHandler> {
     }
   });
 
-  h.set('/v3lockpb.Lock/Unlock', async (req: Buffer) => {
+  h.set('/v3lockpb.Lock/Unlock', async (req: Buffer, ctx?: CallContext) => {
     const { key } = decodeUnlockRequest(req);
-    const resp = await c.del(key);
+    const resp = await new InternalClient(member, ctx).del(key);
     return encodeHeaderResponse(full(resp.header));
   });
   return h;

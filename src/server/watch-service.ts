@@ -3,9 +3,16 @@ import { isFromKey } from '../storage/mvcc/keys.js';
 import { ShardOp } from '../workers/protocol/shard-ring.js';
 import { opHeader } from '../workers/protocol/header.js';
 import { ProtoDecodeError } from '../proto/wire.js';
-import { Errors } from '../common/errors.js';
+import { EtcdError, Errors, GrpcCode } from '../common/errors.js';
+import type { AuthInfo } from '../auth/types.js';
+import { authInfo } from './auth-check.js';
 import type { Member, StreamSink } from '../member/member.js';
 import type { BidiStream, StreamHandler } from '../grpc/stream.js';
+
+/** grpc-go's codes.Code String() for the codes a refused watch names. */
+const GRPC_CODE_NAMES: Partial<Record<number, string>> = {
+  [GrpcCode.INVALID_ARGUMENT]: 'InvalidArgument', [GrpcCode.PERMISSION_DENIED]: 'PermissionDenied', [GrpcCode.UNAUTHENTICATED]: 'Unauthenticated',
+};
 
 const ERR_EMPTY_RANGE = 'mvcc: watcher range is empty';
 const ERR_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
@@ -60,7 +67,40 @@ export class WatchStream implements StreamSink {
     }
   }
 
+  /** etcd's isWatchPermitted: the caller may read the watched range, or the create is refused. */
   private create(c: WatchCreateRequest): void {
+    let ai;
+    try {
+      ai = authInfo(this.member, this.stream);
+      if (!(ai instanceof Promise)) this.checkWatch(c, ai);
+    } catch (err) {
+      return this.refuse(err);
+    }
+    if (!(ai instanceof Promise)) return this.createChecked(c);
+    ai.then((a) => { this.checkWatch(c, a); this.createChecked(c); }).catch((err: unknown) => this.refuse(err));
+  }
+
+  private checkWatch(c: WatchCreateRequest, ai: AuthInfo | undefined): void {
+    // etcd's recvLoop normalises first: an empty key is "\0", and a range end of "\0" (from key) becomes
+    // empty, so the check of a from-key watch covers its first key only (etcd 3.4 does the same).
+    const key = c.key.length === 0 ? Buffer.from([0]) : c.key;
+    const end = c.rangeEnd.length === 1 && c.rangeEnd[0] === 0 ? Buffer.alloc(0) : c.rangeEnd;
+    this.member.auth.checkRange(ai, key, end);
+  }
+
+  /** etcd answers a refused create with a canceled response whose reason is the gRPC error's text. */
+  private refuse(err: unknown): void {
+    if (!(err instanceof EtcdError)) throw err;
+    const known = [Errors.invalidAuthToken(), Errors.authOldRevision(), Errors.userEmpty()].find((e) => e.message === err.message);
+    const e = known ?? Errors.permissionDenied();
+    this.send(encodeWatchResponse({
+      header: this.header(this.member.revision), watchId: -1, created: true, canceled: true,
+      cancelReason: `rpc error: code = ${GRPC_CODE_NAMES[e.code]} desc = ${e.message}`,
+    }));
+  }
+
+  private createChecked(c: WatchCreateRequest): void {
+    if (this.closed) return;
     const key = c.key.length === 0 ? Buffer.from([0]) : c.key;
     const end = c.rangeEnd.length === 0 ? null : isFromKey(c.rangeEnd) ? Buffer.alloc(0) : c.rangeEnd;
     const wsrev = this.member.revision;

@@ -10,10 +10,17 @@ import { Ring } from './ring/ring.js';
 import { APPLY_CONTROL_INDEX, ApplyControl, decodeApplyControl, readEntry } from './protocol/apply-ring.js';
 import { EntryKind, decodeEntryData } from './protocol/entry.js';
 import { Shared, sharedState, storeShared } from './protocol/shared-state.js';
-import { encodeApplied, encodeLeaseNotice, encodeResultError, writeResultOk, writeSnapshotInstalled } from './protocol/result-ring.js';
+import { encodeApplied, encodeAuthNotice, encodeLeaseNotice, encodeResultError, writeResultOk, writeSnapshotInstalled } from './protocol/result-ring.js';
 import { isOwnReqId } from './protocol/request-id.js';
 import { writeBlocking } from './ring/write-blocking.js';
-import { loadMembers } from '../storage/mvcc/writer.js';
+import { loadAuth, loadMembers } from '../storage/mvcc/writer.js';
+import { attachedKeys } from '../storage/mvcc/leases.js';
+import { AuthStore } from '../auth/store.js';
+import { decodeAuthState, encodeAuthState } from '../auth/state-record.js';
+import { decodeAuthRequest } from '../auth/request-record.js';
+import { encodeAuthResponse } from '../auth/proto.js';
+import { checkDeleteRange, checkLeaseKeys, checkPut, checkTxn, type OpCheck, type TxnCheck } from '../auth/kv-checks.js';
+import type { AuthInfo } from '../auth/types.js';
 import { AlarmStore, AlarmType, META_ALARMS, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { LEASE_OVERHEAD, available, costPut, costTxn } from '../storage/mvcc/quota.js';
 import { AlarmAction, decodeAlarmRequest, encodeAlarmResponse } from '../proto/alarm-codec.js';
@@ -21,7 +28,7 @@ import { compactRange } from '../storage/mvcc/compactor.js';
 import { installSnapshot, openStore } from '../storage/snapshot/install.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import * as codec from '../proto/kv-codec.js';
-import type { ResponseHeader, TxnRequest } from '../proto/kv-types.js';
+import type { RequestOp, ResponseHeader, TxnRequest } from '../proto/kv-types.js';
 import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';
 import { toKeyValue } from '../storage/mvcc/reader.js';
 import { writeRevisionEvents, writeStorageReset, type WireEvent } from './events.js';
@@ -56,6 +63,8 @@ export interface ApplyReady {
   compactRev: number;
   /** The membership as of the applied index (Membership.toBytes), null if no conf change was ever applied. */
   members: Uint8Array | null;
+  /** The auth state record as of the applied index (auth/state-record.ts). */
+  auth: Uint8Array;
 }
 
 /**
@@ -94,6 +103,9 @@ async function main(): Promise<void> {
   let { writer, leases, applier } = await openStore(db);
   let alarms = AlarmStore.load(db);
   const leaseNotices: Uint8Array[] = [];
+  /** The auth store: checked and changed only here, in log order; the main thread gets copies (AuthNotice). */
+  let auth = loadAuthStore(db);
+  const authNotices: Uint8Array[][] = [];
   const shared = sharedState(d.shared);
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
@@ -135,6 +147,7 @@ async function main(): Promise<void> {
   const ready: ApplyReady = {
     type: 'ready', handle: db.handle, appliedIndex: writer.state.appliedIndex, appliedTerm: writer.state.appliedTerm,
     rev: writer.state.rev, compactRev: writer.state.compactRev, leases: leases.all(), members: loadMembers(db),
+    auth: encodeAuthState(auth.state()),
   };
   parentPort!.postMessage(ready);
 
@@ -162,6 +175,9 @@ async function main(): Promise<void> {
     fanOut();
     for (const r of eventRings) r.uncork();
     outRing.cork();
+    // Before the answers: a client that gets its token back can use it at once.
+    for (const n of authNotices) writeBlocking(outRing, n);
+    authNotices.length = 0;
     for (const r of results) {
       if (r.body) writeResultOk(outRing, r.reqId, r.body);
       else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
@@ -225,26 +241,49 @@ async function main(): Promise<void> {
     return true;
   };
 
-  const applyOne = async (kind: EntryKind, request: Buffer): Promise<Buffer | null> => {
+  /** The keys attached to a lease, read from RocksDB (this batch goes first); none for an unknown lease. */
+  const leaseKeysOf = async (id: bigint): Promise<Buffer[]> => {
+    if (id === 0n || !leases.has(id)) return [];
+    if (writer.pendingChanges > 0) await publish();
+    return attachedKeys(db, id);
+  };
+
+  /** An Auth entry: etcd's authApplierV3 and applierV3backend on its request. */
+  const applyAuth = (ai: AuthInfo, request: Buffer, index: number): Buffer => {
+    const before = { revision: auth.revision, enabled: auth.isEnabled };
+    const out = auth.apply(ai, decodeAuthRequest(request), index);
+    const changed = auth.revision !== before.revision || auth.isEnabled !== before.enabled;
+    const state = encodeAuthState(auth.state());
+    if (changed) writer.setAuth(state);
+    if (changed || out.effect !== undefined) authNotices.push(encodeAuthNotice({ state, effect: out.effect ?? null }));
+    return encodeAuthResponse(hdr(writer.state.rev), out.response);
+  };
+
+  const applyOne = async (kind: EntryKind, request: Buffer, ai: AuthInfo, index: number): Promise<Buffer | null> => {
     switch (kind) {
       case EntryKind.Noop: return null;
       case EntryKind.Members: writer.setMembers(request); return null;
+      case EntryKind.Auth: return applyAuth(ai, request, index);
       case EntryKind.Alarm: return applyAlarm(request);
       case EntryKind.Put: {
         const p = codec.decodePutRequest(request);
+        if (auth.isEnabled) checkPut(auth, ai, p, await leaseKeysOf(p.lease));
         const fits = guard(kind, () => costPut(p));
         const r = applier.put(p);
         if (!fits) throw Errors.noSpace();
         return codec.encodePutResponseBytes(hdr(r.header.revision), r.prevKv);
       }
       case EntryKind.DeleteRange: {
+        const dr = codec.decodeDeleteRangeRequest(request);
+        if (auth.isEnabled) checkDeleteRange(auth, ai, dr);
         if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
-        const r = applier.deleteRange(codec.decodeDeleteRangeRequest(request));
+        const r = applier.deleteRange(dr);
         r.header = hdr(r.header.revision);
         return codec.encodeDeleteRangeResponse(r);
       }
       case EntryKind.Txn: {
         const t = codec.decodeTxnRequest(request);
+        if (auth.isEnabled) checkTxn(auth, ai, txnCheck(t));
         const fits = guard(kind, () => costTxn(t));
         // History of this batch is not in RocksDB yet; past-revision reads need it there.
         if (writer.pendingChanges > 0 && hasPastRange(t)) await publish();
@@ -263,6 +302,7 @@ async function main(): Promise<void> {
       }
       case EntryKind.LeaseRevoke: {
         const id = decodeLeaseId(request);
+        if (auth.isEnabled) checkLeaseKeys(auth, ai, await leaseKeysOf(id));
         if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
         // Revoke reads the attachment records from RocksDB: this batch goes first.
         if (writer.pendingChanges > 0 && leases.has(id)) await publish();
@@ -301,6 +341,7 @@ async function main(): Promise<void> {
       ({ writer, leases, applier } = r.store);
       alarms = AlarmStore.load(db);
       storeShared(shared, Shared.Alarms, alarms.bits);
+      auth = loadAuthStore(db);
     } catch (err) {
       // Once writing began the database is half-replaced: only a restart (which resumes the install) helps.
       if (writing) throw err;
@@ -315,6 +356,7 @@ async function main(): Promise<void> {
       storeShared(shared, Shared.CompactRevision, st.compactRev);
       Atomics.add(shared, Shared.StorageEpoch, 1n);
       for (const r of eventRings) writeStorageReset(r, st.rev);
+      writeBlocking(outRing, encodeAuthNotice({ state: encodeAuthState(auth.state()), effect: 'reset' }));
     }
     writeSnapshotInstalled(outRing, {
       ok: error === null, appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, rev: st.rev,
@@ -344,10 +386,10 @@ async function main(): Promise<void> {
       }
       unpublished = true;
       if (e.index <= writer.state.appliedIndex) continue; // replayed after restart
-      const { kind, reqId, request } = decodeEntryData(e.data);
+      const { kind, reqId, request, auth: ai } = decodeEntryData(e.data);
       bytesSinceSync += e.data.length;
       try {
-        const body = await applyOne(kind, request);
+        const body = await applyOne(kind, request, ai ?? NO_USER, e.index);
         // Another member's request: that member answers it from its own apply.
         if (body && isOwnReqId(reqId, d.memberId)) results.push({ reqId, body, err: null });
       } catch (err) {
@@ -357,6 +399,29 @@ async function main(): Promise<void> {
       writer.markApplied(e.index, e.term);
     }
     if (unpublished) await publish();
+  }
+}
+
+/** A request made without a token (etcd's empty AuthInfo: no user, revision 0). */
+const NO_USER: AuthInfo = { username: '', revision: 0 };
+
+function loadAuthStore(db: RocksLevel): AuthStore {
+  const raw = loadAuth(db);
+  return raw === null ? new AuthStore() : AuthStore.fromState(decodeAuthState(raw));
+}
+
+/** The fields of a txn the auth checks read. */
+function txnCheck(t: TxnRequest): TxnCheck {
+  return { compare: t.compare, success: t.success.map(opCheck), failure: t.failure.map(opCheck) };
+}
+
+function opCheck(op: RequestOp): OpCheck {
+  switch (op.kind) {
+    case 'range': return { kind: 'range', range: op.range };
+    case 'put': return { kind: 'put', put: op.put };
+    case 'deleteRange': return { kind: 'deleteRange', deleteRange: op.deleteRange };
+    case 'txn': return { kind: 'txn', txn: txnCheck(op.txn) };
+    case 'none': return { kind: 'none' };
   }
 }
 

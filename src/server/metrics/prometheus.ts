@@ -34,6 +34,7 @@ export function createMetrics(member: Member): { render(): Promise<string>; cont
   gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => member.revision);
   gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => member.compactRevision);
   gauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => member.watcherTotal);
+  gauge('etcd_debugging_auth_revision', 'The current revision of auth store.', () => member.auth.revision);
   return {
     contentType: reg.contentType,
     async render() {

@@ -12,10 +12,17 @@ const META_REV = metaKey('current_rev');
 const META_COMPACT = metaKey('compact_rev');
 const META_COMPACT_DONE = metaKey('compact_done_rev');
 const META_MEMBERS = metaKey('members');
+const META_AUTH = metaKey('auth');
 
 /** The cluster membership stored with the state (a record the main thread wrote, opaque here), or null before any conf change. */
 export function loadMembers(db: RocksLevel): Buffer | null {
   const [raw] = db._getManySync([META_MEMBERS], { valueEncoding: 'buffer' });
+  return raw ? Buffer.from(raw) : null;
+}
+
+/** The auth store's state record (src/auth/state-record.ts, opaque here), or null before any auth request. */
+export function loadAuth(db: RocksLevel): Buffer | null {
+  const [raw] = db._getManySync([META_AUTH], { valueEncoding: 'buffer' });
   return raw ? Buffer.from(raw) : null;
 }
 
@@ -212,6 +219,11 @@ export class MvccWriter implements LatestSource {
 
   setMembers(record: Uint8Array): void {
     this.batch.put(META_MEMBERS, record);
+  }
+
+  /** The auth state record, written with the applied index of the entry that changed it. */
+  setAuth(record: Uint8Array): void {
+    this.batch.put(META_AUTH, record);
   }
 
   setCompactRev(rev: number): void {

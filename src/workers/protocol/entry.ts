@@ -6,6 +6,11 @@
 //
 // An empty data is a Noop (raft's empty entry at the start of a term). A new
 // layout takes a new version number here and a reader for the old one.
+//
+// A request made with an auth token carries who made it (etcd's RequestHeader
+// username and auth revision), checked when the entry is applied:
+//
+//   u8 Authed | f64 reqId | u8 EntryKind | f64 authRevision | u16 nameLen | name (UTF-8) | request bytes
 
 export const ENTRY_DATA_VERSION = 1;
 export const ENTRY_HEADER_BYTES = 9;
@@ -26,11 +31,21 @@ export const enum EntryKind {
    * thread folds it into the membership and hands the apply worker a Members entry instead.
    */
   MemberAttrs = 8,
+  /** An Auth service request (src/auth/request-record.ts), passwords already hashed. */
+  Auth = 9,
+  /** Not a kind of its own: the header of an entry that carries its user (see above). */
+  Authed = 10,
   /** Maintenance.Alarm: the AlarmRequest as the client sent it (all three actions go through the log, as in etcd). */
-  Alarm = 9,
+  Alarm = 11,
 }
 
-export function encodeEntryData(kind: EntryKind, reqId: number, request: Uint8Array): Buffer {
+/** Who proposed an entry: the token's user and the auth revision it was read at (etcd's AuthInfo). */
+export interface EntryAuth { username: string; revision: number }
+
+const AUTHED_HEADER_BYTES = ENTRY_HEADER_BYTES + 1 + 8 + 2;
+
+export function encodeEntryData(kind: EntryKind, reqId: number, request: Uint8Array, auth?: EntryAuth): Buffer {
+  if (auth !== undefined) return encodeAuthed(kind, reqId, request, auth);
   const out = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + request.length);
   out[0] = kind;
   out.writeDoubleLE(reqId, 1);
@@ -38,11 +53,39 @@ export function encodeEntryData(kind: EntryKind, reqId: number, request: Uint8Ar
   return out;
 }
 
-export interface EntryData { kind: EntryKind; reqId: number; request: Buffer }
+function encodeAuthed(kind: EntryKind, reqId: number, request: Uint8Array, auth: EntryAuth): Buffer {
+  const name = Buffer.from(auth.username, 'utf8');
+  // etcd's user names are bounded only by the request size; ours by the u16 length.
+  if (name.length > 0xffff) throw new Error(`user name of ${name.length} bytes is too long for an entry`);
+  const out = Buffer.allocUnsafe(AUTHED_HEADER_BYTES + name.length + request.length);
+  out[0] = EntryKind.Authed;
+  out.writeDoubleLE(reqId, 1);
+  out[ENTRY_HEADER_BYTES] = kind;
+  out.writeDoubleLE(auth.revision, ENTRY_HEADER_BYTES + 1);
+  out.writeUInt16LE(name.length, ENTRY_HEADER_BYTES + 9);
+  name.copy(out, AUTHED_HEADER_BYTES);
+  out.set(request, AUTHED_HEADER_BYTES + name.length);
+  return out;
+}
+
+/** `auth` is absent for a request made without a token (etcd's nil AuthInfo). */
+export interface EntryData { kind: EntryKind; reqId: number; request: Buffer; auth?: EntryAuth }
 
 export function decodeEntryData(data: Uint8Array): EntryData {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (b.length === 0) return { kind: EntryKind.Noop, reqId: 0, request: b };
   if (b.length < ENTRY_HEADER_BYTES) throw new Error(`entry data of ${b.length} bytes is shorter than its header`);
-  return { kind: b[0] as EntryKind, reqId: b.readDoubleLE(1), request: b.subarray(ENTRY_HEADER_BYTES) };
+  if (b[0] !== EntryKind.Authed) return { kind: b[0] as EntryKind, reqId: b.readDoubleLE(1), request: b.subarray(ENTRY_HEADER_BYTES) };
+  if (b.length < AUTHED_HEADER_BYTES) throw new Error(`entry data of ${b.length} bytes is shorter than its auth header`);
+  const nameLen = b.readUInt16LE(ENTRY_HEADER_BYTES + 9);
+  if (b.length < AUTHED_HEADER_BYTES + nameLen) throw new Error(`entry data of ${b.length} bytes is shorter than its user name`);
+  return {
+    kind: b[ENTRY_HEADER_BYTES] as EntryKind,
+    reqId: b.readDoubleLE(1),
+    request: b.subarray(AUTHED_HEADER_BYTES + nameLen),
+    auth: {
+      username: b.toString('utf8', AUTHED_HEADER_BYTES, AUTHED_HEADER_BYTES + nameLen),
+      revision: b.readDoubleLE(ENTRY_HEADER_BYTES + 1),
+    },
+  };
 }

@@ -4,7 +4,8 @@
 import type { Ring } from '../ring/ring.js';
 import { writeBlocking } from '../ring/write-blocking.js';
 import { opHeader } from './header.js';
-import { field, isArray, isBoolean, isNumber, packRecord, toBigInt, unpackRecord } from '../../common/records.js';
+import type { TokenEffect } from '../../auth/store.js';
+import { RecordError, field, isArray, isBoolean, isNumber, packRecord, toBigInt, unpackRecord } from '../../common/records.js';
 
 /** Records the apply worker and the shards send back to the main thread. */
 export const enum ResultType {
@@ -24,6 +25,11 @@ export const enum ResultType {
   SnapshotInstalled = 9,
   /** A leading piece of that answer, when it is larger than a ring record may be (many leases). */
   SnapshotInstalledPart = 10,
+  /**
+   * The auth state after an applied Auth entry or a snapshot install, and what
+   * the token table must do: u8 type | record { state, effect } (see encodeAuthNotice).
+   */
+  Auth = 11,
 }
 
 export function encodeResultOk(reqId: number, body: Uint8Array): Uint8Array[] {
@@ -100,6 +106,37 @@ export function decodeSnapshotInstalled(pieces: Buffer[]): SnapshotInstalled {
   };
 }
 
+/**
+ * `state` is the auth state record (auth/state-record.ts); `effect` the token
+ * table's part of the entry, or 'reset' after a snapshot install (tokens follow
+ * the installed enabled flag, as etcd's authStore.Recover).
+ */
+export interface AuthNotice { state: Uint8Array; effect: TokenEffect | 'reset' | null }
+
+export function encodeAuthNotice(n: AuthNotice): Uint8Array[] {
+  const e = n.effect;
+  const effect = e === null || e === 'reset' ? e
+    : e.kind === 'assign' ? [e.kind, e.token, e.username]
+      : e.kind === 'invalidateUser' ? [e.kind, e.name] : [e.kind];
+  return [Buffer.of(ResultType.Auth), packRecord({ state: n.state, effect })];
+}
+
+function decodeAuthNotice(body: Buffer): AuthNotice {
+  const v = unpackRecord(body).value;
+  const state = field(v, 'state', (x): x is Uint8Array => x instanceof Uint8Array);
+  const e = (v as Record<string, unknown>)['effect'];
+  if (e === null || e === 'reset') return { state, effect: e };
+  if (!Array.isArray(e) || typeof e[0] !== 'string') throw new RecordError('auth notice effect is malformed');
+  const str = (x: unknown): string => { if (typeof x !== 'string') throw new RecordError('auth notice effect is malformed'); return x; };
+  switch (e[0]) {
+    case 'enable': return { state, effect: { kind: 'enable' } };
+    case 'disable': return { state, effect: { kind: 'disable' } };
+    case 'invalidateUser': return { state, effect: { kind: 'invalidateUser', name: str(e[1]) } };
+    case 'assign': return { state, effect: { kind: 'assign', token: str(e[1]), username: str(e[2]) } };
+    default: throw new RecordError(`auth notice effect ${String(e[0])} is unknown`);
+  }
+}
+
 export type Result =
   | { type: ResultType.Ok; reqId: number; body: Buffer }
   | { type: ResultType.OkPart; reqId: number; body: Buffer }
@@ -110,7 +147,8 @@ export type Result =
   | { type: ResultType.Progress; streamId: number; token: number; rev: number }
   | { type: ResultType.Lease; granted: boolean; id: bigint; ttl: number }
   | { type: ResultType.SnapshotInstalled; piece: Buffer }
-  | { type: ResultType.SnapshotInstalledPart; piece: Buffer };
+  | { type: ResultType.SnapshotInstalledPart; piece: Buffer }
+  | { type: ResultType.Auth; notice: AuthNotice };
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
 export function decodeResult(view: Uint8Array): Result {
@@ -128,6 +166,7 @@ export function decodeResult(view: Uint8Array): Result {
     case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
     case ResultType.SnapshotInstalled: return { type: ResultType.SnapshotInstalled, piece: Buffer.from(b.subarray(1)) };
     case ResultType.SnapshotInstalledPart: return { type: ResultType.SnapshotInstalledPart, piece: Buffer.from(b.subarray(1)) };
+    case ResultType.Auth: return { type: ResultType.Auth, notice: decodeAuthNotice(Buffer.from(b.subarray(1))) };
     default: throw new Error(`unknown result record type ${b[0]}`);
   }
 }

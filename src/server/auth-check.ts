@@ -1,0 +1,46 @@
+// Who a request is made as, where requests enter (etcd's AuthInfoFromCtx and
+// AuthInfoFromTLS), and the helper every service uses to run with it.
+
+import type { AuthInfo } from '../auth/types.js';
+import type { Member } from '../member/member.js';
+
+/** What a call carries that names its user: the token metadata, or a verified client certificate's CN. */
+export interface Caller {
+  readonly token?: string;
+  readonly peerCommonName?: string | null;
+}
+
+/**
+ * The caller's AuthInfo: from the token if there is one; else, as etcd with
+ * --client-cert-auth, the client certificate's Common Name (the TLS layer sets
+ * `peerCommonName` only for a verified chain); else none. Synchronous unless the
+ * token names an entry not yet applied here.
+ */
+export function authInfo(member: Member, caller: Caller | undefined): AuthInfo | undefined | Promise<AuthInfo> {
+  const ai = member.auth.infoFrom(caller?.token);
+  const cn = caller?.peerCommonName;
+  if (ai !== undefined || cn === undefined || cn === null) return ai;
+  return { username: cn, revision: member.auth.revision };
+}
+
+/** Runs `fn` with the caller's AuthInfo. */
+export function withAuth<T>(member: Member, caller: Caller | undefined, fn: (ai: AuthInfo | undefined) => T | Promise<T>): T | Promise<T> {
+  const ai = authInfo(member, caller);
+  return ai instanceof Promise ? ai.then(fn) : fn(ai);
+}
+
+/** etcd's doSerialize: the range check as the caller (or as nobody), the read, then the stale-token check. */
+export function readAs(member: Member, ai: AuthInfo | undefined, key: Buffer, rangeEnd: Buffer, read: () => Promise<Buffer>): Promise<Buffer> {
+  member.auth.checkRange(ai, key, rangeEnd);
+  const served = read();
+  if (ai === undefined) return served;
+  return served.then((body) => { member.auth.checkNotStale(ai); return body; });
+}
+
+/** etcd's IsAdminPermitted at the API layer (Hash, HashKV, Snapshot, Defragment, member changes), then `fn`. */
+export function asAdmin<T>(member: Member, caller: Caller | undefined, fn: () => T | Promise<T>): T | Promise<T> {
+  return withAuth(member, caller, (ai) => {
+    member.auth.checkAdmin(ai);
+    return fn();
+  });
+}
