@@ -17,6 +17,7 @@ import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
+import { snapshotStreams } from '../server/maintenance-snapshot.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.
   const grpcServer = createRawGrpcServer({
-    unary, streams: gateStreams(adaptStreamHandlers(streams, election.serverStreams), isLearner),
+    unary, streams: gateStreams(new Map([...adaptStreamHandlers(streams, election.serverStreams), ...snapshotStreams(member)]), isLearner),
     maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
   });
   const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));
