@@ -8,7 +8,8 @@
 //   lease    u64 BE lease id -> leasepb.Lease { ID = 1, TTL = 2 }
 //   members  member id in hex -> JSON { id, peerURLs, isLearner?, name?, clientURLs? }
 //   cluster  clusterVersion -> "3.4.0"
-//   alarm, auth, authRoles, authUsers, members_removed
+//   auth     authRevision -> u64 BE
+//   alarm, authRoles, authUsers, members_removed
 
 import type { KeyValue } from '../../proto/kv-types.js';
 import { decodeKeyValue, encodeKeyValue } from '../../proto/kv-codec.js';
@@ -32,6 +33,8 @@ export const META_SCHEDULED_COMPACT = Buffer.from('scheduledCompactRev');
 export const META_FINISHED_COMPACT = Buffer.from('finishedCompactRev');
 export const CLUSTER_VERSION_KEY = Buffer.from('clusterVersion');
 export const CLUSTER_VERSION = '3.4.0';
+/** auth bucket: the auth store's revision (u64 BE); etcd writes 1 when it first creates the bucket. */
+export const AUTH_REVISION_KEY = Buffer.from('authRevision');
 
 export const REV_BYTES = 17;
 const TOMBSTONE_MARK = 0x74; // 't'

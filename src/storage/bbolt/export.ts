@@ -20,7 +20,7 @@ import { writerStateFromMeta } from '../mvcc/writer.js';
 import { INSTALL_MARKER } from '../snapshot/install.js';
 import { BboltWriter, type BucketBuilder } from './writer.js';
 import {
-  B, CLUSTER_VERSION, CLUSTER_VERSION_KEY, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
+  AUTH_REVISION_KEY, B, CLUSTER_VERSION, CLUSTER_VERSION_KEY, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
   encodeKeyValue, encodeLease, encodeMember, memberKey, revBytes, u64be, type SchemaMember,
 } from './etcd-schema.js';
 
@@ -116,9 +116,13 @@ export async function exportEtcdDb(db: RocksLevel, path: string, members: Schema
     const cluster = w.bucket();
     cluster.put(CLUSTER_VERSION_KEY, Buffer.from(CLUSTER_VERSION));
 
+    // etsd keeps no auth state in the store yet: the auth bucket of a fresh etcd (revision 1, disabled).
+    const auth = w.bucket();
+    auth.put(AUTH_REVISION_KEY, u64be(1));
+
     // Root entries ascend by name.
     done(B.alarm, w.bucket());
-    done(B.auth, w.bucket());
+    done(B.auth, auth);
     done(B.authRoles, w.bucket());
     done(B.authUsers, w.bucket());
     done(B.cluster, cluster);
