@@ -8,7 +8,7 @@
 // operations on both give snapshots that agree.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32c } from '../../src/common/crc32c.js';
@@ -62,13 +62,23 @@ test('etsd snapshot -> etcdctl snapshot save/status/restore -> real etcd serves 
   t.after(async () => { await stopServer(src); rmSync(tmp, { recursive: true, force: true }); });
   await waitReady(src);
   const leaseId = await fill(src);
+  // About 2 MB more, in two transactions: the snapshot streams in some 70 chunks, through backpressure.
+  for (const part of [0, 1]) {
+    const ops = Array.from({ length: 100 }, (_, i) => `put bulk/${part}/${String(i).padStart(3, '0')} ${Buffer.alloc(10_000, 97 + (i % 26)).toString()}`);
+    const txn = await runEtcdctl(src, ['txn'], Buffer.from(`\n${ops.join('\n')}\n\n\n`), 30_000);
+    assert.equal(txn.code, 0, txn.stderr.toString());
+  }
   const want = await state(src);
   const wantLease = await leaseView(src, leaseId);
-  assert.deepEqual(want.kvs!.map((kv) => Buffer.from(kv.key, 'base64').toString()), ['a', 'c', 'e', 'leased', 'leased2']);
+  assert.deepEqual(want.kvs!.map((kv) => Buffer.from(kv.key, 'base64').toString()).filter((k) => !k.startsWith('bulk/')), ['a', 'c', 'e', 'leased', 'leased2']);
+  assert.equal(want.kvs!.length, 205);
   assert.deepEqual(wantLease.keys.length, 2);
 
   const file = join(tmp, 'snap.db');
   await ctl(src, ['snapshot', 'save', file]);
+  assert.ok(statSync(file).size > 2_000_000, `${statSync(file).size} bytes`);
+  // The member's scratch file is gone once the call ends.
+  assert.deepEqual(readdirSync(join(src.tempDir, 'data', 'member', 'snap')), []);
   const st = JSON.parse(await ctl(src, ['snapshot', 'status', file, '-w', 'json'])) as { hash: number; revision: number; totalKey: number; totalSize: number };
   assert.equal(st.revision, want.revision);
   assert.equal(st.totalSize + 32, statSync(file).size, 'the file is the bbolt pages plus the 32-byte sha256');
