@@ -16,6 +16,7 @@ import { BboltReader } from '../../src/storage/bbolt/reader.js';
 import { checkPrerequisites, runEtcdctl, startServer, stopServer, waitReady, type ServerHandle } from './harness.js';
 import type { BucketRef } from '../../src/storage/bbolt/reader.js';
 import { execFileSync } from 'node:child_process';
+import http2 from 'node:http2';
 import { repoRoot } from '../common/repo.js';
 import { freeUrls, startWithFlags } from './snapshot-servers.js';
 
@@ -222,3 +223,45 @@ async function hashKVOf(h: ServerHandle): Promise<string> {
   const [j] = JSON.parse(await ctl(h, ['endpoint', 'hashkv', '-w', 'json'])) as { HashKV: { hash: number; compact_revision: number; header: { revision: number } } }[];
   return `hash ${j!.HashKV.hash} compact ${j!.HashKV.compact_revision} revision ${j!.HashKV.header.revision}`;
 }
+
+/** Waits (polling, bounded) until `check` holds; the bound is a failure, not a timing assertion. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+test('a Snapshot call cancelled mid-stream stops, removes its file, and the next snapshot works', { timeout: 120_000 }, async (t) => {
+  checkPrerequisites();
+  const src = await startServer('etsd', 'snapcancel');
+  t.after(() => stopServer(src));
+  await waitReady(src);
+  const ops = Array.from({ length: 100 }, (_, i) => `put big/${i} ${Buffer.alloc(10_000, 98).toString()}`);
+  const txn = await runEtcdctl(src, ['txn'], Buffer.from(`\n${ops.join('\n')}\n\n\n`), 30_000);
+  assert.equal(txn.code, 0, txn.stderr.toString());
+
+  const session = http2.connect(`http://${src.endpoint}`);
+  t.after(() => session.close());
+  const stream = session.request({
+    ':method': 'POST', ':path': '/etcdserverpb.Maintenance/Snapshot', 'content-type': 'application/grpc', te: 'trailers',
+  });
+  // One empty SnapshotRequest: gRPC frame header only.
+  stream.end(Buffer.alloc(5));
+  // Read a first piece, then stop reading and cancel: the server must notice and stop.
+  const first = await new Promise<Buffer>((resolve, reject) => {
+    stream.once('data', (d: Buffer) => resolve(d));
+    stream.once('error', reject);
+  });
+  assert.ok(first.length > 0);
+  stream.pause();
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  const snapDir = join(src.tempDir, 'data', 'member', 'snap');
+  await eventually(() => readdirSync(snapDir).length === 0, 'the cancelled call\'s file removed');
+
+  const file = join(src.tempDir, 'after.db');
+  await ctl(src, ['snapshot', 'save', file]);
+  const st = JSON.parse(await ctl(src, ['snapshot', 'status', file, '-w', 'json'])) as Status;
+  assert.equal(st.revision, 2);
+});
