@@ -9,7 +9,15 @@ import { serverCommand, type ServerHandle, type ServerKind } from './harness.js'
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const c of live) if (c.pid !== undefined && c.exitCode === null) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
+  for (const c of live) {
+    if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch (err) {
+      // Only "no such process" (it exited meanwhile) is expected.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
 });
 
 export interface Urls { client: string; peer: string; clientPort: number; peerPort: number }
