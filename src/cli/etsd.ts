@@ -30,6 +30,7 @@ function metricsOnly(handler: http.RequestListener): http.RequestListener {
   };
 }
 import { authHandlers } from '../server/auth-service.js';
+import { snapshotStreams } from '../server/maintenance-snapshot.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.
   const grpcServer = createRawGrpcServer({
-    unary, streams: gateStreams(adaptStreamHandlers(streams, election.serverStreams), isLearner),
+    unary, streams: gateStreams(new Map([...adaptStreamHandlers(streams, election.serverStreams), ...snapshotStreams(member)]), isLearner),
     maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
     settings: { maxConcurrentStreams: cfg.maxConcurrentStreams },
   });

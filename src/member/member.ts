@@ -31,7 +31,7 @@ import { Shared, sharedState } from '../workers/protocol/shared-state.js';
 import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
-import { MaintenanceJobs, type HashResult } from './maintenance-jobs.js';
+import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { checkInitialHashKV } from './corrupt-check.js';
 import { QuotaGuard, isNoSpace } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
@@ -95,6 +95,7 @@ export class Member {
   private bcryptCostUsed = 10;
   private dbDir = '';
   private stopping = false;
+  private clientSnapSeq = 0;
 
   private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string,
     /** Peer TLS (https:// peer URLs); null without peer certificates. */
@@ -169,6 +170,21 @@ export class Member {
   moveLeader(target: bigint): Promise<void> { return this.leadership.moveLeader(target); }
   hashKV(revision: number): Promise<HashResult> { return this.maintenance.hashKV(revision); }
   hash(): Promise<HashResult> { return this.maintenance.hash(); }
+  /**
+   * Maintenance.Snapshot: the store as an etcd 3.4 bbolt file in <data-dir>/member/snap
+   * (emptied at boot, so a crash leaves nothing behind). The caller streams it and removes it.
+   */
+  async etcdDbFile(): Promise<{ path: string; info: EtcdDbInfo }> {
+    const dir = join(this.memberDir, 'snap');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, `client-${process.pid}-${++this.clientSnapSeq}.db`);
+    try {
+      return { path, info: await this.maintenance.etcdDb(path, this.members) };
+    } catch (err) {
+      rmSync(path, { force: true });
+      throw err;
+    }
+  }
   forwardLeaseRenew(id: bigint): void { this.leadership.forwardLeaseRenew(id); }
   openStream(sink: StreamSink): number { return this.watches.openStream(sink); }
   closeStream(streamId: number): void { this.watches.closeStream(streamId); }

@@ -3,9 +3,8 @@
 // the request and encodes the response. Like etcd, both answer from this member's own state, with no
 // round through raft, so members are compared by asking each one.
 //
-// The hash values are etsd's own (CRC-32C over etsd's record layout) and never
-// equal a real etcd's for the same history; they agree between the members of
-// one etsd cluster that applied the same history.
+// HashKV's hash is etcd 3.4's (src/storage/mvcc/hash.ts): a real etcd that
+// applied the same operations answers the same. Hash's is etsd's own.
 
 import { encodeResponseHeader } from '../proto/kv-codec.js';
 import { ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
@@ -32,7 +31,8 @@ export function hashHandlers(member: Member): Map<string, UnaryHandler> {
     const w = new ProtoWriter(96);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
     if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }
-    if (r.compactRevision !== 0) { w.writeTag(3, WIRE_VARINT); w.writeVarint(r.compactRevision); }
+    // etcd's compactMainRev is -1 until the first compaction, and HashKV reports it as is.
+    w.writeTag(3, WIRE_VARINT); w.writeVarintBig(BigInt.asUintN(64, BigInt(r.compactRevision === 0 ? -1 : r.compactRevision)));
     if (r.hashRevision !== 0) { w.writeTag(4, WIRE_VARINT); w.writeVarint(r.hashRevision); }
     return w.finish();
   });

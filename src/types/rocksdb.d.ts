@@ -19,6 +19,8 @@ declare module '@nxtedition/rocksdb' {
     _nextvSync(size: number, options?: object): { rows: (Buffer | undefined)[]; finished: boolean };
     /** Moves to the first key >= target (target must not be empty). */
     _seekSync(target: Uint8Array): void;
+    /** Releases the iterator (and its snapshot) now; close() may follow and does nothing then. */
+    _closeSync(): void;
     close(): Promise<void>;
   }
   export interface OpenOptions {

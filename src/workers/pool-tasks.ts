@@ -11,6 +11,8 @@ import bcrypt from 'bcryptjs';
 import { EtcdError, Errors } from '../common/errors.js';
 import { hashAll, hashKV, hashKVRevision } from '../storage/mvcc/hash.js';
 import { writeSnapshot, type SnapshotInfo } from '../storage/snapshot/create.js';
+import { exportEtcdDb, type EtcdDbInfo } from '../storage/bbolt/export.js';
+import type { SchemaMember } from '../storage/bbolt/etcd-schema.js';
 import { Shared, loadShared, sharedState } from './protocol/shared-state.js';
 
 /** Maintenance.Hash / HashKV's numbers (compactRevision and hashRevision as HashKV's). */
@@ -18,6 +20,8 @@ export interface HashResult { hash: number; compactRevision: number; hashRevisio
 
 export type PoolTask =
   | { kind: 'snapshot'; handle: bigint; path: string }
+  /** Maintenance.Snapshot's body: the store as an etcd 3.4 bbolt file at `path`, from one point-in-time view. */
+  | { kind: 'etcdDb'; handle: bigint; path: string; members: SchemaMember[] }
   | { kind: 'hashKV'; handle: bigint; shared: SharedArrayBuffer; revision: number }
   | { kind: 'hash'; handle: bigint; shared: SharedArrayBuffer }
   /** A password's bcrypt hash (UserAdd, UserChangePassword); cost already checked (auth/bcrypt-cost.ts). */
@@ -28,6 +32,7 @@ export type PoolTask =
 export type PoolError = { error: { code: number; message: string } };
 export type PoolResult<T extends PoolTask> =
   T extends { kind: 'snapshot' } ? SnapshotInfo
+    : T extends { kind: 'etcdDb' } ? EtcdDbInfo
     : T extends { kind: 'bcryptHash' } ? string
       : T extends { kind: 'bcryptCompare' } ? boolean
         : HashResult | PoolError;
@@ -59,12 +64,13 @@ function hashAgainst(shared: BigInt64Array, compute: (currentRevision: number, c
   }
 }
 
-export default async function run(task: PoolTask): Promise<SnapshotInfo | HashResult | PoolError | string | boolean> {
+export default async function run(task: PoolTask): Promise<SnapshotInfo | EtcdDbInfo | HashResult | PoolError | string | boolean> {
   switch (task.kind) {
     // Synchronous on purpose: this thread has nothing else to do meanwhile.
     case 'bcryptHash': return bcrypt.hashSync(task.password, bcrypt.genSaltSync(task.cost));
     case 'bcryptCompare': return bcrypt.compareSync(task.password, task.hash);
     case 'snapshot': return writeSnapshot(await openShared(task.handle), task.path);
+    case 'etcdDb': return exportEtcdDb(await openShared(task.handle), task.path, task.members);
     case 'hashKV':
     case 'hash': {
       const db = await openShared(task.handle);

@@ -11,6 +11,7 @@ import { PREFIX_HISTORY, decodeHistoryKey } from '../../src/storage/mvcc/keys.js
 import { decodeVersion } from '../../src/storage/mvcc/record.js';
 import { crc32c } from '../../src/common/crc32c.js';
 import { GrpcCode } from '../../src/common/errors.js';
+import { encodeKeyValue, revBytes } from '../../src/storage/bbolt/etcd-schema.js';
 
 type Store = TestStore;
 
@@ -64,31 +65,62 @@ async function storeWith(t: { after(fn: () => Promise<void>): void }, steps: Ste
 }
 
 /**
- * The HashKV definition, written apart from hash.ts: one unlimited query,
- * decoded records, the survivors of a compaction at c picked per key.
+ * etcd 3.4's hashByRev written apart from hash.ts and key-bucket.ts, the way
+ * etcd computes it: one unlimited query, every key's versions split into
+ * generations at tombstones, a compaction at c applied as keyIndex.compact
+ * does, the keep set as keyIndex.keep(rev) does (doCompact, then drop a
+ * generation's tombstone), and the surviving pairs hashed in revision order.
  */
 function referenceHashKV(db: RocksLevel, rev: number, c: number): number {
   const { rows } = db.querySync({
     keyEncoding: 'buffer', valueEncoding: 'buffer', gte: Buffer.from([PREFIX_HISTORY]), lt: Buffer.from([PREFIX_HISTORY + 1]),
   });
-  const byKey = new Map<string, Array<{ k: Buffer; v: Buffer; mod: number; tomb: boolean }>>();
-  const order: string[] = [];
+  type V = { key: Buffer; main: number; sub: number; tomb: boolean; kv: Buffer };
+  const byKey = new Map<string, V[]>();
   for (let i = 0; i < rows.length; i += 2) {
     const hk = decodeHistoryKey(rows[i]!);
     const v = decodeVersion(rows[i + 1]!);
     const name = hk.key.toString('latin1');
-    if (!byKey.has(name)) { byKey.set(name, []); order.push(name); }
-    byKey.get(name)!.push({ k: rows[i]!, v: rows[i + 1]!, mod: v.modRevision, tomb: v.tombstone });
+    if (!byKey.has(name)) byKey.set(name, []);
+    const kv = v.tombstone
+      ? encodeKeyValue({ key: hk.key, createRevision: 0, modRevision: 0, version: 0, value: Buffer.alloc(0), lease: 0n })
+      : encodeKeyValue({ key: hk.key, createRevision: v.createRevision, modRevision: v.modRevision, version: v.version, value: v.value, lease: v.lease });
+    byKey.get(name)!.unshift({ key: hk.key, main: v.modRevision, sub: v.sub, tomb: v.tombstone, kv }); // oldest first
   }
-  let crc = 0;
-  for (const name of order) {
-    const versions = byKey.get(name)!; // newest first
-    const survivor = versions.find((x) => x.mod <= c);
-    for (const x of versions) {
-      if (x.mod > rev) continue;
-      if (x.mod <= c && (x !== survivor || x.tomb)) continue;
-      crc = crc32c(x.v, crc32c(x.k, crc));
+  const bucket: V[] = [];
+  const keep = new Set<V>();
+  for (const versions of byKey.values()) {
+    // Generations: each ends with its tombstone; the last one is open (maybe empty).
+    let gens: V[][] = [[]];
+    for (const v of versions) { gens[gens.length - 1]!.push(v); if (v.tomb) gens.push([]); }
+    // keyIndex.compact(c): drop generations that ended at or before c, then versions below the newest <= c,
+    // then a generation left holding only its tombstone.
+    let gi = 0;
+    while (gi < gens.length - 1 && gens[gi]![gens[gi]!.length - 1]!.main <= c) gi++;
+    gens = gens.slice(gi);
+    const g0 = gens[0]!;
+    let idx = -1;
+    for (let i = g0.length - 1; i >= 0; i--) if (g0[i]!.main <= c) { idx = i; break; }
+    if (idx > 0) gens[0] = g0.slice(idx);
+    if (gens[0]!.length === 1 && gens.length > 1 && gens[0]![0]!.tomb) gens = gens.slice(1);
+    for (const g of gens) bucket.push(...g);
+    // keyIndex.keep(rev) on what is left.
+    let ki = 0;
+    while (ki < gens.length - 1 && gens[ki]![gens[ki]!.length - 1]!.main <= rev) ki++;
+    const g = gens[ki]!;
+    for (let i = g.length - 1; i >= 0; i--) {
+      if (g[i]!.main <= rev) {
+        if (!(i === g.length - 1 && ki !== gens.length - 1)) keep.add(g[i]!);
+        break;
+      }
     }
+  }
+  bucket.sort((a, b) => a.main - b.main || a.sub - b.sub);
+  let crc = crc32c(Buffer.from('key'));
+  for (const v of bucket) {
+    if (v.main > rev) continue;
+    if (v.main <= c && keep.size > 0 && !keep.has(v)) continue;
+    crc = crc32c(v.kv, crc32c(revBytes(v.main, v.sub, v.tomb), crc));
   }
   return crc;
 }
@@ -165,46 +197,52 @@ test('a swept, a half-swept and an unswept compaction give the same HashKV', asy
     }
     // The compaction itself is part of what is hashed: history below it no longer counts.
     assert.notEqual(hashKV(unswept.db, cur, c2), hashKV(unswept.db, cur, 0));
-    // After a full sweep nothing is left to skip: what remains, hashed whole, is the compacted hash.
-    assert.equal(hashKV(swept.db, cur, 0), hashKV(swept.db, cur, c2));
   }
 });
 
-test('hand-checked survivors: newest version <= C kept, tombstones <= C and older versions dropped', async (t) => {
-  const steps: Step[] = [
+/** crc32c over "key" and the given key-bucket pairs, in the order given. */
+function expectedHash(pairs: { key: string; main: number; tomb?: boolean; create?: number; version?: number; value?: string }[]): number {
+  let crc = crc32c(Buffer.from('key'));
+  for (const p of pairs) {
+    const kv = p.tomb
+      ? encodeKeyValue({ key: B(p.key), createRevision: 0, modRevision: 0, version: 0, value: Buffer.alloc(0), lease: 0n })
+      : encodeKeyValue({ key: B(p.key), createRevision: p.create!, modRevision: p.main, version: p.version!, value: B(p.value!), lease: 0n });
+    crc = crc32c(kv, crc32c(revBytes(p.main, 0, p.tomb === true), crc));
+  }
+  return crc;
+}
+
+test('hand-checked: compaction survivors, etcd\'s keep set, and no skipping when no key exists', async (t) => {
+  const s = await storeWith(t, [
     ['put', 'a', 'a1'], // 2
     ['put', 'a', 'a2'], // 3
     ['put', 'b', 'b1'], // 4
     ['del', 'b'], // 5
     ['put', 'c', 'c1'], // 6
     ['del', 'c'], // 7
-  ];
-  const s = await storeWith(t, steps);
-  // At C = 6 the survivors are a@3, c@7 and c@6, in key order, newest first.
-  const rec = (key: string, rev: number) => {
-    const { rows } = s.db.querySync({ keyEncoding: 'buffer', valueEncoding: 'buffer', gte: Buffer.from([PREFIX_HISTORY]), lt: Buffer.from([PREFIX_HISTORY + 1]) });
-    for (let i = 0; i < rows.length; i += 2) {
-      const hk = decodeHistoryKey(rows[i]!);
-      if (hk.key.toString('latin1') === key && hk.rev === rev) return [rows[i]!, rows[i + 1]!] as const;
-    }
-    throw new Error(`no record ${key}@${rev}`);
-  };
-  let expect = 0;
-  for (const [k, r] of [['a', 3], ['c', 7], ['c', 6]] as const) {
-    const [kk, vv] = rec(k, r);
-    expect = crc32c(vv, crc32c(kk, expect));
-  }
-  assert.equal(hashKV(s.db, 7, 6), expect);
-  // At C = 7 c's tombstone goes with its older version.
-  const [ka, va] = rec('a', 3);
-  assert.equal(hashKV(s.db, 7, 7), crc32c(va, crc32c(ka, 0)));
+  ]);
+  // C = 6: the bucket holds a@3, c@6, c@7(t). At 7 only a exists (keep {a@3}): c@6, at or below C and not kept, is skipped.
+  const a3 = { key: 'a', main: 3, create: 2, version: 2, value: 'a2' };
+  assert.equal(hashKV(s.db, 7, 6), expectedHash([a3, { key: 'c', main: 7, tomb: true }]));
+  assert.equal(hashKV(s.db, 7, 6), referenceHashKV(s.db, 7, 6));
+  // C = 7: c's tombstone goes with its older version.
+  assert.equal(hashKV(s.db, 7, 7), expectedHash([a3]));
+  // No compaction: everything up to 7.
+  assert.equal(hashKV(s.db, 7, 0), referenceHashKV(s.db, 7, 0));
+
+  const x = await storeWith(t, [['put', 'x', 'x1'], ['del', 'x'], ['put', 'y', 'y1']]); // 2, 3, 4
+  // At 3 with C = 2 no key exists: the keep set is empty and etcd skips nothing (x@2 counts).
+  assert.equal(hashKV(x.db, 3, 2), expectedHash([{ key: 'x', main: 2, create: 2, version: 1, value: 'x1' }, { key: 'x', main: 3, tomb: true }]));
+  // At 4, y exists: x@2 is not kept and is skipped.
+  assert.equal(hashKV(x.db, 4, 2), expectedHash([{ key: 'x', main: 3, tomb: true }, { key: 'y', main: 4, create: 4, version: 1, value: 'y1' }]));
 });
 
-test('HashKV revisions: 0 is current, above current is a future revision, below compact is compacted', () => {
+test('HashKV revisions: 0 is current, above current is a future revision, at or below compact is compacted (etcd 3.4)', () => {
   assert.equal(hashKVRevision(0, 20, 5), 20);
   assert.equal(hashKVRevision(-3, 20, 5), 20);
   assert.equal(hashKVRevision(20, 20, 5), 20);
-  assert.equal(hashKVRevision(5, 20, 5), 5, 'the compact revision itself can be hashed');
+  assert.throws(() => hashKVRevision(5, 20, 5), ERR_COMPACTED, 'etcd 3.4 refuses the compact revision itself');
+  assert.equal(hashKVRevision(6, 20, 5), 6);
   assert.equal(hashKVRevision(7, 20, 0), 7);
   assert.throws(() => hashKVRevision(21, 20, 5), ERR_FUTURE);
   assert.throws(() => hashKVRevision(4, 20, 5), ERR_COMPACTED);

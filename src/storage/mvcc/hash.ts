@@ -1,79 +1,68 @@
 // Maintenance.HashKV and Maintenance.Hash over one member's RocksDB.
 //
-// The values are CRC-32C (src/common/crc32c.ts) over etsd's own record
-// layout (keys.ts, record.ts), so they never equal what a real etcd answers
-// for the same history: etcd hashes bbolt's key bucket with crc32 (IEEE).
-// What they promise is etcd's property inside one etsd cluster: members that
-// applied the same history give the same HashKV, whether or not a member has
-// physically swept its last compaction yet.
+// HashKV is etcd 3.4's (mvcc/kvstore.go hashByRev), bit for bit: CRC-32C
+// (Castagnoli) over "key", then the key bucket's pairs (revision key, then
+// mvccpb.KeyValue bytes) in revision order, as ../bbolt/key-bucket.ts shows
+// etsd's records in etcd's layout. So an etsd member and a real etcd that
+// applied the same operations answer the same HashKV, and swept and unswept
+// members agree.
+//
+// Hash stays etsd's own (CRC-32C over etsd's records): etcd's Hash covers the
+// whole bbolt file, members and raft indexes included.
 
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { crc32c } from '../../common/crc32c.js';
 import { Errors } from '../../common/errors.js';
-import { HISTORY_END, MAX_REV, PREFIX_HISTORY, PREFIX_META } from './keys.js';
-import { isTombstoneRecord, modRevisionOf } from './record.js';
+import { PREFIX_META } from './keys.js';
+import { anyKeyAliveAt, isNewestAt, keyBucket } from '../bbolt/key-bucket.js';
 
 const CHUNK = 1000;
 const Q = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
-const HISTORY_START = Buffer.from([PREFIX_HISTORY]);
+const KEY_BUCKET_NAME = Buffer.from('key');
 
 /**
- * The revision HashKV hashes at, or etcd's error: above the current revision
- * is ErrFutureRev, below the compact revision ErrCompacted (equal is fine).
- * 0 means the current revision. etcd hashes nothing for a negative revision;
- * etsd reads it as 0, as Range does.
+ * The revision HashKV hashes at, or etcd 3.4's error: above the current
+ * revision is ErrFutureRev, at or below the compact revision ErrCompacted
+ * (etcd 3.4 refuses the compact revision itself). 0 means the current
+ * revision. etcd hashes nothing for a negative revision; etsd reads it as 0,
+ * as Range does.
  */
 export function hashKVRevision(requested: number, currentRev: number, compactRev: number): number {
   if (requested <= 0) return currentRev;
+  if (requested <= compactRev) throw Errors.compacted();
   if (requested > currentRev) throw Errors.futureRev();
-  if (requested < compactRev) throw Errors.compacted();
   return requested;
 }
 
 /**
- * CRC-32C over the MVCC history as of revision `rev` after a compaction at
- * `compactRev`: for every key, in key order, each version with
- * compactRev < mod <= rev (newest first), then the newest version with
- * mod <= compactRev unless it is a tombstone. That is the set a finished
- * compaction leaves (compactor.ts), so the records a pending or half-done
- * sweep has not removed yet are skipped, and swept and unswept members agree.
- * Each version contributes its 'k' record key and value bytes (the value holds
- * create/mod revision, version, lease, sub-revision and the user value).
+ * etcd's hashByRev(rev) after a compaction at `compactRev`: every key-bucket
+ * pair with main revision in (compactRev, rev], and of the pairs at or below
+ * compactRev (each key's survivor of the compaction) only those in etcd's
+ * keep set, kvindex.Keep(rev): the version each key has at rev, if it exists
+ * then. When no key exists at rev the keep set is empty and etcd skips
+ * nothing ("don't skip if there isn't one").
  *
- * The 'l' (latest) and 'r' (by-revision) families are derived from 'k', and
- * leases are not part of the key space (etcd hashes only the key bucket too).
- * Records above `rev` (writes applied while this runs) are skipped, so a
- * concurrent writer does not change the answer; a concurrent sweep of a newer
- * compaction does, and the caller must retry if the compact revision moved.
+ * One iterator, one point-in-time view; pairs above `rev` (writes applied
+ * while this runs) are not read. A concurrent sweep of a newer compaction
+ * does change the answer: the caller retries if the compact revision moved.
  */
 export function hashKV(db: RocksLevel, rev: number, compactRev: number): number {
   if (rev < compactRev) throw new Error(`hashKV at ${rev} below the compact revision ${compactRev}`);
-  let crc = 0;
-  let gte = HISTORY_START;
-  let current: Buffer | null = null;
-  let kept = false; // the version at or below compactRev of `current` has been decided
-  for (;;) {
-    const { rows } = db.querySync({ ...Q, gte, lt: HISTORY_END, limit: CHUNK });
-    for (let i = 0; i < rows.length; i += 2) {
-      const k = rows[i]!;
-      const v = rows[i + 1]!;
-      const mod = modRevisionOf(v);
-      // 'k' + esc(userKey) + 00 01 + ~rev(6B): all but the last 6 bytes name the key.
-      const name = k.subarray(0, k.length - 6);
-      if (MAX_REV - k.readUIntBE(k.length - 6, 6) !== mod) throw new Error(`history record ${k.toString('hex')} holds mod revision ${mod}`);
-      if (current === null || !name.equals(current)) { current = name; kept = false; }
-      if (mod > rev) continue;
-      if (mod <= compactRev) {
-        // Versions come newest first: only the first one at or below compactRev survives compaction.
-        if (kept) continue;
-        kept = true;
-        if (isTombstoneRecord(v)) continue;
+  const it = db.iterator({ keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  try {
+    let crc = crc32c(KEY_BUCKET_NAME);
+    let keepEmpty: boolean | null = null; // decided at the first pair at or below compactRev
+    for (const p of keyBucket(it, compactRev, rev)) {
+      if (p.main <= compactRev) {
+        keepEmpty ??= !anyKeyAliveAt(it, rev);
+        if (!keepEmpty && (p.tombstone || !isNewestAt(it, p.userKey, p.main, rev))) continue;
       }
-      crc = crc32c(v, crc32c(k, crc));
+      crc = crc32c(p.kv, crc32c(p.revKey, crc));
     }
-    // The binding reports finished whenever it hits the limit, so only a short chunk ends the scan.
-    if (rows.length < CHUNK * 2) return crc;
-    gte = Buffer.concat([rows[rows.length - 2]!, Buffer.from([0])]);
+    return crc;
+  } finally {
+    // Synchronous like the rest of the hash: the snapshot is released before the retry check.
+    it._closeSync();
   }
 }
 
