@@ -8,8 +8,8 @@
 // slack); the encoded request is then held to maxRecvBytes, as gRPC holds it.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CallContext, StreamHandler, UnaryHandler } from '../server/rpc.js';
-import { EtcdError, Errors, GrpcCode } from '../server/errors.js';
+import type { CallContext, StreamHandler, UnaryHandler } from '../grpc/rpc.js';
+import { EtcdError, Errors, GrpcCode } from '../common/errors.js';
 import { jsonToProto, lookupMessage, protoToJson } from './json-pb.js';
 import { JsonIncomplete, JsonStreamReader, JsonSyntaxError, parseFirstValue, type JsonValue } from './json-text.js';
 import { JsonRequestError } from './request-error.js';
@@ -124,7 +124,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const call = new HttpCall(req, res, {
       path: r.grpcPath,
       toJson: (msg) => protoToJson(resType, msg),
-      halfCloseEnds: r.grpcPath !== '/etcdserverpb.Watch/Watch',
     });
     if (!r.requestStream) {
       // Server streaming: one request, read whole, decode errors answered before the call.

@@ -10,20 +10,14 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { ServerCall } from '../server/rpc.js';
-import { EtcdError, GrpcCode } from '../server/errors.js';
+import type { ServerCall } from '../grpc/rpc.js';
+import { EtcdError, GrpcCode } from '../common/errors.js';
 import { replyError, streamErrorChunk, streamResultChunk, writeStreamHead } from './http-reply.js';
 
 export interface HttpCallOptions {
   path: string;
   /** Response bytes -> JSON text. */
   toJson: (msg: Uint8Array) => string;
-  /**
-   * Whether the end of the request body half-closes the call. etcd's watch
-   * server ignores a half-close (the watch lives until the client goes away);
-   * its keep-alive server ends the call.
-   */
-  halfCloseEnds: boolean;
 }
 
 export class HttpCall implements ServerCall {
@@ -59,7 +53,7 @@ export class HttpCall implements ServerCall {
 
   /** The request body ended (or could not be read further). */
   halfClose(): void {
-    if (this.halfClosed || !this.opts.halfCloseEnds) return;
+    if (this.halfClosed) return;
     this.halfClosed = true;
     if (this.onMessageCb !== null || this.queue.length === 0) this.fireEnd();
   }

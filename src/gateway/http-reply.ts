@@ -4,7 +4,7 @@
 // running etcd 3.4.23 (test/compat/gateway-cases.txt).
 
 import type { ServerResponse } from 'node:http';
-import { GrpcCode, type EtcdError } from '../server/errors.js';
+import { GrpcCode, type EtcdError } from '../common/errors.js';
 
 /** etcd's client handler adds these to every response on the client port's HTTP side. */
 const CORS = {

@@ -64,18 +64,19 @@ export class InternalClient {
   /** Watches [key, rangeEnd) from startRev; returns a function that cancels it. */
   watch(key: Buffer, rangeEnd: Buffer, startRev: number, onResponse: (r: DecodedWatchResponse) => void): () => void {
     let onMsg: ((m: Buffer) => void) | null = null;
-    let onEnd: (() => void) | null = null;
+    let onCancel: (() => void) | null = null;
     let ended = false;
     const stream: BidiStream = {
       onMessage: (cb) => { onMsg = cb; },
-      onEnd: (cb) => { onEnd = cb; },
+      onEnd: () => {}, // this in-process client never half-closes
+      onCancel: (cb) => { onCancel = cb; },
       write: (msg) => { if (!ended) onResponse(decodeWatchResponse(msg)); return true; },
       onDrain: () => {},
       end: () => { ended = true; },
     };
     new WatchStream(this.member, stream);
     onMsg!(encodeWatchCreateRequest({ key, rangeEnd, startRevision: startRev }));
-    return () => { if (!ended) { ended = true; onEnd!(); } };
+    return () => { if (!ended) { ended = true; onCancel!(); } };
   }
 
   /** Resolves once key is deleted at or after rev (etcd's waitDelete). */
