@@ -145,26 +145,40 @@ export function createGateway(opts: GatewayOptions): Gateway {
       return;
     }
     if (handler === undefined) { call.end(Errors.unimplemented(r.grpcPath)); req.resume(); return; }
-    handler(call);
     // Bidi: each JSON value on the body is one request; a bad one ends the sending side,
-    // as grpc-gateway's send loop stops at its first decode error.
+    // as grpc-gateway's send loop stops at its first decode error. The call starts with
+    // the first value (or the end of an empty body), as grpc-gateway's first handleSend:
+    // a first value that does not decode is the plain decoder error, not a status, so
+    // gRPC Unknown (HTTP 500) with the decoder's words.
     const reader = new JsonStreamReader(bodyCap);
+    let started = false;
     let stopped = false;
+    const start = () => { if (!started) { started = true; handler(call); } };
     const take = (values: () => JsonValue[]) => {
       if (stopped) return;
       try {
-        for (const v of values()) call.deliver(encode(r, v));
+        for (const v of values()) {
+          const bytes = encode(r, v);
+          start();
+          call.deliver(bytes);
+        }
       } catch (err) {
-        if (requestError(err) === null && !(err instanceof EtcdError)) throw err;
+        const e = err instanceof EtcdError ? err : requestError(err);
+        if (e === null) throw err;
         stopped = true;
-        call.halfClose();
+        if (started) { call.halfClose(); return; }
+        started = true;
+        replyError(res, e.code === GrpcCode.INVALID_ARGUMENT && !(err instanceof EtcdError) ? new EtcdError(GrpcCode.UNKNOWN, e.message) : e, true);
+        req.resume();
       }
     };
     req.setEncoding('utf8');
     req.on('data', (text: string) => take(() => reader.push(text)));
     req.on('end', () => {
       take(() => reader.end());
+      if (stopped) return;
       stopped = true;
+      start();
       call.halfClose();
     });
   };

@@ -13,7 +13,7 @@
 import { isAbsolute, join } from 'node:path';
 import protobuf from 'protobufjs';
 import { PROTO_FILES, protoIncludeRoot } from '../proto/registry.js';
-import { JsonNumber, type JsonValue } from './json-text.js';
+import { JsonNumber, parseWhole, type JsonValue } from './json-text.js';
 import { decodeGoBase64 } from './go-base64.js';
 import { JsonRequestError } from './request-error.js';
 
@@ -82,12 +82,10 @@ function readInt(v: JsonValue, type: string): string {
   let text: string;
   if (v instanceof JsonNumber) text = v.text;
   else if (typeof v === 'string') {
-    text = v;
-    if (text === '') throw new JsonRequestError('unexpected end of JSON input');
-    if (!/^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/.test(text)) {
-      const c = text[0] === '-' ? text[1] ?? '' : text[0]!;
-      throw new JsonRequestError(c === '' ? 'unexpected end of JSON input' : `invalid character ${JSON.stringify(c).replace(/^"|"$/g, "'")} looking for beginning of value`);
-    }
+    // jsonpb unquotes the string and json.Unmarshals what is inside.
+    const inner = parseWhole(v);
+    if (!(inner instanceof JsonNumber)) throw cannot(inner, goType);
+    text = inner.text;
   } else throw cannot(v, goType);
   const [lo, hi] = INT_RANGE[type]!;
   if (!/^-?(0|[1-9][0-9]*)$/.test(text) || BigInt(text) < lo || BigInt(text) > hi) {

@@ -191,6 +191,24 @@ export function parseFirstValue(text: string): JsonValue | undefined {
 }
 
 /**
+ * Reads text as exactly one JSON value, as json.Unmarshal does (jsonpb hands it
+ * the unquoted text of a quoted 64-bit integer): trailing text is an error.
+ */
+export function parseWhole(text: string): JsonValue {
+  const r = new Reader(text + ' ');
+  let v: JsonValue;
+  try {
+    if (r.atEnd()) throw new JsonIncomplete();
+    v = r.value(0);
+  } catch (err) {
+    if (err instanceof JsonIncomplete) throw new JsonSyntaxError('unexpected end of JSON input');
+    throw err;
+  }
+  if (!r.atEnd()) throw new JsonSyntaxError(`invalid character ${quoteChar(text[r.pos]!)} after top-level value`);
+  return v;
+}
+
+/**
  * Splits a growing stream of concatenated JSON values. push() returns every
  * complete value now available; the unfinished rest waits for more text.
  */

@@ -5,6 +5,8 @@ import { EntryKind } from '../workers/protocol/entry.js';
 import type { Member } from '../member/member.js';
 import type { BidiStream } from '../grpc/stream.js';
 import { WatchStream } from './watch-service.js';
+import { EtcdError, GrpcCode } from '../common/errors.js';
+import type { UnaryHandler } from '../grpc/rpc.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -117,3 +119,23 @@ export class InternalClient {
 }
 
 export type { KeyValue };
+
+/**
+ * The handlers of a service that etcd runs as clientv3 against itself (v3lock,
+ * v3election): clientv3 turns a status into a plain error, which the service
+ * returns as is, so the client sees gRPC Unknown with the same words.
+ */
+export function asClientv3Errors(handlers: Map<string, UnaryHandler>): Map<string, UnaryHandler> {
+  const out = new Map<string, UnaryHandler>();
+  for (const [path, h] of handlers) {
+    out.set(path, async (req, ctx) => {
+      try {
+        return await h(req, ctx);
+      } catch (err) {
+        if (err instanceof EtcdError && err.code !== GrpcCode.UNKNOWN) throw new EtcdError(GrpcCode.UNKNOWN, err.message);
+        throw err;
+      }
+    });
+  }
+  return out;
+}
