@@ -223,6 +223,8 @@ test('error bodies for bad input', async () => {
   await fails('/v3/kv/put', '{"key" "x"}', 400, 3, "invalid character '\"' after object key");
   await fails('/v3/kv/range', { key: 'not base64!' }, 400, 3, 'illegal base64 data at input byte 3');
   await fails('/v3/kv/put', { value: b64('v') }, 400, 3, 'etcdserver: key is not provided');
+  // etcd 3.4.23 panics on this one (nil sorter); etsd refuses it with etcd's invalid-sort-option error.
+  await fails('/v3/kv/range', { key: b64('k'), sort_target: 7 }, 400, 3, 'etcdserver: invalid sort option');
   await fails('/v3/lease/timetolive', { ID: 'abc' }, 400, 3, 'invalid character \'a\' looking for beginning of value');
   await fails('/v3/kv/txn', { compare: [{ key: b64('k'), target: 'VALUE', result: 'EQUAL', value: b64('v') }], success: [
     { request_put: { key: b64('dup') } }, { request_put: { key: b64('dup') } }] }, 400, 3, 'etcdserver: duplicate key given in txn request');
