@@ -77,8 +77,7 @@ const GO_INT: Record<string, string> = {
 };
 
 /** An integer field's value: a JSON number, or a string holding one (jsonpb strips the quotes). */
-function readInt(v: JsonValue, type: string): string {
-  const goType = GO_INT[type]!;
+function readInt(v: JsonValue, type: string, goType = GO_INT[type]!): string {
   let text: string;
   if (v instanceof JsonNumber) text = v.text;
   else if (typeof v === 'string') {
@@ -98,11 +97,13 @@ function readScalar(field: protobuf.Field, v: JsonValue): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Enum) {
     if (typeof v === 'string') {
-      const n = rt.values[v];
+      // Own names only: protobufjs's values object inherits the id -> name map.
+      const n = Object.prototype.hasOwnProperty.call(rt.values, v) ? rt.values[v] : undefined;
       if (n === undefined) throw new JsonRequestError(`unknown value ${JSON.stringify(v)} for enum ${goTypeName(rt)}`);
       return n;
     }
-    if (v instanceof JsonNumber) return Number(readInt(v, 'int32'));
+    // A number is json.Unmarshal'ed into the enum's Go type (an int32).
+    if (v instanceof JsonNumber) return Number(readInt(v, 'int32', goTypeName(rt)));
     throw cannot(v, goTypeName(rt));
   }
   if (rt instanceof protobuf.Type) return readMessage(rt, v);
