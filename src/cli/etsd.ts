@@ -20,6 +20,7 @@ import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
 import { TlsSide } from '../tls/side.js';
+import { createGateway } from '../gateway/gateway.js';
 
 /** The metrics port serves what etcd's does there: /metrics and the health probes, nothing else. */
 function metricsOnly(handler: http.RequestListener): http.RequestListener {
@@ -72,12 +73,19 @@ async function main(): Promise<void> {
   ]), isLearner);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.
+  const streamHandlers = gateStreams(new Map([...adaptStreamHandlers(streams, election.serverStreams), ...snapshotStreams(member)]), isLearner);
+  const maxRecvBytes = cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpcServer = createRawGrpcServer({
-    unary, streams: gateStreams(new Map([...adaptStreamHandlers(streams, election.serverStreams), ...snapshotStreams(member)]), isLearner),
-    maxRecvBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log,
+    unary, streams: streamHandlers, maxRecvBytes, log,
     settings: { maxConcurrentStreams: cfg.maxConcurrentStreams },
   });
-  const httpServer = http.createServer(httpHandler(httpRoutes(member, version())));
+  // The JSON gateway calls the same handler maps as gRPC (src/gateway).
+  const gateway = createGateway({ unary, streams: streamHandlers, maxRecvBytes, log });
+  const endpoints = httpHandler(httpRoutes(member, version()));
+  const httpServer = http.createServer((req, res) => {
+    if (gateway.handles((req.url ?? '/').split('?')[0]!)) gateway.serve(req, res);
+    else endpoints(req, res);
+  });
   const listeners: SharedListener[] = [];
   for (const u of cfg.listenClientUrls) {
     const url = new URL(u);

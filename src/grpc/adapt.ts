@@ -25,6 +25,7 @@ export function bidiFromCall(call: ServerCall): BidiStream {
     get peerCommonName() { return call.peerCommonName; },
     onMessage: (cb) => call.onMessage(cb),
     onEnd: (cb) => onEndOnce(call, cb, true),
+    onCancel: (cb) => call.onCancel(cb),
     write: (msg) => call.write(msg),
     onDrain: (cb) => call.onDrain(cb),
     end: (err) => call.end(err),

@@ -5,6 +5,8 @@ export interface BidiStream {
   onMessage(cb: (msg: Buffer) => void): void;
   /** The client closed its side, cancelled, or the connection went away (called once). */
   onEnd(cb: () => void): void;
+  /** The client cancelled or the connection went away; a half-close is not a cancel (called once). */
+  onCancel(cb: () => void): void;
   /** False when the transport's buffer is full: wait for onDrain before writing more. */
   write(msg: Buffer): boolean;
   onDrain(cb: () => void): void;

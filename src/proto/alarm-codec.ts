@@ -23,10 +23,12 @@ export function encodeAlarmRequest(r: AlarmRequest): Buffer {
   return w.finish();
 }
 
-/** AlarmResponse { header = 1, alarms = 2 (AlarmMember { memberID = 1, alarm = 2 }) } */
-export function encodeAlarmResponse(header: Uint8Array, alarms: { memberId: bigint; alarm: number }[]): Buffer {
-  const w = new ProtoWriter(64 + alarms.length * 16);
-  w.writeTag(1, WIRE_LDELIM); w.writeBytes(header);
+/**
+ * AlarmResponse { header = 1, alarms = 2 (AlarmMember { memberID = 1, alarm = 2 }) }.
+ * etcd 3.4 leaves the header out (its applier answers a bare AlarmResponse{}).
+ */
+export function encodeAlarmResponse(alarms: { memberId: bigint; alarm: number }[]): Buffer {
+  const w = new ProtoWriter(16 + alarms.length * 16);
   for (const a of alarms) {
     const m = new ProtoWriter(16);
     if (a.memberId !== 0n) { m.writeTag(1, WIRE_VARINT); m.writeVarintBig(a.memberId); }

@@ -5,7 +5,7 @@ import {
 import type { KeyValue, ResponseHeader } from '../proto/kv-types.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import type { CallContext, ServerStreamHandler, UnaryHandler } from '../grpc/rpc.js';
-import { InternalClient, compareCreate, opDelete, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
+import { InternalClient, asClientv3Errors, compareCreate, opDelete, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
 import type { Member } from '../member/member.js';
 import { grantSessionLease } from './session.js';
 
@@ -121,5 +121,5 @@ export function electionHandlers(member: Member): { unary: Map<string, UnaryHand
     };
     observe().then(() => out.end(), (err: unknown) => out.end(err instanceof EtcdError ? err : undefined));
   });
-  return { unary, serverStreams };
+  return { unary: asClientv3Errors(unary), serverStreams };
 }

@@ -6,6 +6,8 @@ import type { Member } from '../member/member.js';
 import type { BidiStream } from '../grpc/stream.js';
 import { WatchStream } from './watch-service.js';
 import { readAs, withAuth, type Caller } from './auth-check.js';
+import { EtcdError, GrpcCode } from '../common/errors.js';
+import type { UnaryHandler } from '../grpc/rpc.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -69,20 +71,21 @@ export class InternalClient {
   /** Watches [key, rangeEnd) from startRev; returns a function that cancels it. */
   watch(key: Buffer, rangeEnd: Buffer, startRev: number, onResponse: (r: DecodedWatchResponse) => void): () => void {
     let onMsg: ((m: Buffer) => void) | null = null;
-    let onEnd: (() => void) | null = null;
+    let onCancel: (() => void) | null = null;
     let ended = false;
     const stream: BidiStream = {
       token: this.caller?.token,
       peerCommonName: this.caller?.peerCommonName ?? null,
       onMessage: (cb) => { onMsg = cb; },
-      onEnd: (cb) => { onEnd = cb; },
+      onEnd: () => {}, // this in-process client never half-closes
+      onCancel: (cb) => { onCancel = cb; },
       write: (msg) => { if (!ended) onResponse(decodeWatchResponse(msg)); return true; },
       onDrain: () => {},
       end: () => { ended = true; },
     };
     new WatchStream(this.member, stream);
     onMsg!(encodeWatchCreateRequest({ key, rangeEnd, startRevision: startRev }));
-    return () => { if (!ended) { ended = true; onEnd!(); } };
+    return () => { if (!ended) { ended = true; onCancel!(); } };
   }
 
   /** Resolves once key is deleted at or after rev (etcd's waitDelete). */
@@ -123,3 +126,23 @@ export class InternalClient {
 }
 
 export type { KeyValue };
+
+/**
+ * The handlers of a service that etcd runs as clientv3 against itself (v3lock,
+ * v3election): clientv3 turns a status into a plain error, which the service
+ * returns as is, so the client sees gRPC Unknown with the same words.
+ */
+export function asClientv3Errors(handlers: Map<string, UnaryHandler>): Map<string, UnaryHandler> {
+  const out = new Map<string, UnaryHandler>();
+  for (const [path, h] of handlers) {
+    out.set(path, async (req, ctx) => {
+      try {
+        return await h(req, ctx);
+      } catch (err) {
+        if (err instanceof EtcdError && err.code !== GrpcCode.UNKNOWN) throw new EtcdError(GrpcCode.UNKNOWN, err.message);
+        throw err;
+      }
+    });
+  }
+  return out;
+}

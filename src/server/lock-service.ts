@@ -1,9 +1,10 @@
 import { decodeLockRequest, decodeUnlockRequest, encodeHeaderResponse, encodeLockResponse } from '../proto/concurrency-codec.js';
 import type { ResponseHeader } from '../proto/kv-types.js';
 import type { CallContext, UnaryHandler } from '../grpc/rpc.js';
-import { InternalClient, compareCreate, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
+import { InternalClient, asClientv3Errors, compareCreate, opGet, opPut, prefixEnd, rangeRequest } from './internal-client.js';
 import { grantSessionLease } from './session.js';
 import type { Member } from '../member/member.js';
+import { Errors } from '../common/errors.js';
 
 /**
  * v3lockpb.Lock as etcd serves it: the clientv3 concurrency Mutex, run by the
@@ -44,8 +45,9 @@ export function lockHandlers(member: Member): Map<string, UnaryHandler> {
 
   h.set('/v3lockpb.Lock/Unlock', async (req: Buffer, ctx?: CallContext) => {
     const { key } = decodeUnlockRequest(req);
+    if (key.length === 0) throw Errors.emptyKey(); // the server's answer to clientv3's Delete("")
     const resp = await new InternalClient(member, ctx).del(key);
     return encodeHeaderResponse(full(resp.header));
   });
-  return h;
+  return asClientv3Errors(h);
 }

@@ -36,7 +36,9 @@ export class WatchStream implements StreamSink {
   constructor(private readonly member: Member, private readonly stream: BidiStream) {
     this.id = member.openStream(this);
     stream.onMessage((msg) => this.onRequest(msg));
-    stream.onEnd(() => this.close());
+    // As etcd 3.4's watch server: a half-close ends only the receiving side (recvLoop returns
+    // nil on io.EOF); events flow until the client cancels or the connection goes.
+    stream.onCancel(() => this.close());
     stream.onDrain(() => this.setPaused(false));
   }
 

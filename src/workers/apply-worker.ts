@@ -225,7 +225,7 @@ async function main(): Promise<void> {
       writer.putMeta(META_ALARMS, alarms.toBytes());
       storeShared(shared, Shared.Alarms, alarms.bits);
     }
-    return encodeAlarmResponse(codec.encodeResponseHeader(hdr(writer.state.rev)), out);
+    return encodeAlarmResponse(out);
   };
 
   /**
