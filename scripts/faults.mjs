@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Long seeded fault campaigns over real clusters (build first: npx tsc -p tsconfig.json).
 //   node scripts/faults.mjs [--target etsd|etcd] [--members 3] [--fault all|none|kill-leader|kill-follower|stop-leader|partition-leader]
-//                           [--seed N] [--duration SECONDS] [--runs N] [--ops N]
+//                           [--seed N] [--duration SECONDS] [--runs N] [--ops N] [--failpoints SPEC]
+// --failpoints arms ETSD_FAILPOINTS in etsd's members (src/common/failpoints.ts), e.g.
+// 'rangeBeforeReadIndex=error', the deliberate bug the checkers must catch.
 // Runs one fault per run, cycling through the chosen faults, seeds N, N+1, ...
 // until --duration seconds or --runs runs; a fresh cluster per run. Prints one
 // line per run and, for any failing run, its anomalies and the command that
@@ -27,6 +29,7 @@ const { values: a } = parseArgs({
     duration: { type: 'string', default: '60' },
     runs: { type: 'string', default: '0' },
     ops: { type: 'string', default: '1500' },
+    failpoints: { type: 'string', default: '' },
   },
 });
 if (a.target !== 'etsd' && a.target !== 'etcd') throw new Error(`--target must be etsd or etcd, got ${a.target}`);
@@ -36,6 +39,9 @@ for (const f of faults) if (!FAULTS.includes(f)) throw new Error(`unknown fault 
 const seed0 = Number(a.seed);
 const until = Date.now() + Number(a.duration) * 1000;
 const maxRuns = Number(a.runs);
+if (a.failpoints && a.target !== 'etsd') throw new Error('--failpoints arms etsd members only');
+const env = a.failpoints ? { ETSD_FAILPOINTS: a.failpoints } : {};
+const fpArg = a.failpoints ? ` --failpoints '${a.failpoints}'` : '';
 
 let runs = 0;
 let failed = 0;
@@ -45,8 +51,8 @@ for (let k = 0; ; k++) {
   if (maxRuns > 0 ? runs >= maxRuns : Date.now() >= until) break;
   const seed = seed0 + k;
   const fault = faults[k % faults.length];
-  const replay = `node scripts/faults.mjs --target ${a.target} --members ${members} --fault ${fault} --seed ${seed} --runs 1 --ops ${a.ops}`;
-  const cluster = await Cluster.start(a.target, members);
+  const replay = `node scripts/faults.mjs --target ${a.target} --members ${members} --fault ${fault} --seed ${seed} --runs 1 --ops ${a.ops}${fpArg}`;
+  const cluster = await Cluster.start(a.target, members, env);
   try {
     if (!faultApplies(fault, cluster)) { console.log(`skip ${fault}: not applicable to ${members} ${a.target} member(s)`); if (faults.length === 1) break; continue; }
     runs++;

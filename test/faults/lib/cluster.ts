@@ -1,8 +1,8 @@
 // Real clusters for fault runs: N etsd members, or N real etcd members, as
-// child processes on loopback with fresh data dirs. etsd's peer traffic runs
-// through the partition proxy (test/common/tcp-proxy.ts) so a member can be
-// isolated; etcd's peer traffic is HTTP, which the proxy cannot name, so etcd
-// clusters support kills and pauses only. Every child is killed by PID (also
+// child processes on loopback with fresh data dirs. Peer traffic runs through
+// the partition proxy (test/common/tcp-proxy.ts), which names the sender of
+// etsd's connections by their hello and of etcd's by the X-Server-From header,
+// so a member of either can be isolated. Every child is killed by PID (also
 // at process exit); data dirs are removed on close.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -37,7 +37,8 @@ class Member {
   private tail: string[] = [];
   private exit: Promise<void> = Promise.resolve();
 
-  constructor(readonly name: string, readonly clientPort: number, readonly dataDir: string, private readonly argv: () => [string, string[]]) {}
+  constructor(readonly name: string, readonly clientPort: number, readonly dataDir: string, private readonly argv: () => [string, string[]],
+    private readonly extraEnv: Record<string, string>) {}
 
   get endpoint(): string { return `127.0.0.1:${this.clientPort}`; }
   get label(): string { return `${this.name}#${this.incarnation}`; }
@@ -45,7 +46,7 @@ class Member {
 
   start(): void {
     const [file, args] = this.argv();
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && k !== 'ETSD_FAILPOINTS')), ...this.extraEnv };
     const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = c;
     this.incarnation++;
@@ -93,15 +94,15 @@ class Member {
 }
 
 export class Cluster {
-  private constructor(readonly kind: ClusterKind, private readonly members: Member[], private readonly proxy: PartitionProxy | null, private readonly base: string) {}
+  private constructor(readonly kind: ClusterKind, private readonly members: Member[], private readonly proxy: PartitionProxy, private readonly base: string) {}
 
-  /** Starts `size` members and waits until every one answers and one leads. */
-  static async start(kind: ClusterKind, size: number): Promise<Cluster> {
+  /** Starts `size` members and waits until every one answers and one leads; `env` is added to theirs (ETSD_FAILPOINTS only from here). */
+  static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}): Promise<Cluster> {
     const ports = await freePorts(size * 3);
     const base = mkdtempSync(join(tmpdir(), `etsd-faults-${kind}-`));
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
-    const proxy = kind === 'etsd' ? await PartitionProxy.start(names.map((_, i) => ({ proxyPort: ports[2 * size + i]!, targetPort: ports[size + i]! }))) : null;
-    const advertised = (i: number) => (proxy ? proxy.advertisedUrl(i) : `http://127.0.0.1:${ports[size + i]}`);
+    const proxy = await PartitionProxy.start(names.map((_, i) => ({ proxyPort: ports[2 * size + i]!, targetPort: ports[size + i]! })));
+    const advertised = (i: number) => proxy.advertisedUrl(i);
     const listenPeer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
     const initialCluster = names.map((n, i) => `${n}=${advertised(i)}`).join(',');
     const members = names.map((name, i) => {
@@ -115,7 +116,7 @@ export class Cluster {
         '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
       ];
       const argv = (): [string, string[]] => (kind === 'etcd' ? [ETCD_BIN, flags] : [process.execPath, [etsdScript(), ...flags]]);
-      return new Member(name, ports[i]!, dataDir, argv);
+      return new Member(name, ports[i]!, dataDir, argv, env);
     });
     const c = new Cluster(kind, members, proxy, base);
     try {
@@ -130,7 +131,6 @@ export class Cluster {
   }
 
   get size(): number { return this.members.length; }
-  get canPartition(): boolean { return this.proxy !== null; }
   endpoint(i: number): string { return this.members[i]!.endpoint; }
   label(i: number): string { return this.members[i]!.label; }
   name(i: number): string { return this.members[i]!.name; }
@@ -164,14 +164,13 @@ export class Cluster {
   signal(i: number, sig: 'SIGSTOP' | 'SIGCONT'): void { this.members[i]!.signal(sig); }
 
   isolate(i: number): void {
-    if (!this.proxy) throw new Error(`${this.kind} clusters cannot be partitioned (the proxy cannot name HTTP peer traffic)`);
     this.proxy.isolate(i);
   }
-  heal(): void { this.proxy?.heal(); }
+  heal(): void { this.proxy.heal(); }
 
   async close(): Promise<void> {
     for (const m of this.members) await m.kill('SIGKILL').catch(() => undefined);
-    await this.proxy?.close();
+    await this.proxy.close();
     if (process.env['ETSD_KEEP_TMP'] !== '1') rmSync(this.base, { recursive: true, force: true });
   }
 }

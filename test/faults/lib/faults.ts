@@ -24,7 +24,7 @@ const HOLD_MS = 1000;
 export function faultApplies(kind: FaultKind, c: Cluster): boolean {
   if (kind === 'none') return true;
   if (c.size < 3) return kind === 'kill-leader' || kind === 'stop-leader';
-  return kind !== 'partition-leader' || c.canPartition;
+  return true;
 }
 
 async function newLeader(c: Cluster, old: number, t0: number): Promise<number> {
