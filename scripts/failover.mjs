@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Failover tail, etsd beside etcd in one run (build first: npx tsc -p tsconfig.json).
-//   node scripts/failover.mjs [--kills 10] [--members 3] [--targets etsd,etcd] [--settle-ms 2000]
+//   node scripts/failover.mjs [--kills 10] [--members 3] [--targets etsd,etcd] [--settle-ms 2000] [--pre-vote true|false]
+// --pre-vote sets the flag on both (etcd 3.4 defaults to false, etsd to true); unset, each runs its default.
 // One cluster per target, both up for the whole run. Kills alternate between
 // them: find the leader, kill -9 it, time until one of the survivors reports
 // itself leader on /metrics (polled every 20 ms), restart the killed member,
@@ -22,6 +23,7 @@ const { values: a } = parseArgs({
     members: { type: 'string', default: '3' },
     targets: { type: 'string', default: 'etsd,etcd' },
     'settle-ms': { type: 'string', default: '2000' },
+    'pre-vote': { type: 'string' },
   },
 });
 const targets = a.targets.split(',');
@@ -34,8 +36,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const clusters = {};
 const times = {};
 try {
-  for (const t of targets) { clusters[t] = await Cluster.start(t, members); times[t] = []; }
-  console.log(`${members} members each, heartbeat ${HEARTBEAT_MS} ms, election timeout ${ELECTION_MS} ms, ${kills} kills each`);
+  const flags = a['pre-vote'] === undefined ? [] : [`--pre-vote=${a['pre-vote']}`];
+  for (const t of targets) { clusters[t] = await Cluster.start(t, members, {}, flags); times[t] = []; }
+  console.log(`${members} members each, heartbeat ${HEARTBEAT_MS} ms, election timeout ${ELECTION_MS} ms, ${kills} kills each${flags.length ? `, ${flags[0]}` : ''}`);
   for (let k = 0; k < kills; k++) {
     for (const t of targets) {
       const c = clusters[t];

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Long seeded fault campaigns over real clusters (build first: npx tsc -p tsconfig.json).
 //   node scripts/faults.mjs [--target etsd|etcd] [--members 3] [--fault all|none|kill-leader|kill-follower|stop-leader|partition-leader]
-//                           [--seed N] [--duration SECONDS] [--runs N] [--ops N] [--failpoints SPEC]
+//                           [--seed N] [--duration SECONDS] [--runs N] [--ops N] [--failpoints SPEC] [--verbose]
+// --verbose prints the members' log tails after a failover slower than twice the election timeout.
 // --failpoints arms ETSD_FAILPOINTS in etsd's members (src/common/failpoints.ts), e.g.
 // 'rangeBeforeReadIndex=error', the deliberate bug the checkers must catch.
 // Runs one fault per run, cycling through the chosen faults, seeds N, N+1, ...
@@ -30,6 +31,7 @@ const { values: a } = parseArgs({
     runs: { type: 'string', default: '0' },
     ops: { type: 'string', default: '1500' },
     failpoints: { type: 'string', default: '' },
+    verbose: { type: 'boolean', default: false },
   },
 });
 if (a.target !== 'etsd' && a.target !== 'etcd') throw new Error(`--target must be etsd or etcd, got ${a.target}`);
@@ -60,6 +62,7 @@ for (let k = 0; ; k++) {
     ops += r.ops;
     if (r.fault.failoverMs !== undefined) failover.push(r.fault.failoverMs);
     console.log(summary(r));
+    if (a.verbose && r.fault.slowLogs) console.log(`slow failover, log tails then:\n${r.fault.slowLogs}`);
     if (r.anomalies.length > 0) {
       failed++;
       for (const x of r.anomalies) console.log(`  [${x.check}] ${x.detail}`);

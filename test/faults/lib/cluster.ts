@@ -96,8 +96,11 @@ class Member {
 export class Cluster {
   private constructor(readonly kind: ClusterKind, private readonly members: Member[], private readonly proxy: PartitionProxy, private readonly base: string) {}
 
-  /** Starts `size` members and waits until every one answers and one leads; `env` is added to theirs (ETSD_FAILPOINTS only from here). */
-  static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}): Promise<Cluster> {
+  /**
+   * Starts `size` members and waits until every one answers and one leads; `env` is added to
+   * theirs (ETSD_FAILPOINTS only from here), `flags` to their command lines.
+   */
+  static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}, flags: string[] = []): Promise<Cluster> {
     const ports = await freePorts(size * 3);
     const base = mkdtempSync(join(tmpdir(), `etsd-faults-${kind}-`));
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
@@ -108,14 +111,15 @@ export class Cluster {
     const members = names.map((name, i) => {
       const dataDir = join(base, name);
       const client = `http://127.0.0.1:${ports[i]}`;
-      const flags = [
+      const argvFlags = [
         '--name', name, '--data-dir', dataDir,
         '--listen-client-urls', client, '--advertise-client-urls', client,
         '--listen-peer-urls', listenPeer(i), '--initial-advertise-peer-urls', advertised(i),
         '--initial-cluster', initialCluster, '--initial-cluster-state', 'new',
         '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
+        ...flags,
       ];
-      const argv = (): [string, string[]] => (kind === 'etcd' ? [ETCD_BIN, flags] : [process.execPath, [etsdScript(), ...flags]]);
+      const argv = (): [string, string[]] => (kind === 'etcd' ? [ETCD_BIN, argvFlags] : [process.execPath, [etsdScript(), ...argvFlags]]);
       return new Member(name, ports[i]!, dataDir, argv, env);
     });
     const c = new Cluster(kind, members, proxy, base);

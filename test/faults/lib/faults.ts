@@ -2,7 +2,7 @@
 // ends. Leader faults measure failover: ms from the fault until one of the
 // other members reports itself leader (polled every 20 ms on /metrics).
 
-import type { Cluster } from './cluster.js';
+import { ELECTION_MS, type Cluster } from './cluster.js';
 
 export const FAULTS = ['none', 'kill-leader', 'kill-follower', 'stop-leader', 'partition-leader'] as const;
 export type FaultKind = (typeof FAULTS)[number];
@@ -14,6 +14,8 @@ export interface FaultReport {
   failoverMs?: number;
   /** ms the fault lasted (until restart / SIGCONT / heal began). */
   heldMs?: number;
+  /** The members' log tails right after a failover slower than twice the election timeout (to see why). */
+  slowLogs?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -27,10 +29,11 @@ export function faultApplies(kind: FaultKind, c: Cluster): boolean {
   return true;
 }
 
-async function newLeader(c: Cluster, old: number, t0: number): Promise<number> {
+async function newLeader(c: Cluster, old: number, t0: number): Promise<{ failoverMs: number; slowLogs?: string }> {
   const others = Array.from({ length: c.size }, (_, i) => i).filter((i) => i !== old);
   await c.leader(FAILOVER_TIMEOUT_MS, others, 20);
-  return Date.now() - t0;
+  const failoverMs = Date.now() - t0;
+  return failoverMs > 2 * ELECTION_MS ? { failoverMs, slowLogs: c.logs() } : { failoverMs };
 }
 
 export async function inject(c: Cluster, kind: FaultKind): Promise<FaultReport> {
@@ -41,11 +44,11 @@ export async function inject(c: Cluster, kind: FaultKind): Promise<FaultReport> 
     case 'kill-leader': {
       const t0 = Date.now();
       await c.kill(leader);
-      const failoverMs = single ? undefined : await newLeader(c, leader, t0);
+      const f = single ? {} : await newLeader(c, leader, t0);
       await sleep(HOLD_MS);
       const heldMs = Date.now() - t0;
       await c.restart(leader);
-      return { kind, target: c.name(leader), failoverMs, heldMs };
+      return { kind, target: c.name(leader), ...f, heldMs };
     }
     case 'kill-follower': {
       const f = (leader + 1) % c.size;
@@ -59,20 +62,20 @@ export async function inject(c: Cluster, kind: FaultKind): Promise<FaultReport> 
     case 'stop-leader': {
       const t0 = Date.now();
       c.signal(leader, 'SIGSTOP');
-      const failoverMs = single ? undefined : await newLeader(c, leader, t0);
+      const f = single ? {} : await newLeader(c, leader, t0);
       await sleep(single ? 2 * HOLD_MS : HOLD_MS);
       const heldMs = Date.now() - t0;
       c.signal(leader, 'SIGCONT');
-      return { kind, target: c.name(leader), failoverMs, heldMs };
+      return { kind, target: c.name(leader), ...f, heldMs };
     }
     case 'partition-leader': {
       const t0 = Date.now();
       c.isolate(leader);
-      const failoverMs = await newLeader(c, leader, t0);
+      const f = await newLeader(c, leader, t0);
       await sleep(HOLD_MS);
       const heldMs = Date.now() - t0;
       c.heal();
-      return { kind, target: c.name(leader), failoverMs, heldMs };
+      return { kind, target: c.name(leader), ...f, heldMs };
     }
   }
 }
