@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
-const dirs = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['unit', 'sim', 'integration', 'compat'];
+const dirs = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['unit', 'sim', 'integration', 'compat', 'faults'];
 
 function collect(dir) {
   let out = [];

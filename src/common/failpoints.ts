@@ -22,6 +22,9 @@ export const FAILPOINT_NAMES = [
   'snapshotBeforeSave', 'snapshotAfterSave', 'snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall',
   'compactBeforeSweep', 'compactAfterSweep',
   'confChangeBeforeApply', 'leaseBeforeRevoke',
+  // A deliberate bug, to show the fault checkers catch it: "error" serves a
+  // linearizable Range from local state without ReadIndex.
+  'rangeBeforeReadIndex',
 ] as const;
 export type FailpointName = (typeof FAILPOINT_NAMES)[number];
 

@@ -3,6 +3,7 @@
 // index, which is what a waiting read waits for.
 
 import { Errors } from '../common/errors.js';
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import type { RaftNode } from '../raft/node.js';
 import type { ReadState } from '../raft/types.js';
 import type { Outbox } from '../workers/outbox.js';
@@ -76,6 +77,7 @@ export class ReadPath {
         this.nextShardOutbox().send([shardRequestHeader(ShardOp.Range, reqId), request]);
       };
       if (serializable) return send();
+      if (FAILPOINTS_ARMED && failpoint('rangeBeforeReadIndex')) return send();
       this.afterReadIndex(reqId, send);
     });
   }

@@ -12,7 +12,8 @@
 //   queued in one event-loop turn goes out in one socket write per peer, encoded in
 //   place (one sizing pass, one buffer, entry data copied once).
 // - Dial failures and broken connections are retried with exponential backoff
-//   (100 ms doubling to 5 s, +-20% jitter); success resets it.
+//   (100 ms doubling to 5 s, +-20% jitter); success resets it, and so does the peer
+//   dialling us (it is up again: we redial it at once).
 // - Messages to ourselves are looped back without TCP, in the next turn.
 // - Frames (src/transport/frames.ts) are checksummed; a bad frame, message or
 //   handshake closes that connection only.
@@ -404,6 +405,10 @@ export class PeerTransport {
     this.inboundBySender.set(from, c);
     // A newer connection from the same sender replaces the old (the sender reconnected).
     if (old !== undefined && old !== c) old.destroy();
+    // The sender is back (a restarted member dials us first): dial it now rather than
+    // after our backoff, which grew while it was down and would drop our messages to
+    // it (votes included) for seconds.
+    this.peers.get(from)?.redialNow();
   }
 
   /** @internal */
@@ -589,6 +594,15 @@ class OutboundPeer {
     this.t.log.info({ peer: hex(this.id), url: this.url }, 'raft peer connected');
     this.t.peerStatus(this.id, true);
     this.flush();
+  }
+
+  /** The peer is known to be up: a dial waiting out its backoff happens now, from a fresh backoff. */
+  redialNow(): void {
+    if (this.timer === null || this.socket !== null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.attempt = 0;
+    this.dial();
   }
 
   private scheduleRedial(): void {

@@ -14,6 +14,13 @@
 // (closed right after their hello) or, in 'blackhole' mode, held open and
 // never answered, as a dead network would, until heal(). Every socket the
 // proxy holds is destroyed on close().
+//
+// Real etcd members work too: their peer traffic is HTTP, and each stream,
+// pipeline and snapshot request names its sender in an X-Server-From header,
+// which the proxy reads from the first request head instead of a hello.
+// Requests without it (etcd's probes) name no one, and etcd reuses those
+// keep-alive connections for its pipeline messages; so while a member is
+// isolated, every connection the proxy cannot name is cut too.
 
 import * as net from 'node:net';
 import { computeMemberId } from '../../src/common/ids.js';
@@ -22,6 +29,8 @@ import { FRAME_HEADER_BYTES } from '../../src/transport/frames.js';
 
 /** A hello frame is 28 bytes; anything much larger is not a hello. */
 const MAX_HELLO_BYTES = 1024;
+/** An HTTP request head longer than this is not one of etcd's peer requests. */
+const MAX_HTTP_HEAD_BYTES = 16 * 1024;
 /** A connection that has not sent its hello within this is closed. */
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -50,7 +59,7 @@ export interface ProxyStats {
   dropped: Record<string, number>;
   /** Live connections destroyed by cut() / isolate(). */
   severed: number;
-  /** Connections that did not start with the raft preface (passed through, never cut). */
+  /** Connections whose sender could not be named (passed through unless a member is isolated). */
   unidentified: number;
 }
 
@@ -60,6 +69,8 @@ export class PartitionProxy {
   private readonly indexOfId = new Map<bigint, number>();
   private readonly servers: net.Server[] = [];
   private readonly cuts = new Set<string>();
+  /** Members cut off by isolate(): while any is, connections no one can be named for are cut as well. */
+  private readonly isolated = new Set<number>();
   private readonly links = new Set<Link>();
   /** Connections that have not sent their hello yet. */
   private readonly pending = new Set<net.Socket>();
@@ -106,6 +117,8 @@ export class PartitionProxy {
 
   /** Cuts every link to and from member i. */
   isolate(i: number): void {
+    this.isolated.add(i);
+    for (const l of [...this.links]) if (l.from === -1) this.sever(l);
     for (let j = 0; j < this.members.length; j++) {
       if (j === i) continue;
       this.cut(i, j);
@@ -118,6 +131,7 @@ export class PartitionProxy {
   /** Restores every link. Connections held by a blackhole are closed so their senders redial. */
   heal(): void {
     this.cuts.clear();
+    this.isolated.clear();
     for (const s of [...this.held]) s.destroy();
     this.held.clear();
   }
@@ -169,12 +183,9 @@ export class PartitionProxy {
       clearTimeout(timer);
       client.pause();
       this.pending.delete(client);
-      if (head === 'other') {
-        this.stats.unidentified++;
-        return this.forward({ from: -1, to, client, upstream: null }, buf);
-      }
-      const from = this.indexOfId.get(head.fromId) ?? -1;
-      if (this.isCut(from, to)) {
+      if (head === 'other') this.stats.unidentified++;
+      const from = head === 'other' ? -1 : this.indexOfId.get(head.fromId) ?? -1;
+      if (from === -1 ? this.isolated.size > 0 : this.isCut(from, to)) {
         bump(this.stats.dropped, `${from}>${to}`);
         if (this.mode === 'refuse') { client.destroy(); return; }
         // Read and discard, never answer: the sender's handshake times out.
@@ -220,8 +231,17 @@ function bump(m: Record<string, number>, k: string): void {
   m[k] = (m[k] ?? 0) + 1;
 }
 
-/** The sender of a raft connection from its first bytes: 'more' until the hello is complete. */
+/** etcd's rafthttp names the sender in a header of every stream, pipeline and snapshot request. */
+const HTTP_METHODS = ['GET ', 'POST ', 'PUT '];
+const SERVER_FROM = /\r\nX-Server-From: *([0-9a-fA-F]+)\r\n/i;
+
+/** The sender of a raft connection from its first bytes: 'more' until the hello (or etcd's request head) is complete. */
 function identify(buf: Buffer): { fromId: bigint } | 'more' | 'other' {
+  const head = buf.subarray(0, 5).toString('latin1');
+  for (const m of HTTP_METHODS) {
+    if (head.startsWith(m)) return identifyHttp(buf);
+    if (m.startsWith(head)) return 'more';
+  }
   const n = Math.min(buf.length, PREFACE.length);
   if (!buf.subarray(0, n).equals(PREFACE.subarray(0, n))) return 'other';
   if (buf.length < PREFACE.length + FRAME_HEADER_BYTES) return 'more';
@@ -234,4 +254,12 @@ function identify(buf: Buffer): { fromId: bigint } | 'more' | 'other' {
   } catch {
     return 'other';
   }
+}
+
+/** Real etcd's peer requests: the X-Server-From header of the first request on the connection ('other' without one, as probes have). */
+function identifyHttp(buf: Buffer): { fromId: bigint } | 'more' | 'other' {
+  const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
+  if (end < 0) return buf.length > MAX_HTTP_HEAD_BYTES ? 'other' : 'more';
+  const m = SERVER_FROM.exec(buf.subarray(0, end + 2).toString('latin1'));
+  return m ? { fromId: BigInt(`0x${m[1]}`) } : 'other';
 }

@@ -29,12 +29,13 @@ interface Node {
   url: string;
 }
 
-async function startNode(id: bigint, opts: { clusterId?: bigint; port?: number; maxQueueBytes?: number } = {}): Promise<Node> {
+async function startNode(id: bigint, opts: { clusterId?: bigint; port?: number; maxQueueBytes?: number; backoffMs?: number } = {}): Promise<Node> {
   const got: Message[] = [];
   const log = captureLog();
   const t = new PeerTransport({
     selfId: id, clusterId: opts.clusterId ?? 0xc1n, listen: [{ host: HOST, port: opts.port ?? 0 }], peers: new Map(),
     onMessage: (m) => got.push(m), log, maxQueueBytes: opts.maxQueueBytes,
+    backoffMinMs: opts.backoffMs, backoffMaxMs: opts.backoffMs,
   });
   await t.start();
   return { t, got, log, url: `http://${HOST}:${t.addresses()[0]!.port}` };
@@ -164,6 +165,28 @@ test('peers: a restarted peer on the same port is reconnected automatically', as
     await waitFor('after restart', () => b.got.length === 1 && a.got.length === 1);
     assert.equal(b.got[0]!.index, 1);
     assert.equal(a.got[0]!.index, 5);
+  } finally {
+    await stopAll([a, b]);
+  }
+});
+
+test('peers: a restarted peer that dials us is redialled at once, not after our backoff', async () => {
+  // a's backoff is a minute: only b dialling in can bring a's connection to b back within the test.
+  const a = await startNode(1n, { backoffMs: 60_000 });
+  let b = await startNode(2n);
+  const port = b.t.addresses()[0]!.port;
+  try {
+    connectAll([a, b]);
+    await waitFor('a->b', () => connected(a, [2n]));
+    await b.t.stop();
+    await waitFor('a sees b down', () => !connected(a, [2n]));
+    b = await startNode(2n, { port });
+    b.t.addPeer(1n, a.url);
+    await waitFor('b->a', () => connected(b, [1n]));
+    await waitFor('a->b again, long before its backoff', () => connected(a, [2n]));
+    a.t.send([msg(1n, 2n, 3, MessageType.MsgVoteResp)]);
+    await waitFor('a vote answer reaches the restarted peer', () => b.got.length === 1);
+    assert.equal(b.got[0]!.type, MessageType.MsgVoteResp);
   } finally {
     await stopAll([a, b]);
   }
