@@ -33,7 +33,7 @@ import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { checkInitialHashKV } from './corrupt-check.js';
-import { QuotaGuard, isNoSpace } from './quota-guard.js';
+import { QuotaGuard } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
 import type { AlarmType } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
@@ -145,14 +145,7 @@ export class Member {
   // ---- what the services ask ----
   /** `auth`: the user the request was made as (etcd's RequestHeader username and auth revision), checked when applied. */
   propose(kind: EntryKind, request: Buffer, tReceived?: number, auth?: EntryAuth): Promise<Buffer> {
-    const refused = this.quota.check(kind, request);
-    if (refused) return Promise.reject(refused);
-    const p = this.writes.propose(kind, request, tReceived, auth);
-    if (!this.quota.enabled) return p;
-    return p.catch((err: unknown) => {
-      if (isNoSpace(err)) this.quota.raise();
-      throw err;
-    });
+    return this.quota.guard(kind, request, () => this.writes.propose(kind, request, tReceived, auth));
   }
   /** Maintenance.Alarm: every action goes through the log, as in etcd 3.4. */
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }

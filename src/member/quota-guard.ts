@@ -42,6 +42,20 @@ export class QuotaGuard {
     return [AlarmType.NOSPACE, AlarmType.CORRUPT].filter((t) => (bits & (1 << t)) !== 0);
   }
 
+  /**
+   * Proposes a write through `propose` unless the quota refuses it; a write the
+   * apply worker answers "database space exceeded" raises the alarm, as etcd's apply does.
+   */
+  guard(kind: EntryKind, request: Buffer, propose: () => Promise<Buffer>): Promise<Buffer> {
+    const refused = this.check(kind, request);
+    if (refused) return Promise.reject(refused);
+    if (this.quota === Infinity) return propose();
+    return propose().catch((err: unknown) => {
+      if (isNoSpace(err)) this.raise();
+      throw err;
+    });
+  }
+
   /** etcd's quotaKVServer check: null when the write may be proposed. */
   check(kind: EntryKind, request: Buffer): EtcdError | null {
     if (this.quota === Infinity) return null;

@@ -25,6 +25,25 @@ export function httpRoutes(member: Member, etsdVersion: string): Map<string, Htt
     const ok = member.isLeaderKnown();
     json(res, ok ? 200 : 503, ok ? { health: 'true', reason: '' } : { health: 'false', reason: 'RAFT NO LEADER' });
   });
+  // etcd 3.5's probes (Kubernetes): named checks, "ok" or 503 with "<path> check failed"; ?verbose lists them all.
+  const probe = (path: string, checks: [string, () => string | null][]): HttpRoute => (req, res) => {
+    const verbose = new URL(req.url ?? '/', 'http://x').searchParams.has('verbose');
+    const lines: string[] = [];
+    let failed = false;
+    for (const [name, check] of checks) {
+      const why = check();
+      if (why === null) { if (verbose) lines.push(`[+]${name} ok`); } else { failed = true; lines.push(`[-]${name} failed: ${why}`); }
+    }
+    lines.push(failed ? `${path} check failed` : 'ok');
+    res.writeHead(failed ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(lines.join('\n') + '\n');
+  };
+  // Answered by the main thread at all: alive.
+  routes.set('/livez', probe('livez', []));
+  routes.set('/readyz', probe('readyz', [
+    ['data_corruption', () => (member.alarms().includes(AlarmType.CORRUPT) ? 'alarm activated: CORRUPT' : null)],
+    ['linearizable_read', () => (member.isLeaderKnown() ? null : 'etcdserver: no leader')],
+  ]));
   routes.set('/version', (_req, res) => json(res, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_API_VERSION, etsd: etsdVersion }));
   // Per-stage latency histograms: JSON, or text with ?format=text; ?reset=1 (or POST) clears them after reading.
   routes.set('/debug/latency', (req, res) => {

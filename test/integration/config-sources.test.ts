@@ -54,6 +54,9 @@ test('a member started from a YAML config file and ETCD_CONFIG_FILE serves, with
     assert.equal(m?.status, 200);
     assert.match(m!.body, /etcd_server_has_leader 1/);
     assert.equal((await httpGet(`http://127.0.0.1:${metrics}/version`))?.status, 404, 'the metrics port serves only metrics and health');
+    assert.deepEqual(await httpGet(`http://127.0.0.1:${metrics}/livez`), { status: 200, body: 'ok\n' });
+    assert.deepEqual(await httpGet(`http://127.0.0.1:${client}/readyz?verbose`),
+      { status: 200, body: '[+]data_corruption ok\n[+]linearizable_read ok\nok\n' });
     assert.match(stderr, /loaded server configuration, other configuration command line flags and environment variables will be ignored if provided/);
   } finally {
     child.kill('SIGKILL');

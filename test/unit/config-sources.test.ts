@@ -82,6 +82,11 @@ test('security and durability flags etsd cannot honour yet are refused by name',
   }
 });
 
+test('etcd\'s proxy subcommands are refused by name', () => {
+  assert.throws(() => parseArgs(['gateway', 'start']), /"etcd gateway" \(etcd's L4 TCP proxy\) is not implemented by etsd/);
+  assert.throws(() => parseArgs(['grpc-proxy', 'start']), /"etcd grpc-proxy" \(etcd's gRPC proxy\) is not implemented by etsd/);
+});
+
 test('flags accepted with their meaning for etsd, and flags etcd itself ignores', () => {
   const p = parseArgs(['--logger=zap', '--max-snapshots=5', '--enable-v2=false', '--quota-backend-bytes=0', '--peer-heartbeat-interval', '--debug',
     '--max-concurrent-streams=100', '--listen-metrics-urls=http://127.0.0.1:12381', '--grpc-keepalive-interval=2h']);
