@@ -18,8 +18,10 @@ export interface Caller {
  */
 export function authInfo(member: Member, caller: Caller | undefined): AuthInfo | undefined | Promise<AuthInfo> {
   const ai = member.auth.infoFrom(caller?.token);
+  // etcd's AuthInfoFromTLS runs only with --client-cert-auth.
+  if (ai !== undefined || !member.cfg.tls.client.clientCertAuth) return ai;
   const cn = caller?.peerCommonName;
-  if (ai !== undefined || cn === undefined || cn === null) return ai;
+  if (cn === undefined || cn === null) return ai;
   return { username: cn, revision: member.auth.revision };
 }
 

@@ -34,11 +34,12 @@ function etcdctl(args: string[], timeoutMs = 20_000): Promise<Run> {
   });
 }
 
+let started = 0;
 async function start(kind: 'etcd' | 'etsd', ca: Ca, server: Leaf): Promise<string> {
   const [cp, pp] = await freePorts(2);
   const client = `https://127.0.0.1:${cp}`;
   const peer = `http://127.0.0.1:${pp}`;
-  const args = ['--name', 'n1', '--data-dir', join(dir, kind), '--listen-client-urls', client, '--advertise-client-urls', client,
+  const args = ['--name', 'n1', '--data-dir', join(dir, `${kind}-${started++}`), '--listen-client-urls', client, '--advertise-client-urls', client,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `n1=${peer}`,
     '--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', ca.cert, '--client-cert-auth'];
   const child = kind === 'etcd'
@@ -114,4 +115,43 @@ test('etcdctl over TLS with client certificates: etsd answers as etcd does', { s
   assert.notEqual(etsd['noClientCert'], 0);
   assert.notEqual(etsd['otherCa'], 0);
   assert.equal(etsd['health'], '200 health=true');
+});
+
+/** With auth on and no --user, the verified client certificate's CN is the user (etcd's AuthInfoFromTLS). */
+async function cnScenario(kind: 'etcd' | 'etsd', ca: Ca, server: Leaf, root: Leaf, alice: Leaf): Promise<Record<string, unknown>> {
+  const ep = await start(kind, ca, server);
+  const asRoot = [`--endpoints=${ep}`, '--cacert', ca.cert, '--cert', root.cert, '--key', root.key];
+  const asAlice = [`--endpoints=${ep}`, '--cacert', ca.cert, '--cert', alice.cert, '--key', alice.key];
+  await waitReady(ep, asRoot.slice(1));
+  const steps: [string, string[]][] = [
+    ['add root', [...asRoot, 'user', 'add', 'root:rootpw']],
+    ['grant root', [...asRoot, 'user', 'grant-role', 'root', 'root']],
+    ['add alice', [...asRoot, 'user', 'add', 'alice:alicepw']],
+    ['add role', [...asRoot, 'role', 'add', 'foo-rw']],
+    ['grant perm', [...asRoot, 'role', 'grant-permission', 'foo-rw', 'readwrite', 'foo']],
+    ['grant alice', [...asRoot, 'user', 'grant-role', 'alice', 'foo-rw']],
+    ['enable', [...asRoot, 'auth', 'enable']],
+    ['alice put foo', [...asAlice, 'put', 'foo', 'by-alice']],
+    ['alice put bar', [...asAlice, 'put', 'bar', 'by-alice']],
+    ['alice get foo', [...asAlice, 'get', 'foo', '--print-value-only']],
+    ['root put bar', [...asRoot, 'put', 'bar', 'by-root']],
+    ['root get bar', [...asRoot, 'get', 'bar', '--print-value-only']],
+    ['alice list users', [...asAlice, 'user', 'list']],
+  ];
+  const out: Record<string, unknown> = {};
+  for (const [name, args] of steps) out[name] = await etcdctl(args);
+  return out;
+}
+
+test('auth with TLS: the client certificate CN is the user when no --user is given, as in etcd', { skip: !existsSync(ETCD) && 'no /usr/bin/etcd' }, async () => {
+  const ca = makeCa(dir, 'cn-ca');
+  const server = issue(ca, 'cn-server', 'server');
+  const root = issue(ca, 'cn-root', 'root');
+  const alice = issue(ca, 'cn-alice', 'alice');
+  const etcd = await cnScenario('etcd', ca, server, root, alice);
+  const etsd = await cnScenario('etsd', ca, server, root, alice);
+  assert.deepEqual(etsd, etcd);
+  assert.equal((etsd['alice put foo'] as Run).code, 0);
+  assert.notEqual((etsd['alice put bar'] as Run).code, 0, 'alice has no permission on bar');
+  assert.equal((etsd['root get bar'] as Run).stdout, 'by-root\n');
 });
