@@ -17,13 +17,16 @@ export function httpRoutes(member: Member, etsdVersion: string): Map<string, Htt
     res.end(JSON.stringify(body));
   };
   const routes = new Map<string, HttpRoute>();
-  // etcd's /health: an alarm (unless ?exclude=NAME) or no leader makes it false, with 503.
+  // etcd 3.4's /health: an alarm (unless ?exclude=NAME) or no leader makes it false, answered as
+  // http.Error does (503, text/plain, a newline after the JSON); the reason goes to the log, as etcd logs it.
   routes.set('/health', (req, res) => {
     const excluded = new Set(new URL(req.url ?? '/', 'http://x').searchParams.getAll('exclude'));
     const alarm = member.alarms().map((a) => ALARM_NAMES[a]).find((n) => !excluded.has(n));
-    if (alarm) return json(res, 503, { health: 'false', reason: `ALARM ${alarm}` });
-    const ok = member.isLeaderKnown();
-    json(res, ok ? 200 : 503, ok ? { health: 'true', reason: '' } : { health: 'false', reason: 'RAFT NO LEADER' });
+    const why = alarm !== undefined ? `/health error due to an alarm ${alarm}` : member.isLeaderKnown() ? null : '/health error; no leader (status code 503)';
+    if (why === null) return json(res, 200, { health: 'true' });
+    member.log.warn(why);
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+    res.end(JSON.stringify({ health: 'false' }) + '\n');
   });
   // etcd 3.5's probes (Kubernetes): named checks, "ok" or 503 with "<path> check failed"; ?verbose lists them all.
   const probe = (path: string, checks: [string, () => string | null][]): HttpRoute => (req, res) => {
