@@ -12,6 +12,7 @@ import { RawClient, authenticateRequest, tokenOf } from './auth-client.js';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { b, putReq, rangeReq } from './kv-client.js';
 import * as codec from '../../src/proto/kv-codec.js';
+import { join } from 'node:path';
 
 const ETCDCTL = '/usr/bin/etcdctl';
 const READY_MS = 60_000;
@@ -137,6 +138,14 @@ test('auth: tokens, checks, and users and roles kept across SIGTERM and kill -9 
 
   // A watch created with alice's token (stream metadata) on a key she may read replays its history.
   assert.equal(await firstWatchLines(ep, ['--user=alice:apw', 'watch', 'app/x', '--rev=1'], 3), 'PUT\napp/x\n1\n');
+
+  // Snapshot is admin only (etcd's IsAdminPermitted): alice is refused, root gets the file.
+  const snapDir = makeTempDir('auth-snap');
+  const aliceSnap = await etcdctl(ep, ['--user=alice:apw', 'snapshot', 'save', join(snapDir, 'alice.db')]);
+  assert.notEqual(aliceSnap.code, 0);
+  assert.match(aliceSnap.err, /permission denied/);
+  await ok(ep, ['--user=root:pw', 'snapshot', 'save', join(snapDir, 'root.db')]);
+  removeTempDir(snapDir);
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     await ok(ep, ['--user=root:pw', 'role', 'add', `after-${signal}`]);
