@@ -17,6 +17,8 @@ export interface EtcdFlag {
 
 /** Accepts the flag's off/empty value; refuses any other with `why`. */
 const onlyOff = (why: string) => (v: string): string | null => (v === '' || v === 'false' || v === '0' || v === 'f' || v === 'F' || v === 'FALSE' || v === 'False' ? null : why);
+/** Accepts only the empty (default) value. */
+const onlyEmpty = (why: string) => (v: string): string | null => (v === '' ? null : why);
 const oneOf = (values: string[], why: string) => (v: string): string | null => (values.includes(v) ? null : why);
 
 export const ETCD_FLAGS: Record<string, EtcdFlag> = {
@@ -45,12 +47,12 @@ export const ETCD_FLAGS: Record<string, EtcdFlag> = {
   'enable-grpc-gateway': { kind: 'bool', meaning: 'the JSON gateway', refuse: (v) => (v === 'false' ? 'the gateway cannot be turned off' : null) },
   // v2, proxies and discovery
   'enable-v2': { kind: 'bool', meaning: 'the v2 API', refuse: onlyOff('the v2 API is not served (etcd 3.4 also has it off by default)') },
-  'experimental-enable-v2v3': { kind: 'string', meaning: 'v2 emulation', refuse: (v) => (v === '' ? null : 'the v2 API is not served') },
-  'discovery': { kind: 'string', meaning: 'discovery', refuse: (v) => (v === '' ? null : 'discovery is not supported; use --initial-cluster') },
+  'experimental-enable-v2v3': { kind: 'string', meaning: 'v2 emulation', refuse: onlyEmpty('the v2 API is not served') },
+  'discovery': { kind: 'string', meaning: 'discovery', refuse: onlyEmpty('discovery is not supported; use --initial-cluster') },
   'discovery-fallback': { kind: 'string', meaning: 'discovery', refuse: (v) => (v === '' || v === 'proxy' ? null : 'discovery is not supported') },
-  'discovery-proxy': { kind: 'string', meaning: 'discovery', refuse: (v) => (v === '' ? null : 'discovery is not supported') },
-  'discovery-srv': { kind: 'string', meaning: 'DNS discovery', refuse: (v) => (v === '' ? null : 'DNS SRV discovery is not supported; use --initial-cluster') },
-  'discovery-srv-name': { kind: 'string', meaning: 'DNS discovery', refuse: (v) => (v === '' ? null : 'DNS SRV discovery is not supported') },
+  'discovery-proxy': { kind: 'string', meaning: 'discovery', refuse: onlyEmpty('discovery is not supported') },
+  'discovery-srv': { kind: 'string', meaning: 'DNS discovery', refuse: onlyEmpty('DNS SRV discovery is not supported; use --initial-cluster') },
+  'discovery-srv-name': { kind: 'string', meaning: 'DNS discovery', refuse: onlyEmpty('DNS SRV discovery is not supported') },
   'proxy': { kind: 'string', meaning: 'the v2 proxy', refuse: oneOf(['off', ''], 'the v2 proxy is not supported') },
   'proxy-failure-wait': { kind: 'int', meaning: 'the v2 proxy (off): no effect' },
   'proxy-refresh-interval': { kind: 'int', meaning: 'the v2 proxy (off): no effect' },

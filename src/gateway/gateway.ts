@@ -85,17 +85,22 @@ export function createGateway(opts: GatewayOptions): Gateway {
     req.on('end', () => { if (!over) done(Buffer.concat(chunks).toString('utf8')); });
   };
 
+  /** The request body as protobuf, or null once a bad body has been answered with grpc-gateway's error. */
+  const encodeOrAnswer = (r: GatewayRoute, text: string, res: ServerResponse): Buffer | null => {
+    try {
+      return encode(r, parseFirstValue(text));
+    } catch (err) {
+      const e = requestError(err);
+      if (e === null) throw err;
+      replyError(res, e, true);
+      return null;
+    }
+  };
+
   const serveUnary = (r: GatewayRoute, req: IncomingMessage, res: ServerResponse): void => {
     readBody(req, res, (text) => {
-      let bytes: Buffer;
-      try {
-        bytes = encode(r, parseFirstValue(text));
-      } catch (err) {
-        const e = requestError(err);
-        if (e === null) throw err;
-        replyError(res, e, true);
-        return;
-      }
+      const bytes = encodeOrAnswer(r, text, res);
+      if (bytes === null) return;
       const handler = opts.unary.get(r.grpcPath);
       if (handler === undefined) { replyError(res, Errors.unimplemented(r.grpcPath), false); return; }
       const ac = new AbortController();
@@ -135,15 +140,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (!r.requestStream) {
       // Server streaming: one request, read whole, decode errors answered before the call.
       readBody(req, res, (text) => {
-        let bytes: Buffer;
-        try {
-          bytes = encode(r, parseFirstValue(text));
-        } catch (err) {
-          const e = requestError(err);
-          if (e === null) throw err;
-          replyError(res, e, true);
-          return;
-        }
+        const bytes = encodeOrAnswer(r, text, res);
+        if (bytes === null) return;
         if (handler === undefined) { call.end(Errors.unimplemented(r.grpcPath)); return; }
         handler(call);
         call.deliver(bytes);

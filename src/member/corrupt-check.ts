@@ -4,9 +4,8 @@
 // with the same compact revision and another hash means the data differ: the
 // member refuses to start. A peer behind us, ahead of our compaction or not
 // reachable is only a warning, as in etcd.
-import http from 'node:http';
-import https from 'node:https';
-import type tls from 'node:tls';
+import { peerGet, readBody } from '../tls/peer-get.js';
+import type { TlsSide } from '../tls/side.js';
 import type { Logger } from '../common/log.js';
 import { formatId } from '../common/ids.js';
 import type { HashResult } from './maintenance-jobs.js';
@@ -29,8 +28,8 @@ export interface CorruptCheckDeps {
   hashKV(revision: number): Promise<HashResult>;
   timeoutMs: number;
   log: Logger;
-  /** Peer TLS client options for https:// peer URLs (null: plain http only). */
-  tlsOptions: tls.ConnectionOptions | null;
+  /** Peer TLS for https:// peer URLs (null: plain http only). */
+  peerTls: TlsSide | null;
 }
 
 /** Throws CorruptionError when a peer holds other data at the same revision and compaction. */
@@ -49,7 +48,7 @@ export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
     let lastErr: Error | null = null;
     for (const url of p.urls) {
       try {
-        got = await fetchPeerHashKV(url, rev, d.timeoutMs, d.tlsOptions);
+        got = await fetchPeerHashKV(url, rev, d.timeoutMs, d.peerTls);
         break;
       } catch (err) {
         lastErr = err instanceof Error ? err : new Error(String(err));
@@ -77,32 +76,14 @@ export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
 }
 
 /** etcd's getPeerHashKVHTTP: a GET with a JSON HashKVRequest body; 400 carries the mvcc error text. */
-export function fetchPeerHashKV(baseUrl: string, revision: number, timeoutMs: number, tlsOptions: tls.ConnectionOptions | null = null): Promise<PeerHashKV> {
-  const url = new URL(PEER_HASHKV_PATH, baseUrl);
+export async function fetchPeerHashKV(baseUrl: string, revision: number, timeoutMs: number, side: TlsSide | null): Promise<PeerHashKV> {
   const body = JSON.stringify({ revision });
-  return new Promise<PeerHashKV>((resolve, reject) => {
-    const opts = { method: 'GET', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }, timeout: timeoutMs };
-    if (url.protocol === 'https:' && tlsOptions === null) return reject(new Error(`cannot reach ${url.origin} without peer TLS certificates`));
-    const onResponse = (res: http.IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) return reject(new Error(`unknown error: ${text.trim()}`));
-        try {
-          const j = JSON.parse(text) as { header?: { revision?: number | string }; hash?: number; compact_revision?: number | string };
-          resolve({ revision: Number(j.header?.revision ?? 0), hash: Number(j.hash ?? 0), compactRevision: Number(j.compact_revision ?? 0) });
-        } catch (err) {
-          reject(err instanceof Error ? err : new Error(String(err)));
-        }
-      });
-    };
-    const req = url.protocol === 'https:' ? https.request(url, { ...tlsOptions, ...opts, agent: false }, onResponse) : http.request(url, opts, onResponse);
-    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+  const res = await peerGet(new URL(PEER_HASHKV_PATH, baseUrl), side, timeoutMs,
+    { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) }, body);
+  const text = await readBody(res);
+  if (res.statusCode !== 200) throw new Error(`unknown error: ${text.trim()}`);
+  const j = JSON.parse(text) as { header?: { revision?: number | string }; hash?: number; compact_revision?: number | string };
+  return { revision: Number(j.header?.revision ?? 0), hash: Number(j.hash ?? 0), compactRevision: Number(j.compact_revision ?? 0) };
 }
 
 /** The peer side: etcd's hashKVHandler answer for a request body, as [status, body]. */

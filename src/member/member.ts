@@ -239,7 +239,7 @@ export class Member {
         peers: membership.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
         // etcd's ReqTimeout: 5 s plus two election timeouts.
         timeoutMs: 5000 + 2 * cfg.electionTimeoutMs,
-        tlsOptions: this.peerTls?.requestOptions() ?? null,
+        peerTls: this.peerTls,
       });
     }
     for (const id of membership.removedIds()) this.transport.removePeer(id);

@@ -6,17 +6,19 @@ import https from 'node:https';
 import type { TlsSide } from './side.js';
 
 /** Resolves with the response (status, headers, body stream) or rejects on a connection error or timeout. */
-export function peerGet(url: URL, side: TlsSide | null, timeoutMs: number, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
+/** `body`: sent with the GET, as etcd's /members/hashkv request carries its JSON. */
+export function peerGet(url: URL, side: TlsSide | null, timeoutMs: number, headers: Record<string, string> = {}, body?: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     let req: http.ClientRequest;
     if (url.protocol === 'https:') {
       if (side === null) { reject(new Error(`cannot reach ${url.origin} without peer TLS certificates`)); return; }
-      req = https.get(url, { ...side.requestOptions(), agent: false, timeout: timeoutMs, headers }, resolve);
+      req = https.request(url, { ...side.requestOptions(), method: 'GET', agent: false, timeout: timeoutMs, headers }, resolve);
     } else {
-      req = http.get(url, { agent: false, timeout: timeoutMs, headers }, resolve);
+      req = http.request(url, { method: 'GET', agent: false, timeout: timeoutMs, headers }, resolve);
     }
     req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
+    req.end(body);
   });
 }
 

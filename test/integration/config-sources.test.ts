@@ -19,6 +19,14 @@ async function httpGet(url: string): Promise<{ status: number; body: string } | 
   }
 }
 
+/** Polls /health on the client port until it answers 200 (30 s at most); fails with the log tail. */
+async function waitHealthy(port: number, log: () => string): Promise<{ status: number; body: string }> {
+  let health = null;
+  for (let i = 0; i < 300 && !(health?.status === 200); i++) { await sleep(100); health = await httpGet(`http://127.0.0.1:${port}/health`); }
+  assert.equal(health?.status, 200, log().slice(-2000));
+  return health!;
+}
+
 /** Runs a command expected to stop at start; its exit code and stderr. */
 function runToExit(cmd: string, args: string[], env: Record<string, string>): { code: number | null; stderr: string } {
   const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
@@ -46,10 +54,8 @@ test('a member started from a YAML config file and ETCD_CONFIG_FILE serves, with
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   try {
-    let health = null;
-    for (let i = 0; i < 300 && !(health?.status === 200); i++) { await sleep(100); health = await httpGet(`http://127.0.0.1:${client}/health`); }
-    assert.equal(health?.status, 200, stderr.slice(-2000));
-    assert.match(health!.body, /"health":"true"/);
+    const health = await waitHealthy(client, () => stderr);
+    assert.match(health.body, /"health":"true"/);
     const m = await httpGet(`http://127.0.0.1:${metrics}/metrics`);
     assert.equal(m?.status, 200);
     assert.match(m!.body, /etcd_server_has_leader 1/);
@@ -79,9 +85,7 @@ test('ETCD_* variables set flags; an unknown one is a warning', async () => {
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   try {
-    let health = null;
-    for (let i = 0; i < 300 && !(health?.status === 200); i++) { await sleep(100); health = await httpGet(`http://127.0.0.1:${client}/health`); }
-    assert.equal(health?.status, 200, stderr.slice(-2000));
+    const health = await waitHealthy(client, () => stderr);
     assert.match(stderr, /recognized and used environment variable ETCD_NAME=env-member/);
     assert.match(stderr, /unrecognized environment variable ETCD_NOT_A_FLAG=1/);
   } finally {

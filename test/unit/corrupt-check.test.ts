@@ -29,8 +29,8 @@ test('the peer endpoint answers etcd\'s JSON, and 400 with the mvcc text for a f
     return result(0xabcdef, 10, 3);
   });
   try {
-    assert.deepEqual(await fetchPeerHashKV(p.url, 10, 2000), { revision: 10, hash: 0xabcdef, compactRevision: 3 });
-    await assert.rejects(fetchPeerHashKV(p.url, 11, 2000), /unknown error: mvcc: required revision is a future revision/);
+    assert.deepEqual(await fetchPeerHashKV(p.url, 10, 2000, null), { revision: 10, hash: 0xabcdef, compactRevision: 3 });
+    await assert.rejects(fetchPeerHashKV(p.url, 11, 2000, null), /unknown error: mvcc: required revision is a future revision/);
   } finally { p.close(); }
 });
 
@@ -39,7 +39,7 @@ test('same hash: passes; other hash at the same compaction: refuses to start; ot
   const other = await peer(async () => result(8, 5));
   const otherCompact = await peer(async () => result(9, 5, 2));
   try {
-    const base = { memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 2000, log, tlsOptions: null };
+    const base = { memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 2000, log, peerTls: null };
     await checkInitialHashKV({ ...base, peers: [{ id: 2n, urls: [same.url] }, { id: 3n, urls: [otherCompact.url] }] });
     await assert.rejects(checkInitialHashKV({ ...base, peers: [{ id: 2n, urls: [same.url] }, { id: 3n, urls: [other.url] }] }),
       (err: unknown) => err instanceof CorruptionError && err.message === '1 found data inconsistency with peers');
@@ -50,7 +50,7 @@ test('an unreachable or lagging peer is no reason to refuse the start', async ()
   const lagging = await peer(async () => { throw Errors.futureRev(); });
   try {
     await checkInitialHashKV({
-      memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 500, log, tlsOptions: null,
+      memberId: 1n, hashKV: async () => result(7, 5), timeoutMs: 500, log, peerTls: null,
       peers: [{ id: 2n, urls: ['http://127.0.0.1:9'] }, { id: 3n, urls: [lagging.url] }],
     });
   } finally { lagging.close(); }
