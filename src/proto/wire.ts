@@ -410,7 +410,12 @@ export class ProtoReader {
     return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(this.lo));
   }
 
-  /** Signed 64-bit varint as a number (int64 revisions); throws outside the safe range. */
+  /**
+   * Signed 64-bit varint as a number (int64 revisions, limits, counts). Values
+   * outside the safe range saturate to +/-2^53-1: no real revision or count
+   * gets there, and every comparison etcd makes with such a value (a limit of
+   * MaxInt64, a future revision) comes out the same as with the exact value.
+   */
   readInt64(): number {
     const pos = this.pos;
     if (pos < this.end) {
@@ -427,9 +432,9 @@ export class ProtoReader {
     if (hi >= 0xffe00000) {
       // Negative: -(~value + 1) where the magnitude fits in 53 bits.
       const mag = (~hi >>> 0) * TWO_32 + (~lo >>> 0) + 1;
-      if (mag <= MAX_SAFE) return -mag;
+      return mag <= MAX_SAFE ? -mag : -MAX_SAFE;
     }
-    throw new ProtoDecodeError('int64 value outside the safe integer range; read it as bigint');
+    return hi >= 0x80000000 ? -MAX_SAFE : MAX_SAFE;
   }
 
   /** int32 / enum: low 32 bits, sign-extended. */

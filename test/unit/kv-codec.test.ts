@@ -476,13 +476,13 @@ describe('malformed input throws ProtoDecodeError', () => {
     });
   }
 
-  test('int64 beyond 2^53 read as a number', () => {
+  test('int64 beyond 2^53 saturates (etcd compares it, never rejects it)', () => {
     const w = new ProtoWriter(16);
     w.writeTag(4, 0); w.writeVarintBig(2n ** 60n);
-    assert.throws(() => C.decodeRangeRequest(w.finish()), ProtoDecodeError);
+    assert.equal(C.decodeRangeRequest(w.finish()).revision, Number.MAX_SAFE_INTEGER);
     const n = new ProtoWriter(16);
-    n.writeTag(4, 0); n.writeVarintBig(-(2n ** 60n));
-    assert.throws(() => C.decodeRangeRequest(n.finish()), ProtoDecodeError);
+    n.writeTag(3, 0); n.writeVarintBig(-(2n ** 60n));
+    assert.equal(C.decodeRangeRequest(n.finish()).limit, -Number.MAX_SAFE_INTEGER);
   });
 
   test('embedded message whose field runs past its own length', () => {
@@ -520,6 +520,19 @@ describe('malformed input throws ProtoDecodeError', () => {
 describe('wire primitives vs protobufjs Writer/Reader', () => {
   const NUMS = [0, 1, 127, 128, 255, 300, 16383, 16384, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 2 ** 31 - 1, 2 ** 31,
     2 ** 32 - 1, 2 ** 32, 2 ** 35, 2 ** 42, 2 ** 49, 2 ** 52 + 3, MAX - 1, MAX, -1, -2, -(2 ** 31), -(2 ** 32), -MAX];
+
+  test('readInt64 saturates outside the safe range (a Range limit of MaxInt64 is no limit)', () => {
+    for (const [v, want] of [
+      [(1n << 63n) - 1n, Number.MAX_SAFE_INTEGER],
+      [1n << 53n, Number.MAX_SAFE_INTEGER],
+      [-(1n << 63n), -Number.MAX_SAFE_INTEGER],
+      [-(1n << 60n), -Number.MAX_SAFE_INTEGER],
+    ] as const) {
+      const w = new ProtoWriter(1);
+      w.writeVarintBig(v);
+      assert.equal(new ProtoReader(w.finish()).readInt64(), want);
+    }
+  });
 
   test('writeVarint (number) matches int64 encoding, sizes agree, readInt64 inverts', () => {
     for (const n of NUMS) {
