@@ -6,7 +6,7 @@
 //    command line is fatal; an ETCD_* variable that names no flag is a warning.
 // The result is a command line for parseArgs, plus etcd's log lines to write
 // once the logger is up.
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { ConfigError, FLAGS, kindOf } from './config.js';
 import { ETCD_FLAGS, ETCD_IGNORED_FLAGS } from './etcd-flags.js';
 
@@ -98,6 +98,12 @@ function scalar(key: string, v: unknown): string {
   throw new ConfigError(`error unmarshaling config file: bad value for "${key}"`);
 }
 
+/** The YAML parser, loaded only when a config file is given (it slows every start otherwise). */
+function parseYaml(): (text: string) => unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as { parse: (text: string) => unknown };
+  return yaml.parse;
+}
+
 /** etcd's config file as a command line: each known key becomes --key=value (null values keep the default). */
 function argsFromConfigFile(path: string, readFile: (path: string) => string, notes: SourceNote[]): string[] {
   let text: string;
@@ -108,7 +114,7 @@ function argsFromConfigFile(path: string, readFile: (path: string) => string, no
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYaml()(text);
   } catch (err) {
     throw new ConfigError(`error converting YAML to JSON: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -7,7 +7,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { generate } from 'selfsigned';
 
 export interface SelfCertFiles { certFile: string; keyFile: string }
 
@@ -24,6 +23,9 @@ export async function ensureSelfCert(dir: string, listenUrls: readonly string[],
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const hosts = [...new Set(listenUrls.map(hostOf))];
   const now = new Date();
+  // Loaded here, not at start: selfsigned (node-forge) costs ~1 s of start-up
+  // on a busy 2-core machine, and only --auto-tls members need it.
+  const { generate } = await import('selfsigned');
   const pems = await generate([{ name: 'organizationName', value: 'etcd' }], {
     keyType: 'ec', curve: 'P-521', algorithm: 'sha256',
     notBeforeDate: now,
