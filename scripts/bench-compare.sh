@@ -3,7 +3,10 @@
 # Runs real etcd 3.4 (Debian's etcd-server) and etsd with the same flags on the
 # same disk, workload by workload in alternation, and prints throughput and p99
 # ratios; JSON and SVG percentile plots go to bench/results/.
-# Usage: npm run bench:compare [-- --duration 10s --rounds 2]
+# Usage: npm run bench:compare [-- --duration 10s --rounds 2] [-- --tls] [-- --auth] [-- --jwt]
+#   --tls: both servers serve clients over TLS (same openssl-made certificates, client
+#          certificates required); --auth: root user and auth on, the load clients
+#          authenticate and send the token; --jwt: auth with JWT tokens (RS256) on both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x /usr/bin/etcd ] || { echo "needs etcd 3.4: apt-get install etcd-server etcd-client" >&2; exit 1; }
@@ -11,6 +14,9 @@ cd "$(dirname "$0")/.."
 out=bench/results
 mkdir -p "$out"
 common=(--targets etcd,etsd --duration 8s --warmup 1s --rounds 1 --val-size 256 "$@")
+# The server set-up flags, for etcd's own tool too.
+setup=()
+for a in "$@"; do case "$a" in --tls|--auth|--jwt) setup+=("$a") ;; esac; done
 
 echo "### 1000 clients over 100 connections: put, txn-put, range (linearizable)"
 node dist/bench/load/compare.js "${common[@]}" --workloads put,txn-put,range --conns 100 --clients 1000 \
@@ -28,9 +34,13 @@ echo "### three members on this machine: put, 1000 clients over 99 connections s
 node dist/bench/load/compare.js "${common[@]}" --members 3 --workloads put --conns 99 --clients 999 \
   --key-space-size 100000 --out "$out/three-members.json" --plot "$out/three-members.svg"
 
+echo "### Authenticate throughput: 100 clients over 10 connections, as root (bcrypt cost 10 on the server; auth on)"
+node dist/bench/load/compare.js "${common[@]}" --workloads authenticate --conns 10 --clients 100 \
+  --out "$out/authenticate.json" --plot "$out/authenticate.svg"
+
 echo "### etcd's own benchmark tool (tools/benchmark of etcd 3.4, built from Debian's source package)"
 if bin=$(bash scripts/build-etcd-benchmark.sh); then
-  node dist/bench/load/compare.js --targets etcd,etsd --tool etcd-benchmark --benchmark-bin "$bin" --rounds 1 \
+  node dist/bench/load/compare.js --targets etcd,etsd --tool etcd-benchmark --benchmark-bin "$bin" --rounds 1 ${setup[@]+"${setup[@]}"} \
     --val-size 256 --out "$out/etcd-tool.json" --md "$out/etcd-tool.md"
 else
   echo "(skipped: scripts/build-etcd-benchmark.sh could not build the tool; see its messages above)"

@@ -25,6 +25,10 @@ txn-put:  --txn-ops N   puts per txn (default 1)
 kube:     --kube-mix U:G:L  weights of update/get/list (default 30:50:20)
           --list-limit N (default 100); default key space 1000, values 1024 B
 watch-latency: --watchers N (default 10); puts at --rate (default 100/s)
+authenticate: every request is an Authenticate with --user's name and password (bcrypt on the server)
+TLS and auth (as etcdctl)
+  --cacert F --cert F --cert-key F   client TLS with these PEM files (all three; --key is range's)
+  --user NAME:PASSWORD          each load thread authenticates once and sends the token with every request
 output
   --transport raw|node  HTTP/2 client: built-in framing (default, ~10x cheaper) or node:http2
   --label S  --out results.json  --plot plot.svg  --drain-timeout T (default 10s)
@@ -48,6 +52,7 @@ const FLAGS = {
   'txn-ops': { type: 'string' }, 'kube-mix': { type: 'string' }, 'list-limit': { type: 'string' },
   watchers: { type: 'string' }, label: { type: 'string' }, out: { type: 'string' }, plot: { type: 'string' },
   'drain-timeout': { type: 'string' }, transport: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  cacert: { type: 'string' }, cert: { type: 'string' }, 'cert-key': { type: 'string' }, user: { type: 'string' },
 } as const;
 
 export type FlagValues = Partial<Record<keyof typeof FLAGS, string | boolean>>;
@@ -94,6 +99,8 @@ export function configFrom(workload: WorkloadName, v: FlagValues): BenchConfig {
     watchers: num('watchers', 10),
     keyPrefix,
     drainTimeoutSec: typeof v['drain-timeout'] === 'string' ? parseDuration(v['drain-timeout']) : DEFAULTS.drainTimeoutSec,
+    tls: tlsFiles(v),
+    user: str('user', ''),
   };
   if (!['raw', 'node'].includes(str('transport', 'raw'))) throw new Error('--transport must be raw or node');
   if (!['l', 's'].includes(str('consistency', 'l'))) throw new Error('--consistency must be l or s');
@@ -102,6 +109,13 @@ export function configFrom(workload: WorkloadName, v: FlagValues): BenchConfig {
   const problems = validate(cfg);
   if (problems.length > 0) throw new Error(problems.join('\n'));
   return cfg;
+}
+
+function tlsFiles(v: FlagValues): BenchConfig['tls'] {
+  const [ca, cert, key] = [v.cacert, v.cert, v['cert-key']];
+  if (ca === undefined && cert === undefined && key === undefined) return null;
+  if (typeof ca !== 'string' || typeof cert !== 'string' || typeof key !== 'string') throw new Error('TLS needs all of --cacert, --cert and --cert-key');
+  return { ca, cert, key };
 }
 
 export function parseCli(argv: string[]): CliOptions | null {

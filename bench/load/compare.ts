@@ -7,7 +7,11 @@
 // the tool of each row.
 //   node dist/bench/load/compare.js --targets etcd,etsd --workloads put,range --duration 10s --conns 10 --clients 100
 //   node dist/bench/load/compare.js --tool etcd-benchmark --tool-cases put-1c,put-1000c --tool-scale 0.1
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { makeBenchCerts, type BenchCerts } from './certs.js';
 import { parseFlags, configFrom, parseDuration } from './args.js';
 import { WORKLOADS, type WorkloadName } from './config.js';
 import { runBench, type BenchResult } from './runner.js';
@@ -22,11 +26,20 @@ const USAGE = `usage: compare [--targets etcd,etsd] [--workloads put,range,txn-p
                [--tool etsd-bench|etcd-benchmark|both] [--tool-cases ${TOOL_CASES.map((c) => c.name).join(',')}]
                [--tool-scale F (multiplies etcd-benchmark --total)] [--benchmark-bin PATH]
                [--out results.json] [--plot plot.svg] [--md table.md]
+               [--tls] [--auth] [--jwt]
+--tls: both servers serve clients over TLS with the same openssl-made certificates (client
+  certificates required); the load clients and etcd's tool connect with them.
+--auth: both servers get a root user (password bench-root-pw) and auth on; each load thread
+  (and etcd's tool) authenticates as root and sends the token. The authenticate workload
+  (concurrent Authenticate calls as root, bcrypt on the server) implies --auth.
+--jwt: with auth, both servers use JWT tokens (RS256, the same openssl-made key) instead of simple ones.
 default targets: etcd, plus etsd if ${ETSD_CLI} exists; default --duration 10s; default --tool etsd-bench
 etcd-benchmark rows use --conns/--clients/--total of each case, and --val-size, --key-size,
 --key-space-size from the flags (defaults 256, 8, 100000).
 `;
 
+const ROOT_PASSWORD = 'bench-root-pw';
+const OWN_BOOL = ['--tls', '--auth', '--jwt'];
 const OWN = ['--targets', '--workloads', '--rounds', '--etcd-bin', '--members', '--tool', '--tool-cases', '--tool-scale', '--benchmark-bin', '--md'];
 
 function takeOwnFlags(argv: string[]): { own: Record<string, string>; rest: string[] } {
@@ -36,7 +49,8 @@ function takeOwnFlags(argv: string[]): { own: Record<string, string>; rest: stri
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [name, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (ownNames.has(name!)) own[name!.slice(2)] = inline ?? argv[++i] ?? '';
+    if (OWN_BOOL.includes(name!)) own[name!.slice(2)] = inline ?? 'true';
+    else if (ownNames.has(name!)) own[name!.slice(2)] = inline ?? argv[++i] ?? '';
     else rest.push(a);
   }
   return { own, rest };
@@ -74,13 +88,24 @@ async function main(): Promise<number> {
   if (values.duration === undefined && values.total === undefined) values.duration = '10s';
   parseDuration(String(values.duration ?? '1'));
 
+  const flag = (n: string): boolean => own[n] !== undefined && own[n] !== 'false';
+  const auth = flag('auth') || flag('jwt') || workloads.includes('authenticate');
+  const user = auth ? `root:${ROOT_PASSWORD}` : '';
+  const tmp = flag('tls') || flag('jwt') ? mkdtempSync(path.join(os.tmpdir(), 'etsd-bench-certs-')) : null;
+  const certs: BenchCerts | undefined = flag('tls') ? makeBenchCerts(tmp!) : undefined;
+  const authToken = flag('jwt') ? jwtAuthToken(tmp!) : undefined;
+  if (auth || certs) process.stderr.write(`servers with${certs ? ' client TLS' : ''}${auth ? ` auth (${authToken ? 'JWT' : 'simple'} tokens)` : ''}\n`);
+
   const servers = new Map<Target, Server>();
   const results: BenchResult[] = [];
   const toolResults: ToolResult[] = [];
   const rows: Row[] = [];
   try {
     for (const t of targets) {
-      const s = await startServer(t, { etcdBin: own['etcd-bin'], members: Number(own.members ?? 1) });
+      const s = await startServer(t, {
+        etcdBin: own['etcd-bin'], members: Number(own.members ?? 1), certs,
+        rootPassword: auth ? ROOT_PASSWORD : undefined, extraArgs: authToken ? ['--auth-token', authToken] : [],
+      });
       servers.set(t, s);
       process.stderr.write(`started ${t} pid ${s.pid} on ${s.endpoint} (data ${s.dataDir})\n`);
     }
@@ -88,7 +113,8 @@ async function main(): Promise<number> {
       for (let r = 0; r < rounds; r++) {
         for (const t of targets) {
           const s = servers.get(t)!;
-          const cfg = configFrom(w, { ...values, endpoints: s.endpoint, label: rounds > 1 ? `${t} #${r + 1}` : t });
+          const tlsFlags = s.tls ? { cacert: s.tls.ca, cert: s.tls.cert, 'cert-key': s.tls.key } : {};
+          const cfg = configFrom(w, { ...values, ...tlsFlags, user, endpoints: s.endpoint, label: rounds > 1 ? `${t} #${r + 1}` : t });
           const res = await runBench(cfg, { serverPid: s.pid });
           process.stdout.write(formatSummary(res) + '\n\n');
           results.push(res);
@@ -103,7 +129,8 @@ async function main(): Promise<number> {
     for (const c of cases) {
       for (let r = 0; r < rounds; r++) {
         for (const t of targets) {
-          const res = await runToolCase(bin, c, servers.get(t)!, toolOpts, rounds > 1 ? `${t} #${r + 1}` : t);
+          const s = servers.get(t)!;
+          const res = await runToolCase(bin, c, s, { ...toolOpts, tls: s.tls, user }, rounds > 1 ? `${t} #${r + 1}` : t);
           process.stdout.write(formatToolResult(res) + '\n\n');
           toolResults.push(res);
           rows.push(rowFromTool(res));
@@ -112,14 +139,25 @@ async function main(): Promise<number> {
     }
   } finally {
     await stopAll();
+    if (tmp !== null) rmSync(tmp, { recursive: true, force: true });
   }
   const cells = tableCells(rows, targets);
   process.stdout.write(formatTable(cells) + '\n');
   process.stdout.write('(cpu us/req = server CPU, all threads from /proc/<pid>/stat, over the run / requests; tool = which load generator produced the row)\n');
   // One array: etsd-bench results, then etcd-benchmark ones (those carry tool: 'etcd-benchmark').
   if (typeof values.out === 'string') writeFileSync(values.out, JSON.stringify([...results, ...toolResults], null, 2) + '\n');
-  if (typeof own.md === 'string') writeMarkdown(own.md, `${targets.join(' vs ')}${own.members ? `, ${own.members} members` : ''}`, cells);
+  const setup = `${own.members ? `, ${own.members} members` : ''}${certs ? ', client TLS' : ''}${auth ? `, auth (${authToken ? 'JWT' : 'simple'} tokens)` : ''}`;
+  if (typeof own.md === 'string') writeMarkdown(own.md, `${targets.join(' vs ')}${setup}`, cells);
   return 0;
+}
+
+/** RS256 keys made with openssl in `dir`; the --auth-token value both servers get. */
+function jwtAuthToken(dir: string): string {
+  const priv = path.join(dir, 'jwt.key');
+  const pub = path.join(dir, 'jwt.pub');
+  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', priv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('openssl', ['pkey', '-in', priv, '-pubout', '-out', pub], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return `jwt,pub-key=${pub},priv-key=${priv},sign-method=RS256`;
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,7 +1,9 @@
 // The benchmark's configuration, shared by the CLI, the runner, the worker
 // threads (it travels as workerData, so plain data only) and compare.ts.
 
-export const WORKLOADS = ['put', 'range', 'txn-put', 'kube', 'watch-latency', 'lease-keepalive'] as const;
+import type { TlsFiles } from './conn-types.js';
+
+export const WORKLOADS = ['put', 'range', 'txn-put', 'kube', 'watch-latency', 'lease-keepalive', 'authenticate'] as const;
 export type WorkloadName = typeof WORKLOADS[number];
 
 export interface BenchConfig {
@@ -31,6 +33,9 @@ export interface BenchConfig {
   watchers: number;            // watch-latency: watch streams in total
   keyPrefix: string;
   drainTimeoutSec: number;     // how long to wait for in-flight requests at the end
+  tls: TlsFiles | null;        // client TLS (--cacert/--cert/--key); null = h2c
+  user: string;                // NAME:PASSWORD: each thread authenticates and sends the token ('' = none);
+                               // authenticate: the credentials every call presents
 }
 
 export const DEFAULTS: BenchConfig = {
@@ -60,6 +65,8 @@ export const DEFAULTS: BenchConfig = {
   watchers: 10,
   keyPrefix: '',
   drainTimeoutSec: 10,
+  tls: null,
+  user: '',
 };
 
 /** Checks limits; returns a list of problems (empty when valid). */
@@ -83,6 +90,7 @@ export function validate(c: BenchConfig): string[] {
   if (c.rate < 0) p.push('--rate must be >= 0');
   if (String(c.keySpaceSize - 1).length + c.keyPrefix.length > c.keySize && c.workload !== 'kube')
     p.push(`--key-size ${c.keySize} is too small for --key-space-size ${c.keySpaceSize} with prefix '${c.keyPrefix}'`);
+  if (c.workload === 'authenticate' && c.user === '') p.push('authenticate needs --user NAME:PASSWORD');
   if (c.kubeMix.some((w) => !(w >= 0)) || c.kubeMix.every((w) => w === 0)) p.push('--kube-mix needs non-negative weights, not all zero');
   return p;
 }

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { RawH2Conn } from './h2raw.js';
 import { messages, encodeFramed, PATHS } from './proto.js';
 import { procCpuSec } from './cpu.js';
+import { authenticate, parseUser } from './auth.js';
+import type { TlsFiles } from './conn-types.js';
 
 export type ToolWorkload = 'put' | 'txn-put' | 'range';
 
@@ -38,6 +40,10 @@ export interface ToolOptions {
   keySpaceSize: number;
   /** Multiplies every case's --total (a smoke run uses e.g. 0.03). */
   scale: number;
+  /** Client TLS for the tool (its --cacert/--cert/--key); null for h2c. */
+  tls?: TlsFiles | null;
+  /** NAME:PASSWORD for the tool's --user ('' or absent: none). */
+  user?: string;
 }
 
 export interface ToolResult {
@@ -69,7 +75,8 @@ export const RANGE_KEY = 'etsd-bench-range-key';
 
 export function toolArgs(c: ToolCase, endpoint: string, o: ToolOptions): string[] {
   const total = String(Math.max(1, Math.round(c.total * o.scale)));
-  const common = ['--endpoints', endpoint, '--conns', String(c.conns), '--clients', String(c.clients), '--precise'];
+  const common = ['--endpoints', endpoint, '--conns', String(c.conns), '--clients', String(c.clients), '--precise',
+    ...(o.tls ? ['--cacert', o.tls.ca, '--cert', o.tls.cert, '--key', o.tls.key] : []), ...(o.user ? ['--user', o.user] : [])];
   switch (c.workload) {
     case 'put':
       return [...common, 'put', '--total', total, '--val-size', String(o.valSize), '--key-size', String(o.keySize),
@@ -107,10 +114,11 @@ export function parseToolReport(text: string): ParsedReport {
 }
 
 /** The range rows read one existing key holding a value of the run's size. */
-export async function seedRangeKey(endpoint: string, valSize: number): Promise<void> {
-  const conn = new RawH2Conn(endpoint);
+export async function seedRangeKey(endpoint: string, valSize: number, tls: TlsFiles | null = null, user = ''): Promise<void> {
+  const conn = new RawH2Conn(endpoint, tls);
   try {
     await conn.connect(5000);
+    if (user !== '') conn.setToken(await authenticate(conn, parseUser(user)));
     await conn.unaryAsync(PATHS.put, encodeFramed(messages().PutRequest, { key: Buffer.from(RANGE_KEY), value: Buffer.alloc(valSize, 0x61) }));
   } finally {
     conn.close();
@@ -137,7 +145,7 @@ export async function runToolCase(bin: string, c: ToolCase, server: { target: st
   o: ToolOptions, label: string): Promise<ToolResult> {
   if (!existsSync(bin)) throw new Error(`etcd's benchmark tool is not built: run scripts/build-etcd-benchmark.sh (looked for ${bin})`);
   const endpoint = server.endpoint.split(',')[0]!;
-  if (c.workload === 'range') await seedRangeKey(endpoint, o.valSize);
+  if (c.workload === 'range') await seedRangeKey(endpoint, o.valSize, o.tls ?? null, o.user ?? '');
   const argv = toolArgs(c, endpoint, o);
   const startedAt = new Date().toISOString();
   const cpu0 = procCpuSec(server.pid);

@@ -2,13 +2,14 @@
 // (the grpc-js client costs 400-800 us CPU per call; this costs far less).
 // Unary calls: POST, one framed request, one framed response, grpc-status in
 // the trailers (or in the headers for a trailers-only error response).
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 
 const {
   HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_TE,
 } = http2.constants;
 
-import type { UnaryCallback, BidiStream, Conn } from './conn-types.js';
+import type { UnaryCallback, BidiStream, Conn, TlsFiles } from './conn-types.js';
 
 export class GrpcStatusError extends Error {
   constructor(readonly code: number, message: string) { super(`grpc-status ${code}: ${message}`); }
@@ -19,11 +20,21 @@ export class H2Conn implements Conn {
   private readonly headerCache = new Map<string, http2.OutgoingHttpHeaders>();
   closed = false;
 
-  constructor(readonly endpoint: string) {}
+  private token = '';
+
+  constructor(readonly endpoint: string, private readonly tls: TlsFiles | null = null) {}
+
+  setToken(token: string): void {
+    this.token = token;
+    this.headerCache.clear();
+  }
 
   connect(timeoutMs = 5000): Promise<void> {
     return new Promise((resolve, reject) => {
-      const s = http2.connect(`http://${this.endpoint}`);
+      const t = this.tls;
+      const s = t === null
+        ? http2.connect(`http://${this.endpoint}`)
+        : http2.connect(`https://${this.endpoint}`, { ca: readFileSync(t.ca), cert: readFileSync(t.cert), key: readFileSync(t.key) });
       const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect ${this.endpoint}: timeout`)); }, timeoutMs);
       s.once('connect', () => { clearTimeout(timer); resolve(); });
       s.once('error', (err) => { clearTimeout(timer); reject(err); });
@@ -42,6 +53,7 @@ export class H2Conn implements Conn {
         [HTTP2_HEADER_PATH]: path,
         [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
         [HTTP2_HEADER_TE]: 'trailers',
+        ...(this.token !== '' ? { token: this.token } : {}),
       };
       this.headerCache.set(path, h);
     }

@@ -3,10 +3,12 @@
 // AsyncResource binding), too much for a load generator sharing 2 cores with
 // the server. This one writes pre-built frames and parses frames itself:
 // streams are plain objects, the request header block is built once per path.
-// Scope: h2c (no TLS), client side only, enough for unary and bidi gRPC.
+// Scope: h2c or TLS (ALPN h2), client side only, enough for unary and bidi gRPC.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { HeaderList, HpackDecoder, encodeHeaders } from '../../src/grpc/http2/hpack.js';
-import type { UnaryCallback, BidiStream, Conn } from './conn-types.js';
+import type { UnaryCallback, BidiStream, Conn, TlsFiles } from './conn-types.js';
 import { FrameReader } from './h2conn.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -68,15 +70,25 @@ export class RawH2Conn implements Conn {
   private goawayId = -1;
   closed = false;
 
-  constructor(readonly endpoint: string) {}
+  private token = '';
+
+  constructor(readonly endpoint: string, private readonly tls: TlsFiles | null = null) {}
+
+  setToken(token: string): void {
+    this.token = token;
+    this.headerBlocks.clear();
+  }
 
   connect(timeoutMs = 5000): Promise<void> {
     const [host, portStr] = splitHostPort(this.endpoint);
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host, port: Number(portStr) });
+      const t = this.tls;
+      const s: net.Socket = t === null
+        ? net.connect({ host, port: Number(portStr) })
+        : tls.connect({ host, port: Number(portStr), ALPNProtocols: ['h2'], ca: readFileSync(t.ca), cert: readFileSync(t.cert), key: readFileSync(t.key) });
       const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect ${this.endpoint}: timeout`)); }, timeoutMs);
       s.setNoDelay(true);
-      s.once('connect', () => {
+      s.once(t === null ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         // SETTINGS: HEADER_TABLE_SIZE 0 (no dynamic table), ENABLE_PUSH 0, INITIAL_WINDOW_SIZE max.
         const settings = Buffer.alloc(18);
@@ -107,7 +119,7 @@ export class RawH2Conn implements Conn {
 
   private headerBlock(path: string): Buffer {
     let h = this.headerBlocks.get(path);
-    if (!h) { h = grpcRequestHeaders(path, this.endpoint); this.headerBlocks.set(path, h); }
+    if (!h) { h = grpcRequestHeaders(path, this.endpoint, this.tls !== null, this.token); this.headerBlocks.set(path, h); }
     return h;
   }
 
@@ -349,9 +361,9 @@ export function splitHostPort(ep: string): [string, string] {
 }
 
 /** The request header block for a gRPC call: literals without indexing (no dynamic table), built once per path. */
-function grpcRequestHeaders(path: string, authority: string): Buffer {
+function grpcRequestHeaders(path: string, authority: string, secure: boolean, token: string): Buffer {
   return encodeHeaders([
-    [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', authority],
-    ['content-type', 'application/grpc'], ['te', 'trailers'],
+    [':method', 'POST'], [':scheme', secure ? 'https' : 'http'], [':path', path], [':authority', authority],
+    ['content-type', 'application/grpc'], ['te', 'trailers'], ...(token !== '' ? [['token', token] as [string, string]] : []),
   ]);
 }

@@ -24,6 +24,11 @@ export interface Messages {
   LeaseGrantResponse: protobuf.Type;
   LeaseKeepAliveRequest: protobuf.Type;
   LeaseKeepAliveResponse: protobuf.Type;
+  AuthenticateRequest: protobuf.Type;
+  AuthenticateResponse: protobuf.Type;
+  AuthUserAddRequest: protobuf.Type;
+  AuthUserGrantRoleRequest: protobuf.Type;
+  AuthEnableRequest: protobuf.Type;
 }
 
 let cached: Messages | null = null;
@@ -47,6 +52,9 @@ export function messages(): Messages {
     WatchRequest: t('WatchRequest'), WatchResponse: t('WatchResponse'),
     LeaseGrantRequest: t('LeaseGrantRequest'), LeaseGrantResponse: t('LeaseGrantResponse'),
     LeaseKeepAliveRequest: t('LeaseKeepAliveRequest'), LeaseKeepAliveResponse: t('LeaseKeepAliveResponse'),
+    AuthenticateRequest: t('AuthenticateRequest'), AuthenticateResponse: t('AuthenticateResponse'),
+    AuthUserAddRequest: t('AuthUserAddRequest'), AuthUserGrantRoleRequest: t('AuthUserGrantRoleRequest'),
+    AuthEnableRequest: t('AuthEnableRequest'),
   };
   return cached;
 }
@@ -78,4 +86,8 @@ export const PATHS = {
   watch: '/etcdserverpb.Watch/Watch',
   leaseGrant: '/etcdserverpb.Lease/LeaseGrant',
   leaseKeepAlive: '/etcdserverpb.Lease/LeaseKeepAlive',
+  authenticate: '/etcdserverpb.Auth/Authenticate',
+  userAdd: '/etcdserverpb.Auth/UserAdd',
+  userGrantRole: '/etcdserverpb.Auth/UserGrantRole',
+  authEnable: '/etcdserverpb.Auth/AuthEnable',
 } as const;

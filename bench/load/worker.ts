@@ -5,6 +5,7 @@ import { newConn } from './conn.js';
 import { newHistogram, record, encode, type Histogram } from './histogram.js';
 import type { WorkerInit, ToWorker, FromWorker, GoMsg } from './protocol.js';
 import { createWorkload } from './workloads.js';
+import { authenticate, parseUser } from './auth.js';
 import { nowMs, type Op, type WorkloadCtx } from './workload.js';
 
 const init = workerData as WorkerInit;
@@ -186,8 +187,13 @@ class Driver {
 }
 
 async function main(): Promise<void> {
-  const conns = init.endpoints.map((e) => newConn(init.cfg.transport, e));
+  const conns = init.endpoints.map((e) => newConn(init.cfg.transport, e, init.cfg.tls));
   await Promise.all(conns.map((c) => c.connect()));
+  // With --user, this thread's clients run as that user: one Authenticate, its token on every session.
+  if (init.cfg.user !== '' && init.cfg.workload !== 'authenticate') {
+    const token = await authenticate(conns[0]!, parseUser(init.cfg.user));
+    for (const c of conns) c.setToken(token);
+  }
   const driver = new Driver({ cfg: init.cfg, threadIndex: init.threadIndex, threadCount: init.threadCount, conns, clientConn: init.clientConn });
   await driver.prepare();
   post({ type: 'ready' });

@@ -6,6 +6,7 @@ import { makeTemplate, TemplateWriter, randomValue } from './templates.js';
 import type { Workload, WorkloadCtx, Op } from './workload.js';
 import { forEachOwned, prefixEnd } from './workload.js';
 import { WatchLatency, LeaseKeepAlive } from './streams.js';
+import { authenticateBody, parseUser } from './auth.js';
 
 /** Picks the key index for the n-th request of this thread. */
 class KeyPicker {
@@ -197,6 +198,17 @@ class KubeWorkload implements Workload {
   counters(): Record<string, number> { return { conflicts: this.conflicts }; }
 }
 
+/** authenticate: Authenticate with --user's credentials, the server checking the bcrypt hash each time. */
+class AuthenticateWorkload implements Workload {
+  readonly opNames = ['authenticate'] as const;
+  private readonly body: Buffer;
+  constructor(cfg: BenchConfig) { this.body = authenticateBody(parseUser(cfg.user)); }
+  async prepare(): Promise<void> {}
+  next(_client: number, op: Op): void {
+    op.op = 0; op.path = PATHS.authenticate; op.body = this.body;
+  }
+}
+
 export function createWorkload(name: WorkloadName, cfg: BenchConfig): Workload {
   switch (name) {
     case 'put': return new PutWorkload(cfg);
@@ -205,5 +217,6 @@ export function createWorkload(name: WorkloadName, cfg: BenchConfig): Workload {
     case 'kube': return new KubeWorkload(cfg);
     case 'watch-latency': return new WatchLatency(cfg);
     case 'lease-keepalive': return new LeaseKeepAlive();
+    case 'authenticate': return new AuthenticateWorkload(cfg);
   }
 }

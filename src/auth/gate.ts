@@ -1,11 +1,13 @@
 // The serving side of auth on the main thread: a copy of the auth store the
-// apply worker keeps (replaced by every AuthNotice, in log order), the simple
-// tokens, and etcd's AuthInfoFromCtx: a request's token becomes its user and
-// the auth revision it was read at. Reads (Range, Watch create) and the
+// apply worker keeps (replaced by every AuthNotice, in log order), the tokens
+// (simple, or JWT with --auth-token jwt), and etcd's AuthInfoFromCtx: a
+// request's token becomes its user and auth revision (a simple token's is the
+// revision it is read at; a JWT's is the one it was minted at). Reads (Range, Watch create) and the
 // admin-only requests are checked here against the copy; writes carry the
 // AuthInfo into the log and are checked when applied, as etcd does.
 
 import { Errors } from '../common/errors.js';
+import type { JwtTokens } from './jwt-tokens.js';
 import { SimpleTokens, tokenIndex, type SimpleTokenOptions } from './simple-tokens.js';
 import { decodeAuthState } from './state-record.js';
 import { AuthStore, type TokenEffect } from './store.js';
@@ -29,7 +31,11 @@ export class AuthGate {
   private waiters: IndexWaiter[] = [];
   private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(state: Uint8Array, appliedIndex: number, tokenOpts: SimpleTokenOptions = {}) {
+  /** With --auth-token jwt; the simple tokens then stay empty. */
+  readonly jwt: JwtTokens | null;
+
+  constructor(state: Uint8Array, appliedIndex: number, tokenOpts: SimpleTokenOptions = {}, jwt: JwtTokens | null = null) {
+    this.jwt = jwt;
     this.current = AuthStore.fromState(decodeAuthState(state));
     this.tokens = new SimpleTokens(tokenOpts);
     // etcd starts the token keeper at boot when the stored flag says auth is on.
@@ -42,7 +48,7 @@ export class AuthGate {
   get revision(): number { return this.current.revision; }
 
   start(): void {
-    this.sweeper = setInterval(() => this.tokens.sweep(), SWEEP_MS);
+    this.sweeper = setInterval(() => { this.tokens.sweep(); this.jwt?.sweep(); }, SWEEP_MS);
     this.sweeper.unref();
   }
 
@@ -55,8 +61,15 @@ export class AuthGate {
   /** The apply worker's new state; `effect` is the entry's token change, 'reset' after a snapshot install. */
   onNotice(state: Uint8Array, effect: TokenEffect | 'reset' | null): void {
     this.current = AuthStore.fromState(decodeAuthState(state));
+    // JWTs need no table: an Authenticate entry's simple token is not kept.
+    if (this.jwt !== null) return;
     if (effect === 'reset') this.tokens.setEnabled(this.current.isEnabled);
     else if (effect !== null) this.tokens.apply(effect);
+  }
+
+  /** What an Authenticate entry carries: a fresh simple-token prefix, or nothing for JWT (etcd's genTokenPrefix). */
+  tokenPrefix(): string {
+    return this.jwt === null ? this.tokens.genPrefix() : '';
   }
 
   /** The applied index moved: requests whose token names an entry up to it may look it up. */
@@ -76,6 +89,12 @@ export class AuthGate {
    */
   infoFrom(token: string | undefined): AuthInfo | undefined | Promise<AuthInfo> {
     if (token === undefined) return undefined;
+    if (this.jwt !== null) {
+      // etcd checks a JWT whether auth is on or not.
+      const info = this.jwt.verify(token);
+      if (info === undefined) throw Errors.invalidAuthToken();
+      return info;
+    }
     const index = tokenIndex(token);
     if (index === undefined) throw Errors.invalidAuthToken();
     if (index <= this.applied) return this.lookup(token);

@@ -84,3 +84,12 @@ export function encodeAuthResponse(header: ResponseHeader, r: AuthResponse): Buf
   }
   return w.finish();
 }
+
+/** An AuthenticateResponse with its token (field 2) replaced, its header kept as it was. */
+export function replaceAuthenticateToken(body: Uint8Array, token: string): Buffer {
+  const header = new Fields(body).buf(1);
+  const w = new ProtoWriter(header.length + token.length + 16);
+  w.writeTag(1, WIRE_LDELIM); w.writeBytes(header);
+  if (token.length > 0) { w.writeTag(2, WIRE_LDELIM); w.writeString(token); }
+  return w.finish();
+}

@@ -132,6 +132,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // A configuration found wrong at start (the JWT key files): etcd's message alone.
+  if (err instanceof ConfigError) {
+    process.stderr.write(`etsd: ${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`etsd: fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

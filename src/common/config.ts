@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ETCD_FLAGS, ETCD_IGNORED_FLAGS, refusal } from './etcd-flags.js';
+import { AuthTokenFlagError, INVALID_AUTH_OPTS, parseAuthTokenFlag, type AuthTokenSpec } from './auth-token-flag.js';
 import { parseTlsFlags, TlsConfigError, TLS_FLAGS, type TlsSettings } from './tls-flags.js';
 
 /** Server configuration, spelled as etcd's flags. */
@@ -44,8 +45,8 @@ export interface Config {
   quotaBackendBytes: number;
   /** Client and peer TLS (src/common/tls-flags.ts). */
   tls: TlsSettings;
-  /** --auth-token: only etcd's 'simple' tokens (jwt is refused by name). */
-  authToken: 'simple';
+  /** --auth-token split as etcd splits it: simple, or jwt with its options (read by src/auth/jwt-options.ts at start). */
+  authToken: AuthTokenSpec;
   /** --auth-token-ttl in ms (etcd's flag is whole seconds, default 300). */
   authTokenTtlMs: number;
   /** --bcrypt-cost as given; auth/bcrypt-cost.ts applies etcd's fallback. */
@@ -97,7 +98,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
   ...TLS_FLAGS,
-  'auth-token': { kind: 'string', help: 'Specify auth token specific options (only \'simple\' is supported).' },
+  'auth-token': { kind: 'string', help: 'Specify auth token specific options: \'simple\' or \'jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256,ttl=5m\'.' },
   'auth-token-ttl': { kind: 'int', help: 'The lifetime in seconds of the auth token (default 300).' },
   'bcrypt-cost': { kind: 'int', help: 'Specify bcrypt algorithm cost factor for auth password hashing (default 10).' },
   'help': { kind: 'bool', help: 'Show this help.' },
@@ -211,10 +212,14 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (err instanceof TlsConfigError) throw new ConfigError(err.message);
     throw err;
   }
-  const authToken = str('auth-token', 'simple');
-  if (authToken.split(',')[0] === 'jwt') throw new ConfigError('--auth-token jwt is not supported by etsd (only simple tokens)');
-  // etcd's NewTokenProvider refuses any other type with ErrInvalidAuthOpts.
-  if (authToken !== 'simple') throw new ConfigError('auth: invalid auth options');
+  let authToken: AuthTokenSpec;
+  try {
+    authToken = parseAuthTokenFlag(str('auth-token', 'simple'));
+  } catch (err) {
+    // etcd logs why, then fails with ErrInvalidAuthOpts: both here.
+    if (err instanceof AuthTokenFlagError) throw new ConfigError(`${INVALID_AUTH_OPTS} (${err.message})`);
+    throw err;
+  }
 
   const config: Config = {
     name,

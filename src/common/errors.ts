@@ -90,6 +90,18 @@ export const Errors = {
   authOldRevision: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'),
   /** Not in v3rpc's table: grpc-go answers it as UNKNOWN with auth's own text. */
   noPasswordUser: def(GrpcCode.UNKNOWN, 'auth: authentication failed, password was given for no password user'),
+  /**
+   * auth/store.go's own errors, as etcd 3.4's Maintenance (Hash, HashKV,
+   * Snapshot) returns them unmapped from its admin check: grpc-go answers UNKNOWN.
+   */
+  rawAuth: {
+    userEmpty: def(GrpcCode.UNKNOWN, 'auth: user name is empty'),
+    userNotFound: def(GrpcCode.UNKNOWN, 'auth: user not found'),
+    permissionDenied: def(GrpcCode.UNKNOWN, 'auth: permission denied'),
+    invalidAuthToken: def(GrpcCode.UNKNOWN, 'auth: invalid auth token'),
+  },
+  /** Authenticate on a member with only a JWT public key; not in v3rpc's table either. */
+  jwtVerifyOnly: def(GrpcCode.UNKNOWN, 'auth: token signing attempted with verify-only key'),
   unimplemented: (method: string) =>
     new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
 

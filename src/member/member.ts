@@ -25,6 +25,7 @@ import { entryRecord } from '../workers/protocol/apply-ring.js';
 import { EntryKind, type EntryAuth } from '../workers/protocol/entry.js';
 import { AuthGate } from '../auth/gate.js';
 import { bcryptCost } from '../auth/bcrypt-cost.js';
+import { jwtTokensFor } from '../auth/jwt-provider.js';
 import { encodeCompactionRequest } from '../proto/kv-codec.js';
 import type { ShardOp } from '../workers/protocol/shard-ring.js';
 import { Shared, sharedState } from '../workers/protocol/shared-state.js';
@@ -187,12 +188,14 @@ export class Member {
 
   private async boot(): Promise<void> {
     const { cfg, log, memberId, workers } = this;
+    // etcd makes its token provider before serving: bad JWT options stop the start.
+    const jwt = jwtTokensFor(cfg.authToken, log);
     this.dbDir = join(this.memberDir, 'db');
     const applied = await workers.startApply(this.dbDir);
     // Snapshot files left by a crash: the apply worker has finished any install it had begun.
     rmSync(join(this.memberDir, 'snap'), { recursive: true, force: true });
     for (const l of applied.leases) this.lessor.granted(l.id, l.ttl);
-    this.authGate = new AuthGate(applied.auth, applied.appliedIndex, { ttlMs: cfg.authTokenTtlMs });
+    this.authGate = new AuthGate(applied.auth, applied.appliedIndex, { ttlMs: cfg.authTokenTtlMs }, jwt);
     this.authGate.start();
     const cost = bcryptCost(cfg.bcryptCost);
     if (cost.defaulted) log.warn({ 'min-cost': 4, 'max-cost': 31, 'default-cost': cost.cost, 'given-cost': cfg.bcryptCost }, 'use default bcrypt cost instead of the invalid given cost');

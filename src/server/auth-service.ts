@@ -76,10 +76,22 @@ export function authHandlers(member: Member): Map<string, UnaryHandler> {
         }
         throw err;
       }
-      const body = await propose(undefined, { method: 'Authenticate', name, simpleToken: member.auth.tokens.genPrefix() });
-      if (checked.revision === member.auth.revision) return body;
+      const body = await propose(undefined, { method: 'Authenticate', name, simpleToken: member.auth.tokenPrefix() });
+      if (checked.revision === member.auth.revision) return member.auth.jwt === null ? body : withJwt(member, body, name, checked.revision);
       member.log.info({}, 'revision when password checked became stale; retrying');
     }
   });
   return h;
+}
+
+/**
+ * etcd's JWT assign: the applied entry answered with a simple token; the
+ * member that proposed it signs a JWT for the user at the auth revision the
+ * password was checked at (the entry applied at it: the caller checked that
+ * it had not moved), and answers that instead.
+ */
+function withJwt(member: Member, body: Buffer, name: string, revision: number): Buffer {
+  const token = member.auth.jwt!.sign(name, revision);
+  member.log.debug({ 'user-name': name, revision }, 'created/assigned a new JWT token');
+  return proto.replaceAuthenticateToken(body, token);
 }

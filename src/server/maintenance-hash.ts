@@ -10,7 +10,7 @@ import { encodeResponseHeader } from '../proto/kv-codec.js';
 import { ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
 import type { UnaryHandler } from '../grpc/rpc.js';
 import type { Member } from '../member/member.js';
-import { asAdmin } from './auth-check.js';
+import { asMaintenanceAdmin } from './auth-check.js';
 import type { HashResult } from '../member/maintenance-jobs.js';
 
 /** HashKVRequest.revision (int64). */
@@ -27,7 +27,7 @@ export function hashHandlers(member: Member): Map<string, UnaryHandler> {
   // HashKVResponse { header = 1, hash = 2 (uint32), compact_revision = 3, hash_revision = 4 (etcd 3.6) }
   // Both are admin-only while auth is on (etcd's authMaintenanceServer).
   h.set('/etcdserverpb.Maintenance/HashKV', async (req, ctx) => {
-    const r = await asAdmin(member, ctx, () => member.hashKV(decodeHashKVRevision(req)));
+    const r = await asMaintenanceAdmin(member, ctx, () => member.hashKV(decodeHashKVRevision(req)));
     const w = new ProtoWriter(96);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
     if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }
@@ -39,7 +39,7 @@ export function hashHandlers(member: Member): Map<string, UnaryHandler> {
 
   // HashResponse { header = 1, hash = 2 (uint32) }
   h.set('/etcdserverpb.Maintenance/Hash', async (_req, ctx) => {
-    const r = await asAdmin(member, ctx, () => member.hash());
+    const r = await asMaintenanceAdmin(member, ctx, () => member.hash());
     const w = new ProtoWriter(64);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(header(r));
     if (r.hash !== 0) { w.writeTag(2, WIRE_VARINT); w.writeVarint(r.hash); }

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { EtcdError, Errors } from '../common/errors.js';
 import { tokenOf } from '../grpc/adapt.js';
-import { asAdmin } from './auth-check.js';
+import { asMaintenanceAdmin } from './auth-check.js';
 import type { ServerCall, StreamHandler } from '../grpc/rpc.js';
 import type { Member } from '../member/member.js';
 import { ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wire.js';
@@ -39,7 +39,7 @@ export function snapshotStreams(member: Member): Map<string, StreamHandler> {
       started = true;
       // Admin only when auth is on, as etcd 3.4's Maintenance.Snapshot (IsAdminPermitted).
       const caller = { token: tokenOf(call), peerCommonName: call.peerCommonName };
-      Promise.resolve(asAdmin(member, caller, () => sendSnapshot(member, call))).catch((err: unknown) => {
+      Promise.resolve(asMaintenanceAdmin(member, caller, () => sendSnapshot(member, call))).catch((err: unknown) => {
         if (err instanceof EtcdError) return call.end(err);
         member.log.warn({ err }, 'sending a database snapshot failed');
         call.end(Errors.unknown(err instanceof Error ? err.message : String(err)));

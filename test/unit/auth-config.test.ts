@@ -1,5 +1,5 @@
-// The auth flags as etcd spells them: --auth-token (simple only; jwt refused
-// by name, anything else as etcd's "invalid auth options"), --auth-token-ttl
+// The auth flags as etcd spells them: --auth-token (simple or jwt,...; anything
+// else as etcd's "invalid auth options"), --auth-token-ttl
 // in seconds, --bcrypt-cost as given (auth/bcrypt-cost.ts applies etcd's fallback).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { bcryptCost } from '../../src/auth/bcrypt-cost.js';
 
 test('defaults: simple tokens for 300 s, bcrypt cost 10', () => {
   const { config } = parseArgs([]);
-  assert.equal(config.authToken, 'simple');
+  assert.equal(config.authToken.type, 'simple');
   assert.equal(config.authTokenTtlMs, 300_000);
   assert.equal(config.bcryptCost, 10);
 });
@@ -20,9 +20,9 @@ test('given values', () => {
   assert.deepEqual(bcryptCost(parseArgs(['--bcrypt-cost', '40']).config.bcryptCost), { cost: 10, defaulted: true });
 });
 
-test('jwt and unknown token types are refused', () => {
-  assert.throws(() => parseArgs(['--auth-token', 'jwt,pub-key=a.pub,priv-key=a,sign-method=RS256']), (e: unknown) =>
-    e instanceof ConfigError && e.message === '--auth-token jwt is not supported by etsd (only simple tokens)');
-  assert.throws(() => parseArgs(['--auth-token', 'magic']), (e: unknown) => e instanceof ConfigError && e.message === 'auth: invalid auth options');
+test('jwt is taken with its options (read at start); unknown token types are refused', () => {
+  assert.equal(parseArgs(['--auth-token', 'jwt,pub-key=a.pub,priv-key=a,sign-method=RS256']).config.authToken.type, 'jwt');
+  assert.throws(() => parseArgs(['--auth-token', 'magic']), (e: unknown) =>
+    e instanceof ConfigError && e.message === 'auth: invalid auth options (unknown token type: magic)');
   assert.throws(() => parseArgs(['--auth-token-ttl', '-1']), ConfigError);
 });
