@@ -92,6 +92,9 @@ export const Errors = {
   noPasswordUser: def(GrpcCode.UNKNOWN, 'auth: authentication failed, password was given for no password user'),
   unimplemented: (method: string) =>
     new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
+  /** etsd's own: Defragment compacts RocksDB through the native addon, and there is no other way. */
+  defragUnavailable: (reason: string) =>
+    new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: Defragment needs the etsd native addon's RocksDB access, which is unavailable: ${reason}`),
 
   // grpc-go's transport and framing texts, as a Go client would get them from etcd.
   /** A message over the receive limit. */

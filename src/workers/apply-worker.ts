@@ -23,6 +23,7 @@ import { checkDeleteRange, checkLeaseKeys, checkPut, checkTxn, type OpCheck, typ
 import type { AuthInfo } from '../auth/types.js';
 import { AlarmStore, AlarmType, META_ALARMS, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { LEASE_OVERHEAD, available, costPut, costTxn } from '../storage/mvcc/quota.js';
+import { dbSizeFrom } from '../storage/mvcc/db-size.js';
 import { AlarmAction, decodeAlarmRequest, encodeAlarmResponse } from '../proto/alarm-codec.js';
 import { compactRange } from '../storage/mvcc/compactor.js';
 import { installSnapshot, openStore } from '../storage/snapshot/install.js';
@@ -137,10 +138,10 @@ async function main(): Promise<void> {
   storeShared(shared, Shared.Revision, writer.state.rev);
   storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
   storeShared(shared, Shared.Alarms, alarms.bits);
-  /** The live size the quota counts: SST files plus memtables (not the directory with its logs). */
+  /** The database size the quota counts (storage/mvcc/db-size.ts). */
   let dbSize = 0;
   const measureDb = () => {
-    dbSize = Number(db.getProperty('rocksdb.total-sst-files-size')) + Number(db.getProperty('rocksdb.size-all-mem-tables'));
+    dbSize = dbSizeFrom((p) => { const v = db.getProperty(p); return v === '' ? null : Number(v); });
     storeShared(shared, Shared.DbSize, dbSize);
   };
   measureDb();
@@ -366,7 +367,8 @@ async function main(): Promise<void> {
 
   for (;;) {
     if (inRing.isEmpty()) {
-      inRing.waitReadable(1000);
+      // Idle: background compactions and Defragment change the size without a write.
+      if (!inRing.waitReadable(1000)) measureDb();
       continue;
     }
     const entries: { index: number; term: number; data: Buffer }[] = [];
