@@ -132,3 +132,22 @@ export function decodeError(buf: Uint8Array): EtcdError {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   return new EtcdError(b[0] as GrpcCode, b.toString('utf8', 1));
 }
+
+/**
+ * etcd's auth package texts behind the v3rpc ones. etcd's authMaintenanceServer
+ * (Defragment, Hash, HashKV, Snapshot) returns auth errors untranslated, so
+ * grpc-go answers them UNKNOWN with these texts, e.g. "auth: permission denied".
+ */
+const AUTH_PACKAGE_TEXT: ReadonlyMap<string, string> = new Map([
+  ['etcdserver: user name is empty', 'auth: user name is empty'],
+  ['etcdserver: user name not found', 'auth: user not found'],
+  ['etcdserver: permission denied', 'auth: permission denied'],
+  ['etcdserver: invalid auth token', 'auth: invalid auth token'],
+  ['etcdserver: revision of auth store is old', 'auth: revision in header is old'],
+]);
+
+/** An auth error as a handler that does not translate it answers it; other errors unchanged. */
+export function untranslatedAuthError(err: EtcdError): EtcdError {
+  const text = AUTH_PACKAGE_TEXT.get(err.message);
+  return text === undefined ? err : Errors.unknown(text);
+}

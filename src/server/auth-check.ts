@@ -2,6 +2,7 @@
 // AuthInfoFromTLS), and the helper every service uses to run with it.
 
 import type { AuthInfo } from '../auth/types.js';
+import { EtcdError, untranslatedAuthError } from '../common/errors.js';
 import type { Member } from '../member/member.js';
 
 /** What a call carries that names its user: the token metadata, or a verified client certificate's CN. */
@@ -45,4 +46,18 @@ export function asAdmin<T>(member: Member, caller: Caller | undefined, fn: () =>
     member.auth.checkAdmin(ai);
     return fn();
   });
+}
+
+/**
+ * etcd's authMaintenanceServer.isAuthenticated (Defragment): the same admin
+ * check, but its errors reach the client untranslated ("auth: permission
+ * denied", UNKNOWN), as etcd 3.4 answers them.
+ */
+export async function asMaintenanceAdmin<T>(member: Member, caller: Caller | undefined, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    member.auth.checkAdmin(await authInfo(member, caller));
+  } catch (err) {
+    throw err instanceof EtcdError ? untranslatedAuthError(err) : err;
+  }
+  return fn();
 }
