@@ -36,7 +36,11 @@ export function freePort(): Promise<number> {
 /** Every server started and not yet stopped, so a failure path can stop them all. */
 export const running = new Set<Server>();
 
-export interface ServerOptions { etcdBin?: string; keepData?: boolean; readyTimeoutMs?: number; members?: number }
+export interface ServerOptions {
+  etcdBin?: string; keepData?: boolean; readyTimeoutMs?: number; members?: number;
+  /** More flags, given to both targets alike (e.g. --quota-backend-bytes). */
+  extraArgs?: string[];
+}
 
 /**
  * Starts `members` (default 1) processes of one target as one cluster, each with
@@ -77,7 +81,7 @@ async function startMember(target: Target, opts: ServerOptions, name: string, cl
     '--name', name, '--data-dir', path.join(dataDir, 'data'),
     '--listen-client-urls', client, '--advertise-client-urls', client,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', cluster,
+    '--initial-cluster', cluster, ...(opts.extraArgs ?? []),
   ];
   const logFile = path.join(dataDir, 'server.log');
   const fd = openSync(logFile, 'w');
