@@ -32,7 +32,7 @@ import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { Defragmenter } from './defragmenter.js';
-import { dbSizeReader } from './db-size.js';
+import { dbSizeReader } from './db-size-reader.js';
 import { rocksdbNative, rocksdbUnavailableReason } from '../native/rocksdb.js';
 import { checkInitialHashKV } from './corrupt-check.js';
 import { QuotaGuard } from './quota-guard.js';
