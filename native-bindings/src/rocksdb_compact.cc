@@ -256,16 +256,21 @@ napi_value Compact(napi_env env, napi_callback_info info) {
   w->db = db;
   w->job = job;
   napi_value promise, name;
-  if (napi_create_reference(env, args[2], 1, &w->job_ref) != napi_ok) return nullptr;
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "etsd.rocksdbCompact", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, nullptr, name, compact_execute, compact_complete, w.get(), &w->work) != napi_ok) {
-    napi_delete_reference(env, w->job_ref);
+  if (napi_create_reference(env, args[2], 1, &w->job_ref) != napi_ok) {
+    napi_throw_error(env, "ETSD_ROCKSDB_COMPACT", "could not hold the job");
     return nullptr;
   }
-  if (napi_queue_async_work(env, w->work) != napi_ok) {
+  if (napi_create_string_utf8(env, "etsd.rocksdbCompact", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, nullptr, name, compact_execute, compact_complete, w.get(), &w->work) != napi_ok) {
+    napi_delete_reference(env, w->job_ref);
+    napi_throw_error(env, "ETSD_ROCKSDB_COMPACT", "could not create the compaction work");
+    return nullptr;
+  }
+  // The promise last: once it exists, only compact_complete settles it.
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok || napi_queue_async_work(env, w->work) != napi_ok) {
     napi_delete_async_work(env, w->work);
     napi_delete_reference(env, w->job_ref);
+    napi_throw_error(env, "ETSD_ROCKSDB_COMPACT", "could not queue the compaction work");
     return nullptr;
   }
   w.release();  // compact_complete frees it
