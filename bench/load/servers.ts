@@ -49,7 +49,7 @@ export interface ServerOptions {
   certs?: BenchCerts;
   /** Auth on once ready: a root user (root role) with this password. */
   rootPassword?: string;
-  /** More flags for every member (e.g. --auth-token jwt,...). */
+  /** More flags for every member of both targets (e.g. --auth-token jwt,..., --quota-backend-bytes). */
   extraArgs?: string[];
 }
 

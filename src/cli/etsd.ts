@@ -19,6 +19,7 @@ import { electionHandlers } from '../server/election-service.js';
 import { clusterHandlers } from '../server/cluster-service.js';
 import { gateStreams, gateUnary } from '../server/learner-gate.js';
 import { hashHandlers } from '../server/maintenance-hash.js';
+import { defragHandlers } from '../server/maintenance-defrag.js';
 import { TlsSide } from '../tls/side.js';
 import { createGateway } from '../gateway/gateway.js';
 
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
   const isLearner = () => member.isLearnerSelf;
   const unary = gateUnary(new Map([
     ...kvHandlers(member), ...leases.unary, ...lockHandlers(member), ...election.unary, ...clusterHandlers(member), ...hashHandlers(member),
+    ...defragHandlers(member),
     ...authHandlers(member),
   ]), isLearner);
   const streams = new Map([...watchHandlers(member), ...leases.streams]);

@@ -90,20 +90,13 @@ export const Errors = {
   authOldRevision: def(GrpcCode.INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'),
   /** Not in v3rpc's table: grpc-go answers it as UNKNOWN with auth's own text. */
   noPasswordUser: def(GrpcCode.UNKNOWN, 'auth: authentication failed, password was given for no password user'),
-  /**
-   * auth/store.go's own errors, as etcd 3.4's Maintenance (Hash, HashKV,
-   * Snapshot) returns them unmapped from its admin check: grpc-go answers UNKNOWN.
-   */
-  rawAuth: {
-    userEmpty: def(GrpcCode.UNKNOWN, 'auth: user name is empty'),
-    userNotFound: def(GrpcCode.UNKNOWN, 'auth: user not found'),
-    permissionDenied: def(GrpcCode.UNKNOWN, 'auth: permission denied'),
-    invalidAuthToken: def(GrpcCode.UNKNOWN, 'auth: invalid auth token'),
-  },
   /** Authenticate on a member with only a JWT public key; not in v3rpc's table either. */
   jwtVerifyOnly: def(GrpcCode.UNKNOWN, 'auth: token signing attempted with verify-only key'),
   unimplemented: (method: string) =>
     new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: ${method} is not implemented yet`),
+  /** etsd's own: Defragment compacts RocksDB through the native addon, and there is no other way. */
+  defragUnavailable: (reason: string) =>
+    new EtcdError(GrpcCode.UNIMPLEMENTED, `etsd: Defragment needs the etsd native addon's RocksDB access, which is unavailable: ${reason}`),
 
   // grpc-go's transport and framing texts, as a Go client would get them from etcd.
   /** A message over the receive limit. */
@@ -140,4 +133,23 @@ export function encodeError(err: EtcdError): Buffer {
 export function decodeError(buf: Uint8Array): EtcdError {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   return new EtcdError(b[0] as GrpcCode, b.toString('utf8', 1));
+}
+
+/**
+ * etcd's auth package texts behind the v3rpc ones. etcd's authMaintenanceServer
+ * (Defragment, Hash, HashKV, Snapshot) returns auth errors untranslated, so
+ * grpc-go answers them UNKNOWN with these texts, e.g. "auth: permission denied".
+ */
+const AUTH_PACKAGE_TEXT: ReadonlyMap<string, string> = new Map([
+  ['etcdserver: user name is empty', 'auth: user name is empty'],
+  ['etcdserver: user name not found', 'auth: user not found'],
+  ['etcdserver: permission denied', 'auth: permission denied'],
+  ['etcdserver: invalid auth token', 'auth: invalid auth token'],
+  ['etcdserver: revision of auth store is old', 'auth: revision in header is old'],
+]);
+
+/** An auth error as a handler that does not translate it answers it; other errors unchanged. */
+export function untranslatedAuthError(err: EtcdError): EtcdError {
+  const text = AUTH_PACKAGE_TEXT.get(err.message);
+  return text === undefined ? err : Errors.unknown(text);
 }

@@ -20,7 +20,7 @@ export const FAILPOINT_NAMES = [
   'applyBeforeCommit', 'applyAfterCommit',
   'raftBeforeLeaderSend', 'raftBeforeSend',
   'snapshotBeforeSave', 'snapshotAfterSave', 'snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall',
-  'compactBeforeSweep', 'compactAfterSweep',
+  'compactBeforeSweep', 'compactSweepStep', 'compactAfterSweep',
   'confChangeBeforeApply', 'leaseBeforeRevoke',
   // A deliberate bug, to show the fault checkers catch it: "error" serves a
   // linearizable Range from local state without ReadIndex.

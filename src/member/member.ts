@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import type http from 'node:http';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
-import { dirBytes } from '../common/fs-size.js';
 import { formatId } from '../common/ids.js';
 import { RaftNode } from '../raft/node.js';
 import { EntryType, type Entry, type Message } from '../raft/types.js';
@@ -33,6 +32,9 @@ import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
+import { Defragmenter } from './defragmenter.js';
+import { dbSizeReader } from './db-size-reader.js';
+import { rocksdbNative, rocksdbUnavailableReason } from '../native/rocksdb.js';
 import { checkInitialHashKV } from './corrupt-check.js';
 import { QuotaGuard } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
@@ -87,6 +89,8 @@ export class Member {
   private snapshots!: SnapshotCoordinator;
   private leadership!: Leadership;
   private maintenance!: MaintenanceJobs;
+  private defrag!: Defragmenter;
+  private dbSize: () => number = () => 0;
   private quota!: QuotaGuard;
   private transport!: PeerTransport;
   private peerHttp: http.Server | null = null;
@@ -140,8 +144,8 @@ export class Member {
   /** True when this member knows a leader (itself or another). */
   isLeaderKnown(): boolean { return this.raft.lead !== 0n; }
   isLeader(): boolean { return this.raft.isLeader(); }
-  /** Bytes of the RocksDB files (etcd_mvcc_db_total_size_in_bytes, Status dbSize). */
-  dbSizeBytes(): number { return dirBytes(this.dbDir); }
+  /** The database size (storage/mvcc/db-size.ts): Status dbSize, etcd_mvcc_db_total_size_in_bytes, what the quota counts. */
+  dbSizeBytes(): number { return this.dbSize(); }
 
   // ---- what the services ask ----
   /** `auth`: the user the request was made as (etcd's RequestHeader username and auth revision), checked when applied. */
@@ -164,6 +168,8 @@ export class Member {
   moveLeader(target: bigint): Promise<void> { return this.leadership.moveLeader(target); }
   hashKV(revision: number): Promise<HashResult> { return this.maintenance.hashKV(revision); }
   hash(): Promise<HashResult> { return this.maintenance.hash(); }
+  /** Maintenance.Defragment: a RocksDB compaction of the whole store; reads and writes go on. */
+  defragment(): Promise<void> { return this.defrag.defragment(); }
   /**
    * Maintenance.Snapshot: the store as an etcd 3.4 bbolt file in <data-dir>/member/snap
    * (emptied at boot, so a crash leaves nothing behind). The caller streams it and removes it.
@@ -314,6 +320,8 @@ export class Member {
     this.writes = new WritePath(raft, this.requests, this.tracker, (data) => this.raftLoop.propose(data));
     this.watches = new WatchRouter(workers.shardOut, workers.watcherCounts);
     this.maintenance = new MaintenanceJobs(this.pool, dbHandle, workers.shared);
+    this.defrag = new Defragmenter(rocksdbNative, rocksdbUnavailableReason ?? '', dbHandle, this.dbDir, log);
+    this.dbSize = dbSizeReader(rocksdbNative, dbHandle, this.dbDir, this.state, () => workers.running);
     this.quota = new QuotaGuard(this.state, quotaBytes(cfg.quotaBackendBytes), memberId, (kind, req) => this.writes.propose(kind, req), log);
     this.reconfig = new Reconfig({
       memberId, raft, peers: this.transport, membership: () => this.keeper.current,
@@ -388,6 +396,8 @@ export class Member {
     this.reconfig?.stop();
     this.requests.stop();
     this.authGate?.stop();
+    // RocksDB must have returned from a running compaction before the apply worker closes the database.
+    await this.defrag?.stop();
     await this.workers.stop();
     await this.pool.close();
   }

@@ -90,6 +90,9 @@ export class RequestTable {
   sweep(noLeader: boolean): void {
     const limit = performance.now() - REQUEST_TIMEOUT_MS;
     for (const [id, p] of this.pending) {
+      // An answer under way (pieces came, e.g. a physical compaction waiting for its sweep) is not timed out:
+      // the worker that began it ends it, and etcd too waits for a physical compaction without a deadline.
+      if (p.parts !== null) continue;
       if (p.clock.tReceived > 0 && p.clock.tReceived < limit) {
         this.pending.delete(id);
         this.onExpired(id);

@@ -34,6 +34,8 @@ export interface NativeBindings {
   readonly fallbackReason: string | null;
   /** True when crc32c runs on the CPU's crc32 instruction (SSE4.2). */
   readonly hardwareCrc: boolean;
+  /** The addon file in use (native/rocksdb.ts loads its RocksDB part from it); null when not native. */
+  readonly addonFile: string | null;
 }
 
 interface Addon {
@@ -84,10 +86,11 @@ function jsBindings(reason: string): NativeBindings {
     native: false,
     fallbackReason: reason,
     hardwareCrc: false,
+    addonFile: null,
   };
 }
 
-function nativeBindings(addon: Addon): NativeBindings {
+function nativeBindings(addon: Addon, file: string): NativeBindings {
   return {
     crc32c: addon.crc32c,
     fallocate: addon.fallocate,
@@ -96,6 +99,7 @@ function nativeBindings(addon: Addon): NativeBindings {
     native: true,
     fallbackReason: null,
     hardwareCrc: addon.hasHardwareCrc(),
+    addonFile: file,
   };
 }
 
@@ -123,7 +127,7 @@ export function loadNativeBindings(opts: LoadOptions = {}): NativeBindings {
     } else {
       try {
         const addon = createRequire(import.meta.url)(file) as Addon;
-        const b = nativeBindings(addon);
+        const b = nativeBindings(addon, file);
         // Both sides of the boundary: the addon must agree with the JS reference.
         const probe = Buffer.from('123456789');
         if (b.crc32c(probe) !== 0xe3069283 || b.crc32c(probe.subarray(4), b.crc32c(probe.subarray(0, 4))) !== 0xe3069283) {

@@ -2,7 +2,7 @@
 // AuthInfoFromTLS), and the helper every service uses to run with it.
 
 import type { AuthInfo } from '../auth/types.js';
-import { Errors, EtcdError } from '../common/errors.js';
+import { EtcdError, untranslatedAuthError } from '../common/errors.js';
 import type { Member } from '../member/member.js';
 
 /** What a call carries that names its user: the token metadata, or a verified client certificate's CN. */
@@ -48,21 +48,16 @@ export function asAdmin<T>(member: Member, caller: Caller | undefined, fn: () =>
   });
 }
 
-/** v3rpc's mapped errors and the auth store's own, which etcd's Maintenance service answers unmapped. */
-const RAW = new Map<string, () => EtcdError>([
-  [Errors.userEmpty().message, Errors.rawAuth.userEmpty],
-  [Errors.userNotFound().message, Errors.rawAuth.userNotFound],
-  [Errors.permissionDenied().message, Errors.rawAuth.permissionDenied],
-  [Errors.invalidAuthToken().message, Errors.rawAuth.invalidAuthToken],
-]);
-
-/** asAdmin for etcd 3.4's authMaintenanceServer (Hash, HashKV, Snapshot): its refusals are auth's raw errors. */
+/**
+ * etcd's authMaintenanceServer.isAuthenticated (Defragment): the same admin
+ * check, but its errors reach the client untranslated ("auth: permission
+ * denied", UNKNOWN), as etcd 3.4 answers them.
+ */
 export async function asMaintenanceAdmin<T>(member: Member, caller: Caller | undefined, fn: () => T | Promise<T>): Promise<T> {
   try {
     member.auth.checkAdmin(await authInfo(member, caller));
   } catch (err) {
-    const make = err instanceof EtcdError ? RAW.get(err.message) : undefined;
-    throw make !== undefined ? make() : err;
+    throw err instanceof EtcdError ? untranslatedAuthError(err) : err;
   }
   return fn();
 }

@@ -10,7 +10,7 @@ import { Ring } from './ring/ring.js';
 import { APPLY_CONTROL_INDEX, ApplyControl, decodeApplyControl, readEntry } from './protocol/apply-ring.js';
 import { EntryKind, decodeEntryData } from './protocol/entry.js';
 import { Shared, sharedState, storeShared } from './protocol/shared-state.js';
-import { encodeApplied, encodeAuthNotice, encodeLeaseNotice, encodeResultError, writeResultOk, writeSnapshotInstalled } from './protocol/result-ring.js';
+import { encodeApplied, encodeAuthNotice, encodeLeaseNotice, encodeResultError, encodeResultPending, writeResultOk, writeSnapshotInstalled } from './protocol/result-ring.js';
 import { isOwnReqId } from './protocol/request-id.js';
 import { writeBlocking } from './ring/write-blocking.js';
 import { loadAuth, loadMembers } from '../storage/mvcc/writer.js';
@@ -23,8 +23,9 @@ import { checkDeleteRange, checkLeaseKeys, checkPut, checkTxn, type OpCheck, typ
 import type { AuthInfo } from '../auth/types.js';
 import { AlarmStore, AlarmType, META_ALARMS, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { LEASE_OVERHEAD, available, costPut, costTxn } from '../storage/mvcc/quota.js';
+import { dbSizeFrom } from '../storage/mvcc/db-size.js';
 import { AlarmAction, decodeAlarmRequest, encodeAlarmResponse } from '../proto/alarm-codec.js';
-import { compactRange } from '../storage/mvcc/compactor.js';
+import { Sweep } from '../storage/mvcc/compactor.js';
 import { installSnapshot, openStore } from '../storage/snapshot/install.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import * as codec from '../proto/kv-codec.js';
@@ -88,6 +89,13 @@ const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
  * install goes ahead: a late event may then lack its prev_kv.
  */
 const QUIESCE_MS = 5000;
+/**
+ * By-revision records a compaction sweep handles per step: a small step
+ * between two applied batches (what a write waits for at most), a larger one
+ * while nothing waits to be applied.
+ */
+const SWEEP_STEP_BUSY = 100;
+const SWEEP_STEP_IDLE = 500;
 
 async function main(): Promise<void> {
   const d = workerData as ApplyWorkerData;
@@ -137,10 +145,10 @@ async function main(): Promise<void> {
   storeShared(shared, Shared.Revision, writer.state.rev);
   storeShared(shared, Shared.CompactRevision, writer.state.compactRev);
   storeShared(shared, Shared.Alarms, alarms.bits);
-  /** The live size the quota counts: SST files plus memtables (not the directory with its logs). */
+  /** The database size the quota counts (storage/mvcc/db-size.ts). */
   let dbSize = 0;
   const measureDb = () => {
-    dbSize = Number(db.getProperty('rocksdb.total-sst-files-size')) + Number(db.getProperty('rocksdb.size-all-mem-tables'));
+    dbSize = dbSizeFrom((p) => { const v = db.getProperty(p); return v === '' ? null : Number(v); });
     storeShared(shared, Shared.DbSize, dbSize);
   };
   measureDb();
@@ -189,20 +197,43 @@ async function main(): Promise<void> {
     results = [];
   };
 
-  const compact = async (rev: number): Promise<number> => {
+  /**
+   * The physical sweep of the compactions applied so far, or null. It runs a
+   * step at a time in the apply loop, between applied batches (after their
+   * publish, so it sees every write and none is in flight), so writes go on
+   * while it works through a large history.
+   */
+  let sweep: Sweep | null = null;
+  /** This member's physical Compaction requests: answered once their sweep is done, as etcd answers them. */
+  let sweepWaiters: number[] = [];
+
+  const compact = async (rev: number): Promise<void> => {
     if (rev <= writer.state.compactRev) throw Errors.compacted();
     if (rev > writer.state.rev) throw Errors.futureRev();
-    const from = writer.state.compactRev;
     writer.setCompactRev(rev);
     await publish();
     // Readers check the compact revision again after reading, so publishing it
     // before the sweep keeps them from returning a half-swept past revision.
     storeShared(shared, Shared.CompactRevision, rev);
     if (FAILPOINTS_ARMED && failpoint('compactBeforeSweep')) throw new Error('failpoint compactBeforeSweep: injected error');
-    await compactRange(db, from, rev);
+    if (sweep === null) sweep = new Sweep(db, writer.state.compactDoneRev, rev);
+    else sweep.extend(rev);
+  };
+
+  const answerSweepWaiters = (): void => {
+    for (const reqId of sweepWaiters) results.push({ reqId, body: codec.encodeCompactionResponse({ header: hdr(writer.state.rev) }), err: null });
+    sweepWaiters = [];
+  };
+
+  /** One step of the pending sweep; the last one records it done and answers the compactions waiting for it. */
+  const sweepStep = async (current: Sweep, limit: number): Promise<void> => {
+    if (FAILPOINTS_ARMED && failpoint('compactSweepStep')) throw new Error('failpoint compactSweepStep: injected error');
+    if (!(await current.step(limit))) return;
     if (FAILPOINTS_ARMED && failpoint('compactAfterSweep')) throw new Error('failpoint compactAfterSweep: injected error');
-    await writer.markCompactionDone(rev);
-    return writer.state.rev;
+    sweep = null;
+    await writer.markCompactionDone(current.toRev);
+    answerSweepWaiters();
+    await publish();
   };
 
   /** Maintenance.Alarm, applied as etcd's applierV3backend.Alarm: GET lists, ACTIVATE raises, DEACTIVATE clears. */
@@ -259,7 +290,8 @@ async function main(): Promise<void> {
     return encodeAuthResponse(hdr(writer.state.rev), out.response);
   };
 
-  const applyOne = async (kind: EntryKind, request: Buffer, ai: AuthInfo, index: number): Promise<Buffer | null> => {
+  /** Applies one entry; its answer, or null when there is none now (none at all, or a physical compaction's, sent after its sweep). */
+  const applyOne = async (kind: EntryKind, request: Buffer, ai: AuthInfo, index: number, reqId: number): Promise<Buffer | null> => {
     switch (kind) {
       case EntryKind.Noop: return null;
       case EntryKind.Members: writer.setMembers(request); return null;
@@ -313,8 +345,15 @@ async function main(): Promise<void> {
       case EntryKind.Compaction: {
         if (alarms.has(AlarmType.CORRUPT)) throw Errors.corrupt();
         const c = codec.decodeCompactionRequest(request);
-        const rev = await compact(c.revision);
-        return codec.encodeCompactionResponse({ header: hdr(rev) });
+        await compact(c.revision);
+        // As etcd: a physical compaction is answered once its sweep is done, any other at once.
+        if (!c.physical) return codec.encodeCompactionResponse({ header: hdr(writer.state.rev) });
+        if (isOwnReqId(reqId, d.memberId)) {
+          sweepWaiters.push(reqId);
+          // Applied: the main thread stops timing it and waits for the answer.
+          writeBlocking(outRing, encodeResultPending(reqId));
+        }
+        return null;
       }
       default:
         throw new Error(`unknown entry kind ${kind as number}`);
@@ -339,6 +378,10 @@ async function main(): Promise<void> {
       });
       if (FAILPOINTS_ARMED && failpoint('snapshotAfterInstall')) throw new Error('failpoint snapshotAfterInstall: injected error');
       ({ writer, leases, applier } = r.store);
+      // The new store is swept up to its own compaction (loadStore), which covers the ones waiting here
+      // (their answers go out with the next publish).
+      sweep = null;
+      answerSweepWaiters();
       alarms = AlarmStore.load(db);
       storeShared(shared, Shared.Alarms, alarms.bits);
       auth = loadAuthStore(db);
@@ -366,7 +409,12 @@ async function main(): Promise<void> {
 
   for (;;) {
     if (inRing.isEmpty()) {
-      inRing.waitReadable(1000);
+      if (sweep !== null) {
+        await sweepStep(sweep, SWEEP_STEP_IDLE);
+        continue;
+      }
+      // Idle: background compactions and Defragment change the size without a write.
+      if (!inRing.waitReadable(1000)) measureDb();
       continue;
     }
     const entries: { index: number; term: number; data: Buffer }[] = [];
@@ -389,7 +437,7 @@ async function main(): Promise<void> {
       const { kind, reqId, request, auth: ai } = decodeEntryData(e.data);
       bytesSinceSync += e.data.length;
       try {
-        const body = await applyOne(kind, request, ai ?? NO_USER, e.index);
+        const body = await applyOne(kind, request, ai ?? NO_USER, e.index, reqId);
         // Another member's request: that member answers it from its own apply.
         if (body && isOwnReqId(reqId, d.memberId)) results.push({ reqId, body, err: null });
       } catch (err) {
@@ -399,6 +447,8 @@ async function main(): Promise<void> {
       writer.markApplied(e.index, e.term);
     }
     if (unpublished) await publish();
+    // One small step between applied batches: the sweep moves on under load without holding writes up.
+    if (sweep !== null) await sweepStep(sweep, SWEEP_STEP_BUSY);
   }
 }
 

@@ -9,7 +9,7 @@ import type {
 } from '../../src/proto/kv-types.js';
 import { Applier } from '../../src/storage/mvcc/applier.js';
 import { openTestStore, type TestStore } from '../common/mvcc-store.js';
-import { compactRange } from '../../src/storage/mvcc/compactor.js';
+import { Sweep, compactRange } from '../../src/storage/mvcc/compactor.js';
 import {
   PREFIX_BYREV, PREFIX_HISTORY, PREFIX_LATEST, byRevKey, decodeByRevKey, decodeHistoryKey, userKeyFromLatest,
 } from '../../src/storage/mvcc/keys.js';
@@ -872,6 +872,40 @@ test('compaction keeps reads at and above C, makes reads below C compacted, drop
     // Compacting the same range again changes nothing.
     assert.equal(await compactRange(s.db, c, c2), 0);
     assert.deepEqual(physical(s.db), after2);
+  }
+});
+
+test('a sweep taken a step at a time, extended to a newer compaction, with writes between steps, ends as one whole sweep does', async (t) => {
+  for (const seed of [21, 22]) {
+    const stepped = await openStore(t);
+    const whole = await openStore(t);
+    const ms = new Model();
+    const mw = new Model();
+    await runWorkload(stepped, ms, seed, 160);
+    await runWorkload(whole, mw, seed, 160);
+    await stepped.w.flush();
+    await whole.w.flush();
+    const c1 = Math.floor(ms.rev / 3);
+    const c2 = Math.floor((2 * ms.rev) / 3);
+    // Stepped: a few records toward c1, then writes (as the apply worker applies batches between steps), then on to c2.
+    const sweep = new Sweep(stepped.db, 0, c1);
+    assert.equal(await sweep.step(3), false);
+    await runWorkload(stepped, ms, seed + 100, 60);
+    await stepped.w.flush();
+    assert.equal(await sweep.step(3), false);
+    sweep.extend(c2);
+    await runWorkload(stepped, ms, seed + 200, 60);
+    await stepped.w.flush();
+    while (!(await sweep.step(3))) { /* next step */ }
+    // Whole: the same writes around one sweep to c2.
+    await runWorkload(whole, mw, seed + 100, 60);
+    await whole.w.flush();
+    await compactRange(whole.db, 0, c2);
+    await runWorkload(whole, mw, seed + 200, 60);
+    await whole.w.flush();
+    assert.deepEqual(physical(stepped.db), physical(whole.db));
+    checkAgainstModel(stepped, ms, c2, 'db', c2);
+    assert.throws(() => sweep.extend(c1), /cannot shrink/);
   }
 });
 

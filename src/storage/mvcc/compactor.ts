@@ -6,18 +6,50 @@ const CHUNK = 1000;
 const Q = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
 
 /**
- * Physical compaction of revisions in (fromRev, toRev]: for every key changed
- * there, keep only its newest version at or below toRev, and drop that one too
- * if it is a tombstone (etcd's rule). Works through the by-revision records in
- * chunks, one RocksDB batch per chunk. Returns the number of versions removed.
+ * Physical compaction of revisions in (fromRev, toRev], a chunk at a time: for
+ * every key changed there, keep only its newest version at or below toRev, and
+ * drop that one too if it is a tombstone (etcd's rule). Works through the
+ * by-revision records in order, one RocksDB batch per chunk, and remembers
+ * where it stopped, so the caller can apply writes between chunks (etcd
+ * sweeps in batches with pauses too).
+ *
+ * Between two chunks the caller may write anything, with one rule: each
+ * step() must see every earlier write of the database and no write may be in
+ * flight meanwhile (the chunk reads a key's records, then deletes by what it
+ * read). Writes after the compaction only add versions above toRev, which the
+ * sweep never removes; a key recreated after a tombstone it removes keeps its
+ * new 'l' record (only an 'l' record still at the tombstone's revision goes).
  */
-export async function compactRange(db: RocksLevel, fromRev: number, toRev: number): Promise<number> {
-  let gte = byRevKey(fromRev + 1, 0);
-  const lt = byRevKey(Math.min(toRev + 1, MAX_REV), 0);
-  let removed = 0;
-  for (;;) {
-    const { rows } = db.querySync({ ...Q, gte, lt, limit: CHUNK });
-    if (rows.length === 0) return removed;
+export class Sweep {
+  private cursor: Buffer;
+  private removedCount = 0;
+
+  constructor(private readonly db: RocksLevel, fromRev: number, private upTo: number) {
+    this.cursor = byRevKey(fromRev + 1, 0);
+  }
+
+  /** The revision this sweep compacts up to. */
+  get toRev(): number { return this.upTo; }
+  /** Versions removed so far. */
+  get removed(): number { return this.removedCount; }
+
+  /**
+   * A newer compaction at `toRev` (>= the current one): sweep on up to it. The
+   * records already passed need no second look: a key with a version in
+   * (old, new toRev] is found again by that version's by-revision record.
+   */
+  extend(toRev: number): void {
+    if (toRev < this.upTo) throw new Error(`a sweep to ${this.upTo} cannot shrink to ${toRev}`);
+    this.upTo = toRev;
+  }
+
+  /** Sweeps up to `limit` by-revision records; true when nothing is left up to toRev. */
+  async step(limit = CHUNK): Promise<boolean> {
+    const { db } = this;
+    const toRev = this.upTo;
+    const lt = byRevKey(Math.min(toRev + 1, MAX_REV), 0);
+    const { rows } = db.querySync({ ...Q, gte: this.cursor, lt, limit });
+    if (rows.length === 0) return true;
     const batch = db.batch();
     for (let i = 0; i < rows.length; i += 2) {
       const { rev } = decodeByRevKey(rows[i]!);
@@ -33,19 +65,26 @@ export async function compactRange(db: RocksLevel, fromRev: number, toRev: numbe
         const ov = decodeVersion(older[j + 1]!);
         batch.del(older[j]!);
         batch.del(byRevKey(ov.modRevision, ov.sub));
-        removed++;
+        this.removedCount++;
       }
       if (keep.tombstone) {
         batch.del(newest[0]!);
         batch.del(byRevKey(keep.modRevision, keep.sub));
         const [latest] = db._getManySync([latestKey(key)], { valueEncoding: 'buffer' });
         if (latest && modRevisionOf(latest) === keep.modRevision) batch.del(latestKey(key));
-        removed++;
+        this.removedCount++;
       }
     }
     await batch.write({ sync: false });
+    this.cursor = Buffer.concat([rows[rows.length - 2]!, Buffer.from([0])]);
     // The binding reports finished whenever it hits the limit, so only a short chunk ends the scan.
-    if (rows.length < CHUNK * 2) return removed;
-    gte = Buffer.concat([rows[rows.length - 2]!, Buffer.from([0])]);
+    return rows.length < limit * 2;
   }
+}
+
+/** The whole sweep of (fromRev, toRev] at once (boot, snapshot install, tests). Returns the number of versions removed. */
+export async function compactRange(db: RocksLevel, fromRev: number, toRev: number): Promise<number> {
+  const s = new Sweep(db, fromRev, toRev);
+  while (!(await s.step())) { /* next chunk */ }
+  return s.removed;
 }

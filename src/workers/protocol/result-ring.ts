@@ -39,6 +39,18 @@ export function encodeResultOk(reqId: number, body: Uint8Array): Uint8Array[] {
   return [h, body];
 }
 
+/**
+ * An empty leading piece: the request is applied and its answer follows later
+ * (a physical compaction, answered when its sweep is done). The main thread
+ * does not time out a request whose answer has begun.
+ */
+export function encodeResultPending(reqId: number): Uint8Array[] {
+  const h = Buffer.allocUnsafe(9);
+  h[0] = ResultType.OkPart;
+  h.writeDoubleLE(reqId, 1);
+  return [h, Buffer.alloc(0)];
+}
+
 export function encodeResultError(reqId: number, code: number, message: string): Uint8Array[] {
   const h = Buffer.allocUnsafe(10);
   h[0] = ResultType.Error;

@@ -15,7 +15,7 @@ export const enum Shared {
   StorageEpoch = 4,
   /** Raised alarms as bits (1 << AlarmType): NOSPACE = 2, CORRUPT = 4. Written by the apply worker. */
   Alarms = 5,
-  /** Live RocksDB size in bytes (SST files + memtables), what the space quota counts. Written by the apply worker. */
+  /** The database size in bytes (storage/mvcc/db-size.ts), what the space quota counts. Written by the apply worker. */
   DbSize = 6,
   Size = 8,
 }

@@ -1,0 +1,237 @@
+// Put latency while a large store is defragmented: etsd against real etcd
+// 3.4, same machine, same run, same steps. Not a test: run it by hand.
+//
+// For each target: fill --fill-mb of values (txns of puts), delete half of the
+// keys, compact to the current revision (physical), then run an open-loop put
+// load (--rate requests/s; latency counts from each request's intended send
+// time, so a server that stops writes shows it instead of hiding it) and,
+// after --before of load, call `etcdctl defrag`. Reports put latency before
+// the defrag and during it (requests whose intended send time falls between
+// the defrag's start and end), the defrag's duration, and Status dbSize
+// before and after.
+//
+//   npm run build
+//   node dist/bench/defrag.js --fill-mb 1024 --rate 1000 --before 10s
+//   node dist/bench/defrag.js --fill-mb 8 --rate 200 --before 2s     # smoke
+//
+// Flags: --targets etcd,etsd  --fill-mb N  --val-size B (fill values, 4096)
+// --rate R (puts/s, 500)  --conns C (4)  --before D (5s)  --etcd-bin PATH
+// --out FILE (bench/results/defrag.json). etcd's defrag is stop-the-world, so
+// its "during" p99 is about the defrag's duration; etsd's should stay near
+// its "before". Both servers get --quota-backend-bytes 8 GiB so a large fill
+// fits (etsd keeps each value twice: latest and history records).
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { RawH2Conn } from './load/h2raw.js';
+import { PATHS, encodeFramed, messages } from './load/proto.js';
+import { startServer, stopAll, type Server, type Target } from './load/servers.js';
+import { newHistogram, record, summarize, type Histogram, type LatencySummary } from './load/histogram.js';
+import { parseDuration } from './load/args.js';
+
+interface Options {
+  targets: Target[]; fillMb: number; valSize: number; rate: number; conns: number; beforeMs: number; etcdBin: string; out: string;
+}
+
+const MiB = 1024 * 1024;
+const PUTS_PER_TXN = 64;
+const FILL_IN_FLIGHT = 4;
+const LOAD_KEYS = 10_000;
+const LOAD_VALUE = Buffer.alloc(256, 'p');
+const WARMUP_MS = 1000;
+const AFTER_MS = 1000;
+const DRAIN_MS = 120_000;
+
+function parse(argv: string[]): Options {
+  const o: Options = {
+    targets: ['etcd', 'etsd'], fillMb: 256, valSize: 4096, rate: 500, conns: 4, beforeMs: 5000,
+    etcdBin: '/usr/bin/etcd', out: 'bench/results/defrag.json',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`${flag} needs a value`);
+    switch (flag) {
+      case '--targets': o.targets = v.split(',').map((t) => { if (t !== 'etcd' && t !== 'etsd') throw new Error(`unknown target ${t}`); return t; }); break;
+      case '--fill-mb': o.fillMb = Number(v); break;
+      case '--val-size': o.valSize = Number(v); break;
+      case '--rate': o.rate = Number(v); break;
+      case '--conns': o.conns = Number(v); break;
+      case '--before': o.beforeMs = parseDuration(v) * 1000; break; // parseDuration gives seconds
+      case '--etcd-bin': o.etcdBin = v; break;
+      case '--out': o.out = v; break;
+      default: throw new Error(`unknown flag ${flag}`);
+    }
+  }
+  for (const [k, n] of [['--fill-mb', o.fillMb], ['--val-size', o.valSize], ['--rate', o.rate], ['--conns', o.conns]] as const) {
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${k} must be a positive number`);
+  }
+  return o;
+}
+
+/** etcdctl against the server; resolves with stdout, rejects on a non-zero exit. */
+function etcdctl(endpoint: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/etcdctl', [`--endpoints=${endpoint}`, '--command-timeout=30m', ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`etcdctl ${args.join(' ')}: exit ${code}: ${err.trim()}`))));
+  });
+}
+
+async function status(endpoint: string): Promise<{ dbSize: number; revision: number }> {
+  const [s] = JSON.parse(await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json'])) as { Status: { dbSize: number; header: { revision: number } } }[];
+  return { dbSize: s!.Status.dbSize, revision: s!.Status.header.revision };
+}
+
+async function connect(endpoint: string, n: number): Promise<RawH2Conn[]> {
+  const conns = Array.from({ length: n }, () => new RawH2Conn(endpoint));
+  await Promise.all(conns.map((c) => c.connect(5000)));
+  return conns;
+}
+
+const fillKey = (i: number) => `f/${String(i).padStart(10, '0')}`;
+
+/** Puts `keys` values of valSize bytes, PUTS_PER_TXN to a txn, FILL_IN_FLIGHT txns at a time. */
+async function fill(conns: RawH2Conn[], keys: number, valSize: number): Promise<void> {
+  const m = messages();
+  const value = Buffer.alloc(valSize, 'v');
+  let next = 0;
+  let txns = 0;
+  const one = async (): Promise<void> => {
+    while (next < keys) {
+      const from = next;
+      next = Math.min(keys, next + PUTS_PER_TXN);
+      const success = [];
+      for (let i = from; i < next; i++) success.push({ requestPut: { key: Buffer.from(fillKey(i)), value } });
+      await conns[txns++ % conns.length]!.unaryAsync(PATHS.txn, encodeFramed(m.TxnRequest, { success }));
+    }
+  };
+  await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, one));
+}
+
+/**
+ * Open-loop puts at `rate`/s until stop() is called; each latency is recorded
+ * into the histogram `phaseOf(intended send time)` names (null: not recorded).
+ */
+function putLoad(conns: RawH2Conn[], rate: number, phaseOf: (intendedMs: number) => Histogram | null): { stop(): Promise<{ errors: number }> } {
+  const m = messages();
+  const bodies = Array.from({ length: LOAD_KEYS }, (_, i) => encodeFramed(m.PutRequest, { key: Buffer.from(`p/${String(i).padStart(6, '0')}`), value: LOAD_VALUE }));
+  const t0 = performance.now();
+  let sent = 0;
+  let outstanding = 0;
+  let errors = 0;
+  let running = true;
+  let drained: (() => void) | null = null;
+  const tick = (): void => {
+    if (!running) return;
+    const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+    for (; sent < due; sent++) {
+      const intended = t0 + (sent / rate) * 1000;
+      outstanding++;
+      conns[sent % conns.length]!.unary(PATHS.put, bodies[sent % LOAD_KEYS]!, (st) => {
+        outstanding--;
+        if (st !== 0) errors++;
+        else {
+          const h = phaseOf(intended);
+          if (h) record(h, Math.round((performance.now() - intended) * 1000));
+        }
+        if (outstanding === 0 && drained) drained();
+      });
+    }
+    setTimeout(tick, 1);
+  };
+  tick();
+  return {
+    async stop() {
+      running = false;
+      if (outstanding > 0) {
+        await Promise.race([
+          new Promise<void>((r) => { drained = r; }),
+          new Promise<void>((r) => setTimeout(r, DRAIN_MS).unref()),
+        ]);
+      }
+      return { errors };
+    },
+  };
+}
+
+interface TargetResult {
+  target: Target; fillMb: number; keys: number; valSize: number; rate: number;
+  dbSizeBeforeDefrag: number; dbSizeAfterDefrag: number; defragMs: number; loadErrors: number;
+  before: LatencySummary; during: LatencySummary;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function runTarget(target: Target, o: Options): Promise<TargetResult> {
+  const server: Server = await startServer(target, { etcdBin: o.etcdBin, extraArgs: ['--quota-backend-bytes=8589934592'] });
+  try {
+    const conns = await connect(server.endpoint, o.conns);
+    try {
+      const keys = Math.ceil((o.fillMb * MiB) / o.valSize);
+      process.stderr.write(`${target}: filling ${o.fillMb} MB (${keys} values of ${o.valSize} B)\n`);
+      await fill(conns, keys, o.valSize);
+      process.stderr.write(`${target}: deleting half, compacting\n`);
+      await etcdctl(server.endpoint, ['del', fillKey(0), fillKey(Math.floor(keys / 2))]);
+      await etcdctl(server.endpoint, ['compact', String((await status(server.endpoint)).revision), '--physical']);
+      const sizeBefore = (await status(server.endpoint)).dbSize;
+
+      const before = newHistogram();
+      const during = newHistogram();
+      let beforeFrom = Infinity;
+      let beforeTo = Infinity;
+      let defragFrom = Infinity;
+      let defragTo = Infinity;
+      const load = putLoad(conns, o.rate, (t) => (t >= beforeFrom && t < beforeTo ? before : t >= defragFrom && t <= defragTo ? during : null));
+      await sleep(WARMUP_MS);
+      beforeFrom = performance.now();
+      await sleep(o.beforeMs);
+      beforeTo = performance.now();
+      process.stderr.write(`${target}: defrag under ${o.rate} puts/s\n`);
+      defragFrom = performance.now();
+      await etcdctl(server.endpoint, ['defrag']);
+      defragTo = performance.now();
+      await sleep(AFTER_MS);
+      const { errors } = await load.stop();
+      const sizeAfter = (await status(server.endpoint)).dbSize;
+      return {
+        target, fillMb: o.fillMb, keys, valSize: o.valSize, rate: o.rate,
+        dbSizeBeforeDefrag: sizeBefore, dbSizeAfterDefrag: sizeAfter, defragMs: Math.round(defragTo - defragFrom), loadErrors: errors,
+        before: summarize(before), during: summarize(during),
+      };
+    } finally {
+      for (const c of conns) c.close();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+function ms(us: number): string { return (us / 1000).toFixed(1); }
+
+async function main(): Promise<void> {
+  const o = parse(process.argv.slice(2));
+  const results: TargetResult[] = [];
+  for (const t of o.targets) results.push(await runTarget(t, o));
+  console.log('| target | fill MB | dbSize before defrag | after | defrag s | put p50/p99/max ms before | during defrag | puts during | errors |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of results) {
+    console.log(`| ${r.target} | ${r.fillMb} | ${r.dbSizeBeforeDefrag} | ${r.dbSizeAfterDefrag} | ${(r.defragMs / 1000).toFixed(2)} | ` +
+      `${ms(r.before.p50)} / ${ms(r.before.p99)} / ${ms(r.before.max)} | ${ms(r.during.p50)} / ${ms(r.during.p99)} / ${ms(r.during.max)} | ${r.during.count} | ${r.loadErrors} |`);
+  }
+  mkdirSync(path.dirname(o.out), { recursive: true });
+  writeFileSync(o.out, JSON.stringify({ options: o, results }, null, 2) + '\n');
+  console.log(`(JSON: ${o.out})`);
+}
+
+main().catch(async (err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  await stopAll();
+  process.exit(1);
+});
