@@ -6,18 +6,21 @@
 // revision; a token signed here with the same key is taken by both while its
 // exp is ahead and refused by both once past; another key's token is refused
 // by both; a change of the auth store makes the crossed tokens stale on both.
-// Last, verify-only members (pub-key alone) of each kind: they check tokens
-// minted elsewhere and refuse Authenticate with the same error.
+// Then verify-only members (pub-key alone) of each kind: they check tokens
+// minted elsewhere and refuse Authenticate with the same error. Last, the
+// other method families (PS, ES on P-521, HS) against etcd's own tokens.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, sign } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../common/ports.js';
 import { etsdScript } from '../common/repo.js';
+import { loadJwtKeys, type JwtAlg } from '../../src/auth/jwt-options.js';
+import { JwtTokens } from '../../src/auth/jwt-tokens.js';
 
 const ETCD = '/usr/bin/etcd';
 const ETCDCTL = '/usr/bin/etcdctl';
@@ -259,4 +262,29 @@ test('JWT (ES256) verify-only members: tokens minted elsewhere are taken, Authen
   const rs = keyFiles('rs-vo', 'RSA');
   const wrongAlg = mint('RS256', rs.priv, `{"exp":${Math.floor(Date.now() / 1000) + 600},"revision":${Number(claimsOf(token)['revision'])},"username":"root"}`);
   assert.deepEqual([await rangeAs(etsd, wrongAlg, 'foo')], [await rangeAs(etcd, wrongAlg, 'foo')]);
+});
+
+test('JWT, the other methods: etcd\'s PS256, ES512 and HS256 tokens verify with etsd\'s code, and etsd\'s with etcd', { skip: !existsSync(ETCD) && 'no /usr/bin/etcd' }, async () => {
+  const rsa = keyFiles('ps', 'RSA');
+  const p521 = join(dir, 'p521.key');
+  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-521', '-out', p521]);
+  const secret = join(dir, 'hmac.secret');
+  writeFileSync(secret, 'a secret shared by both\n');
+  const cases: [JwtAlg, Record<string, string>][] = [
+    ['PS256', { 'priv-key': rsa.priv, 'pub-key': rsa.pub }],
+    ['ES512', { 'priv-key': p521 }],
+    ['HS256', { 'priv-key': secret }],
+  ];
+  for (const [alg, files] of cases) {
+    const opts = new Map(Object.entries({ 'sign-method': alg, ...files }));
+    const etcd = await start('etcd', ['jwt', `sign-method=${alg}`, ...Object.entries(files).map(([k, v]) => `${k}=${v}`)].join(','));
+    await runScript(etcd, SETUP);
+    const fromEtcd = await authenticate(etcd, 'root', 'pw');
+    const mine = new JwtTokens(loadJwtKeys(opts));
+    const info = mine.verify(fromEtcd);
+    assert.ok(info, `${alg}: etcd's token refused by etsd's check`);
+    assert.equal(info.username, 'root');
+    const fromEtsd = mine.sign('root', info.revision);
+    assert.equal(await rangeAs(etcd, fromEtsd, 'secret'), '200 secret=s', `${alg}: etsd's token refused by etcd`);
+  }
 });
