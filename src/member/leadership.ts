@@ -43,8 +43,9 @@ export class Leadership {
       this.lastLead = raft.lead;
       if (raft.lead === 0n) this.log.warn({ term: raft.term }, 'no leader');
       else this.log.info({ term: raft.term, leader: formatId(raft.lead), self: raft.isLeader() }, 'leader elected');
-      // A new leader restarts every lease's clock, as etcd's lessor promote does.
+      // A new leader restarts every lease's clock, as etcd's lessor promote does; a follower's clock decides nothing.
       if (raft.isLeader()) this.lessor.promote();
+      else this.lessor.demote();
       this.hooks.leaderChanged(raft.lead);
     }
   }

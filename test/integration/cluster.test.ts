@@ -137,6 +137,32 @@ test('a lease kept alive only through a follower does not expire (keep-alives re
   }
 });
 
+test('a lease kept alive through one follower answers keep-alives on the other follower too (only the leader\'s clock expires leases)', async () => {
+  // A client that fails over between members (Patroni does) must not hear TTL 0 for a live lease.
+  const leader = await leaderIndex();
+  const [f1, f2] = [0, 1, 2].filter((i) => i !== leader) as [number, number];
+  const conns = [newClient(procs[f1]!.endpoint), newClient(procs[f2]!.endpoint)];
+  const [l1, l2] = conns.map((c) => new LeaseClient(c)) as [LeaseClient, LeaseClient];
+  try {
+    const { id } = await l1.grant(2);
+    const ka1 = l1.keepAliveStream();
+    for (let i = 0; i < 10; i++) {
+      ka1.send(id);
+      await sleep(500);
+    }
+    ka1.close();
+    // 5 s after a 2 s grant, kept alive only through f1: f2 renews it as well.
+    const ka2 = l2.keepAliveStream();
+    ka2.send(id);
+    for (let i = 0; i < 100 && ka2.responses.length === 0; i++) await sleep(50);
+    ka2.close();
+    assert.deepEqual(ka2.responses, [{ id, ttl: 2 }]);
+    await l2.revoke(id);
+  } finally {
+    for (const c of conns) c.close();
+  }
+});
+
 test('MoveLeader hands leadership to the target; a non-leader answers "not leader"', async () => {
   const leader = await leaderIndex();
   const target = [0, 1, 2].find((i) => i !== leader)!;
