@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { KvClient, b, isGrpcError } from './kv-client.js';
 import { LeaseClient, newClient } from './watch-client.js';
+import { HttpStream, dig } from './gateway-http.js';
 
 const NAMES = ['n1', 'n2', 'n3'];
 const ports = await freePorts(6);
@@ -200,3 +201,21 @@ function varint(v: bigint): Buffer {
   out.push(Number(v));
   return Buffer.from(out);
 }
+
+test('a follower cut off from the other members answers a keep-alive with etcd\'s timeout, not from its own clock', async () => {
+  // Last in this file: it leaves one member of three. The majority would let the lease expire,
+  // so the follower must not tell its client (Patroni, say) that the lease lives.
+  const leader = await leaderIndex();
+  const conn = newClient(procs[leader]!.endpoint);
+  const { id } = await new LeaseClient(conn).grant(30).finally(() => conn.close());
+  const f = (leader + 1) % 3;
+  for (const i of [0, 1, 2].filter((j) => j !== f)) await procs[i]!.kill('SIGKILL');
+  const ka = new HttpStream(procs[f]!.endpoint, '/v3/lease/keepalive');
+  try {
+    ka.send({ ID: id.toString() });
+    const line = await ka.waitFor(() => true, 'an answer to the keep-alive', 30_000);
+    assert.equal(dig(line, 'message'), 'etcdserver: request timed out', JSON.stringify(line));
+  } finally {
+    ka.destroy();
+  }
+});
