@@ -89,8 +89,8 @@ export function leaseService(member: Member): LeaseService {
         }
       });
     });
+    // Half-close, cancel or a lost connection (a write after a cancel goes nowhere).
     stream.onEnd(() => { chain = chain.then(() => finish()); });
-    stream.onCancel(() => { ended = true; });
   });
 
   // Expiry is decided here, on the leader, and applied through the log as a revoke.
