@@ -89,6 +89,8 @@ export class LeaseRenewals {
     if (ttl === NOT_LEADER_TTL) return; // It no longer leads: the retry timer asks whoever leads next.
     clearTimeout(w.timer);
     this.pending.delete(reqId);
+    // Our clock follows the leader's for the leases our clients keep alive: TimeToLive here reads it.
+    if (ttl > 0) this.d.lessor.renew(w.leaseId);
     w.resolve(ttl);
   }
 

@@ -17,7 +17,9 @@ function pair(timeoutMs = 2000) {
   const toA: Message[] = [];
   const lessorB = new Lessor();
   lessorB.promote();
-  const a = new LeaseRenewals({ memberId: 1n, raft: raftA, lessor: new Lessor(), send: (m) => toB.push(...m), timeoutMs });
+  const clockA = { t: 0 };
+  const lessorA = new Lessor(() => clockA.t);
+  const a = new LeaseRenewals({ memberId: 1n, raft: raftA, lessor: lessorA, send: (m) => toB.push(...m), timeoutMs });
   const b = new LeaseRenewals({ memberId: 2n, raft: raftB, lessor: lessorB, send: (m) => toA.push(...m), timeoutMs });
   const deliver = (q: Message[], to: LeaseRenewals) => {
     for (const m of q.splice(0)) {
@@ -30,18 +32,21 @@ function pair(timeoutMs = 2000) {
       });
     }
   };
-  return { a, b, raftA, raftB, lessorB, toA, toB, flush: () => { deliver(toB, b); deliver(toA, a); } };
+  return { a, b, raftA, raftB, clockA, lessorA, lessorB, toA, toB, flush: () => { deliver(toB, b); deliver(toA, a); } };
 }
 
 test('a follower answers with the leader\'s TTL, and 0 for a lease the leader does not hold', async () => {
   const p = pair();
   p.lessorB.granted(7n, 30);
+  p.lessorA.granted(7n, 30);
+  p.clockA.t += 20_000;
   const alive = p.a.renew(7n);
   const unknown = p.a.renew(8n);
   assert.equal(p.toB.length, 2);
   p.flush();
   assert.equal(await alive, 30);
   assert.equal(await unknown, 0);
+  assert.equal(p.lessorA.remaining(7n)?.ttl, 30, 'the follower\'s clock follows the leader\'s answer');
   p.a.stop();
 });
 
