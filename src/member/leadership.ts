@@ -1,22 +1,19 @@
 // Who leads, as the rest of the member needs to know it: publishes the term
 // to the workers (response headers), logs leader changes, restarts lease
 // clocks on a new leader (etcd's lessor promote), hands leadership over on
-// request (MoveLeader), and forwards lease keep-alives to the leader.
+// request (MoveLeader).
 
 import { Errors } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { formatId } from '../common/ids.js';
 import type { RaftNode } from '../raft/node.js';
-import type { Message } from '../raft/types.js';
 import { Shared, storeShared } from '../workers/protocol/shared-state.js';
 import type { Lessor } from './lessor.js';
-import { leaseRenewMessage } from './peer-messages.js';
 
 export interface LeadershipHooks {
   /** The leader changed (or is gone): whatever waits on the old one gives up. */
   leaderChanged(lead: bigint): void;
   scheduleRaft(): void;
-  send(msgs: Message[]): void;
 }
 
 export class Leadership {
@@ -43,8 +40,9 @@ export class Leadership {
       this.lastLead = raft.lead;
       if (raft.lead === 0n) this.log.warn({ term: raft.term }, 'no leader');
       else this.log.info({ term: raft.term, leader: formatId(raft.lead), self: raft.isLeader() }, 'leader elected');
-      // A new leader restarts every lease's clock, as etcd's lessor promote does.
+      // A new leader restarts every lease's clock, as etcd's lessor promote does; a follower's clock decides nothing.
       if (raft.isLeader()) this.lessor.promote();
+      else this.lessor.demote();
       this.hooks.leaderChanged(raft.lead);
     }
   }
@@ -62,11 +60,5 @@ export class Leadership {
       if (performance.now() > deadline) throw Errors.leaderTransferTimeout();
       await new Promise((r) => setTimeout(r, this.timing.heartbeatIntervalMs));
     }
-  }
-
-  /** A follower got a lease keep-alive: the leader, whose clock decides expiry, must hear of it (etcd forwards it). */
-  forwardLeaseRenew(id: bigint): void {
-    if (this.raft.isLeader() || this.raft.lead === 0n) return;
-    this.hooks.send([leaseRenewMessage(this.raft.id, this.raft.lead, id)]);
   }
 }

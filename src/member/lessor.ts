@@ -9,9 +9,15 @@ interface LeaseClock { ttl: number; expiry: number; revokeSent: number }
  * The lease clock, on the main thread only: remaining time, keep-alive and
  * expiry. Which leases exist is decided by the log (grant/revoke applied by the
  * apply worker, reported here); nothing in the apply path reads a clock.
+ * Only the leader's clock decides expiry (etcd's primary lessor). A follower's
+ * clock is not the lease's: it sees only the keep-alives sent to it, not those
+ * sent to the leader or the other followers, so on a follower a lease lives
+ * until the log revokes it (etcd's demoted lessor: expiry "forever").
  */
 export class Lessor {
   private leases = new Map<bigint, LeaseClock>();
+  /** This member leads: its clock decides expiry (etcd's isPrimary). */
+  private primary = false;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
@@ -22,6 +28,7 @@ export class Lessor {
 
   /** This member became leader: every lease's clock restarts (etcd's lessor Promote). */
   promote(): void {
+    this.primary = true;
     const now = this.now();
     for (const l of this.leases.values()) { l.expiry = now + l.ttl * 1000; l.revokeSent = 0; }
   }
@@ -32,14 +39,22 @@ export class Lessor {
     for (const l of leases) this.granted(l.id, l.ttl);
   }
 
+  /** This member no longer leads: its clock no longer decides expiry (etcd's lessor Demote). */
+  demote(): void {
+    this.primary = false;
+  }
+
   revoked(id: bigint): void {
     this.leases.delete(id);
   }
 
-  /** Keep-alive: the new TTL, or null if the lease is unknown or already expired. */
+  /**
+   * Keep-alive: the new TTL, or null if the lease is unknown, or expired by
+   * the leader's clock. A follower renews any lease the log still holds.
+   */
   renew(id: bigint): number | null {
     const l = this.leases.get(id);
-    if (!l || l.expiry <= this.now()) return null;
+    if (!l || (this.primary && l.expiry <= this.now())) return null;
     l.expiry = this.now() + l.ttl * 1000;
     return l.ttl;
   }

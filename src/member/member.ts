@@ -41,6 +41,7 @@ import { quotaBytes } from '../storage/mvcc/quota.js';
 import type { AlarmType } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
+import { LeaseRenewals } from './lease-renewals.js';
 import { Membership, type MemberRecord } from './membership.js';
 import { MembershipKeeper } from './membership-keeper.js';
 import { createPeerHttpServer, handOverToHttp } from './peer-http.js';
@@ -88,6 +89,7 @@ export class Member {
   private reconfig!: Reconfig;
   private snapshots!: SnapshotCoordinator;
   private leadership!: Leadership;
+  private leaseRenewals!: LeaseRenewals;
   private maintenance!: MaintenanceJobs;
   private defrag!: Defragmenter;
   private dbSize: () => number = () => 0;
@@ -185,7 +187,8 @@ export class Member {
       throw err;
     }
   }
-  forwardLeaseRenew(id: bigint): void { this.leadership.forwardLeaseRenew(id); }
+  /** LeaseKeepAlive: the leader's answer (forwarded there from a follower), 0 for no such lease. */
+  leaseRenew(id: bigint): Promise<number> { return this.leaseRenewals.renew(id); }
   openStream(sink: StreamSink): number { return this.watches.openStream(sink); }
   closeStream(streamId: number): void { this.watches.closeStream(streamId); }
   shardOf(streamId: number, watchId: number): number { return this.watches.shardOf(streamId, watchId); }
@@ -296,7 +299,8 @@ export class Member {
       sockets: peerSocketFactory(this.peerTls),
       peers: new Map(membership.list().filter((m) => m.id !== memberId).map((m) => [m.id, m.peerUrls[0]!])),
       onMessage: (m) => routePeerMessage(m, {
-        leaseRenew: (id) => this.lessor.renew(id),
+        leaseRenew: (from, reqId, id) => this.leaseRenewals.onRequest(from, reqId, id),
+        leaseRenewed: (reqId, ttl) => this.leaseRenewals.onReply(reqId, ttl),
         memberOp: (reqId, from, op) => this.reconfig.onForwarded(reqId, from, op),
         memberOpFailed: (reqId, err) => this.reconfig.onRefused(reqId, err),
         raft: (msg) => this.raftLoop.step(msg),
@@ -339,12 +343,14 @@ export class Member {
       },
       done: () => this.raftLoop.snapshotDone(),
     }, (bytes) => Membership.fromBytes(bytes));
+    this.leaseRenewals = new LeaseRenewals({ memberId, raft, lessor: this.lessor, send });
     this.leadership = new Leadership(raft, this.state, this.lessor, log, {
       leaderChanged: (lead) => {
         this.requests.failForwarded();
+        this.leaseRenewals.leaderChanged();
         if (lead !== 0n) this.keeper.leaderKnown();
       },
-      scheduleRaft, send,
+      scheduleRaft,
     }, cfg);
     this.raftLoop = new RaftLoop(raft, workers.walOut, {
       send,
@@ -394,6 +400,7 @@ export class Member {
     await this.transport?.stop();
     this.peerHttp?.close();
     this.reconfig?.stop();
+    this.leaseRenewals?.stop();
     this.requests.stop();
     this.authGate?.stop();
     // RocksDB must have returned from a running compaction before the apply worker closes the database.

@@ -15,6 +15,8 @@ import type { BidiStream, StreamHandler } from '../grpc/stream.js';
 /** How often expired leases are looked for, and how many revokes one pass may propose (etcd: 1000/s). */
 const EXPIRY_CHECK_MS = 500;
 const REVOKES_PER_CHECK = 500;
+/** Keep-alives of one stream waiting for their turn (the leader is slow or unreachable); beyond, "too many requests". */
+const KEEPALIVES_QUEUED_PER_STREAM = 1000;
 
 export interface LeaseService { unary: Map<string, UnaryHandler>; streams: Map<string, StreamHandler>; stop(): void }
 
@@ -51,21 +53,44 @@ export function leaseService(member: Member): LeaseService {
 
   const streams = new Map<string, StreamHandler>();
   streams.set('/etcdserverpb.Lease/LeaseKeepAlive', (stream: BidiStream) => {
+    // One keep-alive at a time, answers in request order, as etcd's recv loop does; the
+    // half-close ends the stream after the ones before it are answered.
+    let chain = Promise.resolve();
+    let queued = 0;
+    let ended = false;
+    const finish = (err?: EtcdError) => {
+      if (ended) return;
+      ended = true;
+      stream.end(err);
+    };
     stream.onMessage((msg) => {
       let id: bigint;
       try {
         id = decodeLeaseId(msg);
       } catch (err) {
         if (!(err instanceof ProtoDecodeError)) throw err;
-        stream.end(Errors.malformed(err.message));
+        finish(Errors.malformed(err.message));
         return;
       }
-      // An unknown or expired lease answers TTL 0, as etcd does. The leader decides expiry, so it hears of it too.
-      const ttl = lessor.renew(id) ?? 0;
-      if (ttl > 0) member.forwardLeaseRenew(id);
-      stream.write(encodeLeaseKeepAliveResponse(header(), id, BigInt(ttl)));
+      if (++queued > KEEPALIVES_QUEUED_PER_STREAM) {
+        finish(Errors.tooManyRequests());
+        return;
+      }
+      chain = chain.then(async () => {
+        queued--;
+        if (ended) return;
+        try {
+          // The leader's answer (a follower forwards it there); 0 for an unknown or expired lease, as etcd.
+          const ttl = await member.leaseRenew(id);
+          if (!ended) stream.write(encodeLeaseKeepAliveResponse(header(), id, BigInt(ttl)));
+        } catch (err) {
+          if (!(err instanceof EtcdError)) throw err;
+          finish(err);
+        }
+      });
     });
-    stream.onEnd(() => stream.end());
+    // Half-close, cancel or a lost connection (a write after a cancel goes nowhere).
+    stream.onEnd(() => { chain = chain.then(() => finish()); });
   });
 
   // Expiry is decided here, on the leader, and applied through the log as a revoke.

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { KvClient, b, isGrpcError } from './kv-client.js';
 import { LeaseClient, newClient } from './watch-client.js';
+import { HttpStream, dig } from './gateway-http.js';
 
 const NAMES = ['n1', 'n2', 'n3'];
 const ports = await freePorts(6);
@@ -137,6 +138,32 @@ test('a lease kept alive only through a follower does not expire (keep-alives re
   }
 });
 
+test('a lease kept alive through one follower answers keep-alives on the other follower too (only the leader\'s clock expires leases)', async () => {
+  // A client that fails over between members (Patroni does) must not hear TTL 0 for a live lease.
+  const leader = await leaderIndex();
+  const [f1, f2] = [0, 1, 2].filter((i) => i !== leader) as [number, number];
+  const conns = [newClient(procs[f1]!.endpoint), newClient(procs[f2]!.endpoint)];
+  const [l1, l2] = conns.map((c) => new LeaseClient(c)) as [LeaseClient, LeaseClient];
+  try {
+    const { id } = await l1.grant(2);
+    const ka1 = l1.keepAliveStream();
+    for (let i = 0; i < 10; i++) {
+      ka1.send(id);
+      await sleep(500);
+    }
+    ka1.close();
+    // 5 s after a 2 s grant, kept alive only through f1: f2 renews it as well.
+    const ka2 = l2.keepAliveStream();
+    ka2.send(id);
+    for (let i = 0; i < 100 && ka2.responses.length === 0; i++) await sleep(50);
+    ka2.close();
+    assert.deepEqual(ka2.responses, [{ id, ttl: 2 }]);
+    await l2.revoke(id);
+  } finally {
+    for (const c of conns) c.close();
+  }
+});
+
 test('MoveLeader hands leadership to the target; a non-leader answers "not leader"', async () => {
   const leader = await leaderIndex();
   const target = [0, 1, 2].find((i) => i !== leader)!;
@@ -174,3 +201,21 @@ function varint(v: bigint): Buffer {
   out.push(Number(v));
   return Buffer.from(out);
 }
+
+test('a follower cut off from the other members answers a keep-alive with etcd\'s timeout, not from its own clock', async () => {
+  // Last in this file: it leaves one member of three. The majority would let the lease expire,
+  // so the follower must not tell its client (Patroni, say) that the lease lives.
+  const leader = await leaderIndex();
+  const conn = newClient(procs[leader]!.endpoint);
+  const { id } = await new LeaseClient(conn).grant(30).finally(() => conn.close());
+  const f = (leader + 1) % 3;
+  for (const i of [0, 1, 2].filter((j) => j !== f)) await procs[i]!.kill('SIGKILL');
+  const ka = new HttpStream(procs[f]!.endpoint, '/v3/lease/keepalive');
+  try {
+    ka.send({ ID: id.toString() });
+    const line = await ka.waitFor(() => true, 'an answer to the keep-alive', 30_000);
+    assert.equal(dig(line, 'message'), 'etcdserver: request timed out', JSON.stringify(line));
+  } finally {
+    ka.destroy();
+  }
+});
