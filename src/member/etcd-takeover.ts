@@ -7,9 +7,11 @@
 //     terms, each as the etsd entry that does what etcd's did, with etcd's
 //     HardState; the member's ordinary recovery then applies the committed ones
 //     through etsd's own apply path (so replay is the same code as any write);
-//   - the member and cluster ids come from the WAL's metadata and the
-//     membership from the db's members bucket, plus the conf changes and
-//     member attributes the WAL holds past the consistent index.
+//   - the member and cluster ids come from the WAL's metadata, the membership
+//     from where etcd 3.4 recovers it: the newest raft snapshot's v2 store
+//     (member/snap/*.snap), then the conf changes and member attributes the
+//     WAL holds after it (a restored data dir's db keeps the old cluster's
+//     members bucket, which etcd ignores too).
 //
 // etcd's files are only read. Everything is built in a side directory and
 // renamed into place last, so a failed or interrupted takeover is redone at
@@ -17,12 +19,13 @@
 
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { formatId } from '../common/ids.js';
 import { decodeEtcdConfChange, decodeEtcdRaftRequest, EtcdConfChangeType, type EtcdV3Kind } from '../proto/etcd-raft-request.js';
 import { readEtcdDbMeta } from '../storage/bbolt/etcd-db-meta.js';
 import { importEtcdDb } from '../storage/bbolt/import.js';
+import { readNewestEtcdSnap } from '../storage/snapshot/etcd-snap.js';
 import { EtcdEntryType, readEtcdWal, type EtcdEntry } from '../storage/wal/etcd-wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
@@ -82,11 +85,31 @@ function foldConfChange(members: Map<bigint, MemberRecord>, removed: Set<bigint>
   else members.set(cc.nodeId, { id: cc.nodeId, name: '', peerUrls: ctx.peerURLs ?? [], clientUrls: [], isLearner: ctx.isLearner === true || isLearner });
 }
 
+/**
+ * Folds a committed entry's membership effect (a conf change, a member-attributes
+ * publish) into the membership, as etcd's apply does to its v2 store. Every entry
+ * after the snapshot counts, at or below the consistent index too: etcd 3.4 replays
+ * those into its v2 store at every start.
+ */
+function foldMembership(e: EtcdEntry, members: Map<bigint, MemberRecord>, removed: Set<bigint>): void {
+  if (e.type === EtcdEntryType.ConfChange) {
+    foldConfChange(members, removed, e);
+    return;
+  }
+  const r = decodeEtcdRaftRequest(e.data);
+  if (r.kind !== 'v2' || r.request.method !== 'PUT') return;
+  const m = ATTRIBUTES_PATH.exec(r.request.path);
+  const member = m ? members.get(BigInt('0x' + m[1]!)) : undefined;
+  if (member === undefined) return;
+  const attrs = JSON.parse(r.request.val) as { name?: string; clientURLs?: string[] };
+  member.name = attrs.name ?? '';
+  member.clientUrls = attrs.clientURLs ?? [];
+}
+
 /** One WAL entry past the consistent index as etsd entry data. */
-function translate(e: EtcdEntry, members: Map<bigint, MemberRecord>, removed: Set<bigint>, committed: boolean): { data: Buffer; noop: boolean } {
+function translate(e: EtcdEntry, committed: boolean): { data: Buffer; noop: boolean } {
   if (e.type === EtcdEntryType.ConfChange) {
     if (!committed) throw new TakeoverError(`the WAL holds an uncommitted conf change at index ${e.index}: start etcd once to settle it, then swap`);
-    foldConfChange(members, removed, e);
     return { data: NOOP, noop: true };
   }
   if (e.type !== EtcdEntryType.Normal) throw new TakeoverError(`entry ${e.index} has the unknown type ${e.type}`);
@@ -96,19 +119,8 @@ function translate(e: EtcdEntry, members: Map<bigint, MemberRecord>, removed: Se
     case 'auth':
       throw new TakeoverError(`entry ${e.index} is an auth request (field ${r.field}) past the db's consistent index; etsd does not import etcd's auth store: `
         + 'start etcd once and stop it with SIGTERM so its db holds it, then swap');
-    case 'v2': {
-      const m = ATTRIBUTES_PATH.exec(r.request.path);
-      if (committed && r.request.method === 'PUT' && m) {
-        const attrs = JSON.parse(r.request.val) as { name?: string; clientURLs?: string[] };
-        const member = members.get(BigInt('0x' + m[1]!));
-        if (member) {
-          member.name = attrs.name ?? '';
-          member.clientUrls = attrs.clientURLs ?? [];
-        }
-      }
-      // Anything else is etcd's v2 store (cluster version, SYNC, v2 keys), which etsd does not keep.
-      return { data: NOOP, noop: true };
-    }
+    // Member attributes are folded into the membership; the rest is etcd's v2 store (cluster version, SYNC, v2 keys), which etsd does not keep.
+    case 'v2': return { data: NOOP, noop: true };
     case 'v3': {
       const kind = KIND_OF[r.op];
       // A range changes nothing; a lease checkpoint only the remaining TTL, which etsd restarts as etcd's lessor does.
@@ -144,20 +156,26 @@ export async function takeOverEtcdDir(layout: DataLayout, log: Logger): Promise<
   }
   if (wal.entries.length > 0 && first > ci + 1) throw new TakeoverError(`the WAL starts at entry ${first}, after the db's consistent index ${ci}: entries are missing`);
 
-  const members = new Map<bigint, MemberRecord>(meta.members.map((m) => [m.id, { ...m }]));
-  const removed = new Set(meta.removed);
+  // etcd 3.4's own source: the newest raft snapshot's v2 store, then the conf changes and
+  // attributes after it. Without a snapshot the WAL reaches back to entry 1; else (never
+  // seen from etcd) the db's members bucket stands in.
+  const snap = readNewestEtcdSnap(dirname(etcd.dbPath), wal.snapshots);
+  const base = snap !== null ? snap : first <= 1 ? { index: 0, members: [], removed: [] } : { index: 0, members: meta.members, removed: meta.removed };
+  const members = new Map<bigint, MemberRecord>(base.members.map((m) => [m.id, { ...m }]));
+  const removed = new Set(base.removed);
   const carried: Carried[] = [];
   let noops = 0;
   for (const e of wal.entries) {
+    if (e.index > base.index && e.index <= hs.commit) foldMembership(e, members, removed);
     if (e.index <= ci) continue;
-    const t = translate(e, members, removed, e.index <= hs.commit);
+    const t = translate(e, e.index <= hs.commit);
     if (t.noop) noops++;
     carried.push({ index: e.index, term: e.term, data: t.data });
   }
   if (!members.has(wal.nodeId)) {
     throw new TakeoverError(removed.has(wal.nodeId)
       ? 'the member has been permanently removed from the cluster'
-      : `member ${formatId(wal.nodeId)} (the etcd WAL's) is not in the membership of the etcd db`);
+      : `member ${formatId(wal.nodeId)} (the etcd WAL's) is not in the membership etcd's snapshot and WAL hold`);
   }
 
   // Built aside, renamed in last: ids.json in the member dir is what says the takeover is done.
