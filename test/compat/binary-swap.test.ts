@@ -131,6 +131,51 @@ test('binary swap: etcd 3.4 stopped with SIGTERM -> etsd on the same data dir se
   assert.match(log, /took over an etcd data dir/);
 });
 
+/** What a real etcd restarted on a copy of `dataDir` serves (the copy, so etsd gets the files as they were). */
+async function etcdViewOfCopy(tmp: string, dataDir: string, urls: Urls): Promise<View> {
+  const copy = join(tmp, 'copy');
+  rmSync(copy, { recursive: true, force: true });
+  cpSync(dataDir, copy, { recursive: true });
+  const oracle = startWithFlags('etcd', 'oracle', tmp, urls, memberFlags(copy, urls));
+  try {
+    await waitReady(oracle);
+    const { remaining: _r, ...v } = await view(oracle);
+    return v;
+  } finally {
+    await stopServer(oracle, true);
+  }
+}
+
+test('binary swap: a data dir made by etcdctl snapshot restore -> etsd serves what etcd serves on it (new cluster, new member only)', { timeout: 300_000 }, async (t) => {
+  checkPrerequisites();
+  const tmp = mkdtempSync(join(tmpdir(), 'etsd-swaprestore-'));
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  const urls = await freeUrls();
+  const etcd = startWithFlags('etcd', 'etcd', tmp, urls, memberFlags(join(tmp, 'data'), urls));
+  t.after(() => stopServer(etcd, true));
+  await waitReady(etcd);
+  await fill(etcd);
+  const file = join(tmp, 'snap.db');
+  await ctl(etcd, ['snapshot', 'save', file]);
+  await stopServer(etcd, true);
+  const restored = join(tmp, 'restored');
+  // A new token: a new cluster and member id, while the db still holds the old cluster's members bucket.
+  const r = await runEtcdctl(etcd, ['snapshot', 'restore', file, '--data-dir', restored, '--name', 'swap1', '--initial-cluster', `swap1=${urls.peer}`,
+    '--initial-cluster-token', 'restored-token', '--initial-advertise-peer-urls', urls.peer], Buffer.alloc(0), 30_000);
+  assert.equal(r.code, 0, r.stderr.toString());
+  const want = await etcdViewOfCopy(tmp, restored, urls);
+  const flags = ['--name', 'swap1', '--data-dir', restored, '--initial-advertise-peer-urls', urls.peer, '--initial-cluster', `swap1=${urls.peer}`,
+    '--initial-cluster-token', 'restored-token'];
+  const etsd = startWithFlags('etsd', 'etsd', tmp, urls, flags);
+  t.after(() => stopServer(etsd, true));
+  await waitReady(etsd, 120_000);
+  const { remaining: _r, ...got } = await view(etsd);
+  assert.deepEqual(got, want);
+  const members = (await ctl(etsd, ['member', 'list'])).trim().split('\n');
+  assert.equal(members.length, 1, members.join('\n'));
+  assert.match(members[0]!, new RegExp(`^${BigInt(want.memberId).toString(16)}, started, swap1, `));
+});
+
 /** A lease grant with an id we choose, through raw gRPC (etcd honours a client's lease id). */
 function leaseGrant(endpoint: string, id: bigint, ttl: number): Promise<void> {
   const c = new grpc.Client(endpoint, grpc.credentials.createInsecure());
@@ -181,17 +226,7 @@ test('binary swap: etcd 3.4 killed right after writes -> etsd replays the WAL pa
   for (const k of ['leaseGrant', 'put', 'txn', 'deleteRange']) assert.ok(kinds.includes(k), `a ${k} past the consistent index: ${kinds.join(' ')}`);
 
   // What etcd itself serves after the crash: a real etcd restarted on a copy of the data dir.
-  const copy = join(tmp, 'copy');
-  cpSync(dataDir, copy, { recursive: true });
-  const oracle = startWithFlags('etcd', 'oracle', tmp, urls, memberFlags(copy, urls));
-  let want: View;
-  try {
-    await waitReady(oracle);
-    const { remaining: _r, ...v } = await view(oracle);
-    want = v;
-  } finally {
-    await stopServer(oracle, true);
-  }
+  const want = await etcdViewOfCopy(tmp, dataDir, urls);
   assert.ok(want.kvs.some((kv) => Buffer.from(kv.key, 'base64').toString() === 'last'), 'the last acknowledged write survived the crash');
   assert.ok(want.leases.some((l) => l.id === '00000000005a5a01' && l.keys.includes('burst-leased')), JSON.stringify(want.leases));
 
