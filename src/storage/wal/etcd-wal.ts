@@ -160,7 +160,11 @@ export function readEtcdWal(dir: string): EtcdWal {
     for (;;) {
       if (buf.length - at < FRAME_BYTES) { if (at < buf.length) stop('torn frame'); break; }
       const frame = buf.readBigUInt64LE(at);
-      if (frame === 0n) { stop('zero frame'); break; }
+      // The preallocated zero tail: the end of this file (etcd's decoder moves to the next one).
+      if (frame === 0n) {
+        if (isLast && buf.subarray(at).some((x) => x !== 0)) tornTail = `${name} at offset ${at}: bytes after the end of the log`;
+        break;
+      }
       const recBytes = Number(frame & 0x00ffffffffffffffn);
       const padBytes = (frame >> 63n) === 1n ? Number((frame >> 56n) & 7n) : 0;
       if (recBytes >= MAX_RECORD_BYTES - padBytes) { stop(`record of ${recBytes} bytes`); break; }
