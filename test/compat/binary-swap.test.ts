@@ -129,6 +129,19 @@ test('binary swap: etcd 3.4 stopped with SIGTERM -> etsd on the same data dir se
 
   const { log } = await swapAndCheck(tmp, dataDir, urls, want, 'etsd');
   assert.match(log, /took over an etcd data dir/);
+
+  // A second start finds etsd's own files beside etcd's and takes nothing over again.
+  const again = startWithFlags('etsd', 'etsd-again', tmp, urls, memberFlags(dataDir, urls));
+  try {
+    await waitReady(again, 120_000);
+    const { remaining: _a, ...got } = await view(again);
+    assert.equal(got.revision, want.revision + 1);
+    assert.deepEqual(got.kvs.filter((kv) => Buffer.from(kv.key, 'base64').toString() !== 'after-swap'), want.kvs);
+    assert.deepEqual([got.clusterId, got.memberId, got.leases], [want.clusterId, want.memberId, want.leases]);
+  } finally {
+    await stopServer(again, true);
+  }
+  assert.doesNotMatch(readFileSync(again.logFile, 'utf8'), /took over an etcd data dir/);
 });
 
 /** What a real etcd restarted on a copy of `dataDir` serves (the copy, so etsd gets the files as they were). */
