@@ -17,7 +17,7 @@
 // renamed into place last, so a failed or interrupted takeover is redone at
 // the next start.
 
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../common/log.js';
@@ -31,7 +31,7 @@ import { RecordType, type WalRecord } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
 import { Wal } from '../storage/wal/wal.js';
 import { EntryKind, encodeEntryData } from '../workers/protocol/entry.js';
-import type { DataLayout } from './data-layout.js';
+import { ETCD_FILES_RECORD, etcdFilesFingerprint, type DataLayout } from './data-layout.js';
 import { storeIdentity } from './identity.js';
 import type { MemberRecord } from './membership.js';
 
@@ -209,6 +209,13 @@ export async function takeOverEtcdDir(layout: DataLayout, log: Logger): Promise<
     out.close();
   }
 
+  const fd = openSync(join(tmpDir, ETCD_FILES_RECORD), 'w');
+  try {
+    writeSync(fd, JSON.stringify(etcdFilesFingerprint(etcd.walDir, dirname(etcd.dbPath))));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   storeIdentity(tmpDir, {
     memberId: wal.nodeId, clusterId: wal.clusterId, members: [...members.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
     joined: false, existed: true,

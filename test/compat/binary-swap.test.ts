@@ -142,6 +142,20 @@ test('binary swap: etcd 3.4 stopped with SIGTERM -> etsd on the same data dir se
     await stopServer(again, true);
   }
   assert.doesNotMatch(readFileSync(again.logFile, 'utf8'), /took over an etcd data dir/);
+
+  // The way back: etcd on the same data dir serves what it had (etsd's write is not in its files).
+  const back = startWithFlags('etcd', 'etcd-back', tmp, urls, memberFlags(dataDir, urls));
+  try {
+    await waitReady(back);
+    const { remaining: _b, ...got } = await view(back);
+    assert.deepEqual(got, want);
+  } finally {
+    await stopServer(back, true);
+  }
+  // etsd then refuses its stale copy instead of serving it over what etcd wrote since.
+  const stale = startWithFlags('etsd', 'etsd-stale', tmp, urls, memberFlags(dataDir, urls));
+  await assert.rejects(waitReady(stale, 120_000), /changed after etsd took it over/);
+  await stopServer(stale, true);
 });
 
 /** What a real etcd restarted on a copy of `dataDir` serves (the copy, so etsd gets the files as they were). */
