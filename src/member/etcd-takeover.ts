@@ -132,6 +132,12 @@ function translate(e: EtcdEntry, committed: boolean): { data: Buffer; noop: bool
   }
 }
 
+/** A rename is durable once its directory is synced. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+}
+
 /** Builds etsd's files for `layout` from etcd's; returns what was taken over. */
 export async function takeOverEtcdDir(layout: DataLayout, log: Logger): Promise<TakeoverSummary> {
   const etcd = layout.etcd;
@@ -220,8 +226,9 @@ export async function takeOverEtcdDir(layout: DataLayout, log: Logger): Promise<
     memberId: wal.nodeId, clusterId: wal.clusterId, members: [...members.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
     joined: false, existed: true,
   });
-  if (!walInside) renameSync(tmpWal, layout.walDir);
+  if (!walInside) { renameSync(tmpWal, layout.walDir); fsyncDir(dirname(layout.walDir)); }
   renameSync(tmpDir, layout.memberDir);
+  fsyncDir(dirname(layout.memberDir));
   if (!existsSync(join(layout.memberDir, 'ids.json'))) throw new Error(`takeover did not leave ${layout.memberDir}/ids.json`);
 
   return {
