@@ -47,11 +47,16 @@ export async function loadOrCreateIdentity(memberDir: string, cfg: Config, peerT
     }
     ids = { memberId, clusterId: computeClusterId(members.map((m) => m.id)), members, joined: false, existed: false };
   }
-  writeDurably(file, JSON.stringify({
+  storeIdentity(memberDir, ids);
+  return ids;
+}
+
+/** Writes ids.json durably (also for an identity taken over from an etcd data dir). */
+export function storeIdentity(memberDir: string, ids: StoredIdentity): void {
+  writeDurably(join(memberDir, 'ids.json'), JSON.stringify({
     memberId: formatId(ids.memberId), clusterId: formatId(ids.clusterId), joined: ids.joined,
     members: ids.members.map((m) => ({ id: formatId(m.id), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner })),
   } satisfies StoredIds));
-  return ids;
 }
 
 /** tmp file, fsync, rename, fsync of the directory: a crash leaves the old file or the whole new one. */

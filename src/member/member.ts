@@ -31,6 +31,8 @@ import { Shared, sharedState } from '../workers/protocol/shared-state.js';
 import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
+import { resolveLayout } from './data-layout.js';
+import { logTakeover, takeOverEtcdDir } from './etcd-takeover.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { Defragmenter } from './defragmenter.js';
 import { dbSizeReader } from './db-size-reader.js';
@@ -105,6 +107,7 @@ export class Member {
   private clientSnapSeq = 0;
 
   private constructor(readonly cfg: Config, readonly log: Logger, private readonly ids: StoredIdentity, private readonly memberDir: string,
+    private readonly walDir: string,
     /** Peer TLS (https:// peer URLs); null without peer certificates. */
     private readonly peerTls: TlsSide | null) {
     this.memberId = ids.memberId;
@@ -116,10 +119,12 @@ export class Member {
   }
 
   static async start(cfg: Config, log: Logger): Promise<Member> {
-    const memberDir = join(cfg.dataDir, 'member');
+    const layout = resolveLayout(cfg);
+    if (layout.etcd !== null) logTakeover(log, layout, await takeOverEtcdDir(layout, log));
+    const { memberDir, walDir } = layout;
     mkdirSync(memberDir, { recursive: true });
     const peerTls = await TlsSide.prepare(cfg.tls, 'peer', cfg.dataDir, cfg.listenPeerUrls, log);
-    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg, peerTls), memberDir, peerTls);
+    const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg, peerTls), memberDir, walDir, peerTls);
     await m.boot();
     return m;
   }
@@ -216,7 +221,7 @@ export class Member {
         : `member ${formatId(memberId)} is not in the cluster's membership`);
     }
 
-    const recovered = await workers.startWal(this.memberDir);
+    const recovered = await workers.startWal(this.walDir);
     if (recovered.repair) log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
     const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
     this.raft = new RaftNode({

@@ -5,7 +5,6 @@
 
 import { quotaBytes } from '../storage/mvcc/quota.js';
 import { Worker } from 'node:worker_threads';
-import { join } from 'node:path';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
@@ -72,11 +71,11 @@ export class WorkerSet {
   }
 
   /** The WAL worker recovers the raft log (repairing a torn tail). */
-  async startWal(memberDir: string): Promise<WalReady> {
+  async startWal(walDir: string): Promise<WalReady> {
     const inRing = Ring.allocate(this.inboundBytes);
     const outRing = Ring.allocate(1 * MiB);
     const ready = this.spawn<WalReady>('wal-worker.js', {
-      walDir: this.cfg.walDir || join(memberDir, 'wal'), segmentBytes: WAL_SEGMENT_BYTES, inRing, outRing,
+      walDir, segmentBytes: WAL_SEGMENT_BYTES, inRing, outRing,
       fsyncHistogram: this.fsyncHistogram,
     } satisfies WalWorkerData, 'wal');
     this.walOut = new Outbox(new Ring(inRing), this.ringFailed);

@@ -75,8 +75,12 @@ class Batcher {
 
 function bucketOf(r: BboltReader, name: Buffer): BucketRef | null { return r.bucket(r.root, name); }
 
-/** Writes the snapshot's state into `db`, which must be empty; syncs before returning. */
-export async function importEtcdDb(path: string, db: RocksLevel): Promise<ImportInfo> {
+/**
+ * Writes the snapshot's state into `db`, which must be empty; syncs before returning.
+ * `applied`: the raft position the state is at (an etcd data dir's consistent index,
+ * when etsd takes it over); a restored snapshot starts a new log at 0.
+ */
+export async function importEtcdDb(path: string, db: RocksLevel, applied = { index: 0, term: 0 }): Promise<ImportInfo> {
   const r = BboltReader.open(path);
   try {
     const keyB = bucketOf(r, B.key);
@@ -139,7 +143,7 @@ export async function importEtcdDb(path: string, db: RocksLevel): Promise<Import
     const w = new MvccWriter(db);
     // etcd: the current revision is the newest in the key bucket, and never below the compaction.
     w.state.rev = Math.max(maxRev, scheduled);
-    w.markApplied(0, 0);
+    w.markApplied(applied.index, applied.term);
     if (scheduled > 0) w.setCompactRev(scheduled);
     await w.flush(true);
     if (finished > 0) await w.markCompactionDone(finished);
