@@ -58,6 +58,7 @@ import { StageTracker } from './stage-tracker.js';
 import { StageHistograms } from './stages.js';
 import { WatchRouter, type StreamSink } from './watch-router.js';
 import { WorkerSet } from './worker-set.js';
+import { DirectApply } from './direct-apply.js';
 import { WritePath } from './write-path.js';
 
 export type { MemberOp } from './reconfig.js';
@@ -88,6 +89,7 @@ export class Member {
   private writes!: WritePath;
   private watches!: WatchRouter;
   private keeper!: MembershipKeeper;
+  private direct!: DirectApply;
   private reconfig!: Reconfig;
   private snapshots!: SnapshotCoordinator;
   private leadership!: Leadership;
@@ -247,7 +249,8 @@ export class Member {
     await workers.startShards(applied.handle);
     this.wireRooms(membership, applied.appliedIndex, applied.handle);
     for (const ring of workers.shardResults) startResultLoop(ring, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err));
-    startResultLoop(workers.applyResults, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err));
+    // Durable notices first: an entry the WAL handed to the apply worker is durable (and, raft hears, committed) before it is answered.
+    startResultLoop(workers.applyResults, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err), () => workers.pollDurable());
     workers.startDurableLoop((last, barrier) => this.raftLoop.onDurable(last, barrier));
 
     if (cfg.initialCorruptCheck && this.ids.existed) {
@@ -325,6 +328,7 @@ export class Member {
       }, REMOVED_STOP_DELAY_MS).unref(),
       propose: (data) => this.raftLoop.propose(data),
     });
+    this.direct = new DirectApply(raft, () => this.keeper.soleVoter);
     this.reads = new ReadPath(raft, this.requests, workers.shardOut, this.keeper, scheduleRaft, appliedIndex);
     this.writes = new WritePath(raft, this.requests, this.tracker, (data) => this.raftLoop.propose(data));
     this.watches = new WatchRouter(workers.shardOut, workers.watcherCounts);
@@ -364,13 +368,22 @@ export class Member {
       restoreSnapshot: (index) => this.snapshots.receive(index),
       stateChanged: () => this.leadership.note(),
       durableTo: (index) => this.tracker.durableTo(index),
+      direct: (e) => this.direct.flag(e),
     }, log);
   }
 
-  /** Committed entries go to the apply worker in log order; membership entries are applied here first. */
+  /**
+   * Committed entries go to the apply worker in log order (but those the WAL worker hands
+   * over itself); membership entries are applied here first.
+   */
   private forwardCommitted(entries: Entry[]): void {
     this.tracker.committedTo(entries[entries.length - 1]!.index);
-    this.workers.applyOut.sendAll(entries.map((e) => entryRecord(e.index, e.term, this.keeper.applyData(e, e.type === EntryType.ConfChange))));
+    const rest = this.direct.notDirect(entries);
+    if (rest.length > 0) {
+      this.workers.applyOut.sendAll(rest.map((e) => entryRecord(e.index, e.term, this.keeper.applyData(e, e.type === EntryType.ConfChange))));
+    }
+    // Direct entries may have applied before raft handed them out (appliedTo stops at what it handed out).
+    this.raft.appliedTo(this.reads.applied);
   }
 
   /** Where each result record from the workers goes. */

@@ -12,7 +12,7 @@ import { ReadyDriver, type DropReason, type PersistWrites, type ReadySink } from
 import { EntryType, type Entry, type Message, type ReadState, type SnapshotMeta } from '../raft/types.js';
 import { RecordType } from '../storage/wal/record.js';
 import { encodeHardState } from '../storage/wal/recover.js';
-import { WAL_BARRIER, WAL_LAZY, walRecordHeader } from '../workers/protocol/wal-ring.js';
+import { WAL_BARRIER, WAL_DIRECT, WAL_LAZY, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import type { Outbox } from '../workers/outbox.js';
 
 /** What the loop hands on; the member wires each to the room that owns it. */
@@ -27,6 +27,8 @@ export interface RaftLoopHooks {
   stateChanged(): void;
   /** Entries up to index are durable in the WAL (for the stage histograms). */
   durableTo(index: number): void;
+  /** Whether an entry about to be written goes from the WAL straight to the apply worker (direct-apply.ts). */
+  direct(e: Entry): boolean;
 }
 
 export class RaftLoop {
@@ -139,7 +141,8 @@ export class RaftLoop {
    */
   private persist(w: PersistWrites, barrierSeq: number | null): void {
     const toWal: Uint8Array[][] = w.entries.map((e) => [
-      walRecordHeader(e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry, e.index, e.term), e.data,
+      walRecordHeader((e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry) | (this.hooks.direct(e) ? WAL_DIRECT : 0), e.index, e.term),
+      e.data,
     ]);
     const hs = w.hardState;
     if (hs) {

@@ -44,15 +44,21 @@ export function routeResult(view: Uint8Array, h: ResultHandlers, installPieces: 
 /** Results answered per event-loop turn before incoming requests get their turn. */
 const RESULTS_PER_TURN = 128;
 
-/** Drains a result ring for as long as the member runs. */
-export function startResultLoop(ring: Ring, h: ResultHandlers, running: () => boolean, onFatal: (err: unknown) => void): void {
+/** Drains a result ring for as long as the member runs; `before` runs ahead of each chunk. */
+export function startResultLoop(ring: Ring, h: ResultHandlers, running: () => boolean, onFatal: (err: unknown) => void, before?: () => void): void {
   const installPieces: Buffer[] = [];
   const loop = async () => {
     while (running()) {
+      // Before the first record, not before the drain: what was written before a record is visible once it is.
+      let first = true;
+      const route = (view: Uint8Array) => {
+        if (first && before) { first = false; before(); }
+        routeResult(view, h, installPieces);
+      };
       // A bounded chunk, then a turn of the event loop: answering a thousand
       // results in one go would hold back every incoming request meanwhile,
       // and the WAL and apply workers would idle until the burst is over.
-      if (ring.drain((view) => routeResult(view, h, installPieces), RESULTS_PER_TURN) === RESULTS_PER_TURN) {
+      if (ring.drain(route, RESULTS_PER_TURN) === RESULTS_PER_TURN) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }

@@ -45,10 +45,15 @@ export class WorkerSet {
   private readonly eventRings: SharedArrayBuffer[];
   private readonly doorbells: SharedArrayBuffer[];
   private readonly countsSab: SharedArrayBuffer;
+  /** WAL -> apply: entries committed by their own durability; the doorbell the apply worker waits on. */
+  private readonly directRing: SharedArrayBuffer;
+  private readonly applyDoorbell = new SharedArrayBuffer(4);
   private stopping = false;
+  private onDurable: ((lastIndex: number, barrier: number) => void) | null = null;
 
   constructor(private readonly cfg: Config, private readonly log: Logger, private readonly ids: { clusterId: bigint; memberId: bigint }) {
     this.inboundBytes = ringBytesFor(cfg.maxRequestBytes + 1 * MiB);
+    this.directRing = Ring.allocate(this.inboundBytes);
     this.eventRings = Array.from({ length: cfg.shards }, () => Ring.allocate(RESULT_RING_BYTES));
     this.doorbells = Array.from({ length: cfg.shards }, () => new SharedArrayBuffer(4));
     this.countsSab = new SharedArrayBuffer(4 * cfg.shards);
@@ -61,11 +66,11 @@ export class WorkerSet {
     const outRing = Ring.allocate(RESULT_RING_BYTES);
     const ready = this.spawn<ApplyReady>('apply-worker.js', {
       dbDir, clusterId: this.ids.clusterId, memberId: this.ids.memberId,
-      shared: this.shared, inRing, outRing, eventRings: this.eventRings, doorbells: this.doorbells, watcherCounts: this.countsSab,
+      shared: this.shared, inRing, outRing, directRing: this.directRing, doorbell: this.applyDoorbell, eventRings: this.eventRings, doorbells: this.doorbells, watcherCounts: this.countsSab,
       commitHistogram: this.commitHistogram,
       quotaBytes: quotaBytes(this.cfg.quotaBackendBytes),
     } satisfies ApplyWorkerData, 'apply');
-    this.applyOut = new Outbox(new Ring(inRing), this.ringFailed);
+    this.applyOut = new Outbox(new Ring(inRing, { doorbell: this.applyDoorbell }), this.ringFailed);
     this.applyResults = new Ring(outRing);
     return ready;
   }
@@ -76,6 +81,7 @@ export class WorkerSet {
     const outRing = Ring.allocate(1 * MiB);
     const ready = this.spawn<WalReady>('wal-worker.js', {
       walDir, segmentBytes: WAL_SEGMENT_BYTES, inRing, outRing,
+      directRing: this.directRing, applyDoorbell: this.applyDoorbell,
       fsyncHistogram: this.fsyncHistogram,
     } satisfies WalWorkerData, 'wal');
     this.walOut = new Outbox(new Ring(inRing), this.ringFailed);
@@ -102,21 +108,32 @@ export class WorkerSet {
 
   /** Feeds the WAL's durable notices to onDurable(last entry index, last barrier) for as long as the member runs. */
   startDurableLoop(onDurable: (lastIndex: number, barrier: number) => void): void {
+    this.onDurable = onDurable;
     const ring = this.walResults;
     const loop = async () => {
       while (!this.stopping) {
-        let last = -1;
-        let barrier = -1;
-        ring.drain((view) => {
-          const n = readDurableNotice(view);
-          last = Math.max(last, n.lastIndex);
-          barrier = Math.max(barrier, n.barrier);
-        });
-        if (last >= 0 || barrier >= 0) onDurable(last, barrier);
+        this.pollDurable();
         await ring.waitReadableAsync(1000);
       }
     };
     loop().catch((err) => this.fatal('durable loop failed', err));
+  }
+
+  /**
+   * Hands on the durable notices waiting now. The apply results loop calls it first: the
+   * WAL worker writes its notice before it hands direct entries to the apply worker, so
+   * raft hears an entry is durable before its answer goes out.
+   */
+  pollDurable(): void {
+    if (!this.onDurable) return;
+    let last = -1;
+    let barrier = -1;
+    this.walResults.drain((view) => {
+      const n = readDurableNotice(view);
+      last = Math.max(last, n.lastIndex);
+      barrier = Math.max(barrier, n.barrier);
+    });
+    if (last >= 0 || barrier >= 0) this.onDurable(last, barrier);
   }
 
   get running(): boolean { return !this.stopping; }

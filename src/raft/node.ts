@@ -157,6 +157,12 @@ export class RaftNode {
 
   isLeader(): boolean { return this.role === Role.Leader; }
 
+  /**
+   * A configuration change (or a new leader's first entry, which gates one) is in the
+   * log and not yet applied: the quorum may change once it is.
+   */
+  confChangePending(): boolean { return this.pendingConfIndex > Math.max(this.applied, this.lastConfApplied); }
+
   conf(): ConfState { return { voters: [...this.voters], learners: [...this.learners] }; }
 
   /** The leader's view of a follower (for tests and status). */

@@ -6,8 +6,8 @@ import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
 import { RocksLevel } from '@nxtedition/rocksdb';
-import { Ring } from './ring/ring.js';
-import { APPLY_CONTROL_INDEX, ApplyControl, decodeApplyControl, readEntry } from './protocol/apply-ring.js';
+import { Ring, waitAnyReadable } from './ring/ring.js';
+import { APPLY_CONTROL_INDEX, ApplyControl, decodeApplyControl, readEntry, type RingEntry } from './protocol/apply-ring.js';
 import { EntryKind, decodeEntryData } from './protocol/entry.js';
 import { Shared, sharedState, storeShared } from './protocol/shared-state.js';
 import { encodeApplied, encodeAuthNotice, encodeLeaseNotice, encodeResultError, encodeResultPending, writeResultOk, writeSnapshotInstalled } from './protocol/result-ring.js';
@@ -43,6 +43,10 @@ export interface ApplyWorkerData {
   shared: SharedArrayBuffer;
   inRing: SharedArrayBuffer;
   outRing: SharedArrayBuffer;
+  /** From the WAL worker: entries committed by their own durability (wal-ring.ts WAL_DIRECT). */
+  directRing: SharedArrayBuffer;
+  /** Rung by the producers of inRing and directRing. */
+  doorbell: SharedArrayBuffer;
   /** Per shard: the ring carrying watch events, its consumer's doorbell. */
   eventRings: SharedArrayBuffer[];
   doorbells: SharedArrayBuffer[];
@@ -115,7 +119,8 @@ async function main(): Promise<void> {
   let auth = loadAuthStore(db);
   const authNotices: Uint8Array[][] = [];
   const shared = sharedState(d.shared);
-  const inRing = new Ring(d.inRing);
+  const inRing = new Ring(d.inRing, { doorbell: d.doorbell });
+  const directRing = new Ring(d.directRing, { doorbell: d.doorbell });
   const outRing = new Ring(d.outRing);
   const eventRings = d.eventRings.map((sab, i) => new Ring(sab, { doorbell: d.doorbells[i]! }));
   const watcherCounts = new Int32Array(d.watcherCounts);
@@ -407,21 +412,52 @@ async function main(): Promise<void> {
     });
   };
 
+  // Entries come from two producers: the main thread (committed entries and control
+  // records) and the WAL worker (entries a sole voter's durability commits). Each ring is
+  // in log order; every index comes through exactly one of them, so the next batch takes
+  // whichever head carries the next index.
+  const fromMain = new EntryQueue();
+  const fromWal = new EntryQueue();
+  let handled = writer.state.appliedIndex;
+  let stalledSince = 0;
   for (;;) {
-    if (inRing.isEmpty()) {
+    if (fromMain.empty) fromMain.fill(inRing);
+    if (fromWal.empty) fromWal.fill(directRing);
+    const entries: RingEntry[] = [];
+    while (entries.length < MAX_BATCH) {
+      const m = fromMain.head;
+      if (m && (m.index === APPLY_CONTROL_INDEX || m.index <= handled + 1)) {
+        entries.push(fromMain.take());
+        // A control record ends the batch: what it does (an install) moves the applied index.
+        if (m.index === APPLY_CONTROL_INDEX) break;
+        handled = Math.max(handled, m.index);
+        continue;
+      }
+      const w = fromWal.head;
+      if (!w || w.index > handled + 1) break;
+      entries.push(fromWal.take());
+      handled = Math.max(handled, w.index);
+    }
+    if (entries.length === 0) {
+      if (!fromMain.empty || !fromWal.empty) {
+        // A head waits for an index the other ring has not brought yet; it must come soon.
+        if (stalledSince === 0) stalledSince = performance.now();
+        else if (performance.now() - stalledSince > STALL_LIMIT_MS) {
+          throw new Error(`apply: entry ${handled + 1} never came (main ring at ${fromMain.head?.index}, WAL ring at ${fromWal.head?.index})`);
+        }
+      }
       if (sweep !== null) {
         await sweepStep(sweep, SWEEP_STEP_IDLE);
         continue;
       }
-      // Idle: background compactions and Defragment change the size without a write.
-      if (!inRing.waitReadable(1000)) measureDb();
+      const waitOn = [fromMain.empty ? inRing : null, fromWal.empty ? directRing : null].filter((r): r is Ring => r !== null);
+      if (waitOn.length > 0) {
+        // Idle: background compactions and Defragment change the size without a write.
+        if (!waitAnyReadable(waitOn, d.doorbell, 1000)) measureDb();
+      } else await new Promise((res) => setTimeout(res, 1));
       continue;
     }
-    const entries: { index: number; term: number; data: Buffer }[] = [];
-    inRing.drain((view) => {
-      const e = readEntry(view);
-      entries.push({ index: e.index, term: e.term, data: Buffer.from(e.data) });
-    }, MAX_BATCH);
+    stalledSince = 0;
     let unpublished = false;
     for (const e of entries) {
       if (e.index === APPLY_CONTROL_INDEX) {
@@ -430,6 +466,7 @@ async function main(): Promise<void> {
         unpublished = false;
         const c = decodeApplyControl(e.data);
         if (c.op === ApplyControl.InstallSnapshot) await installFrom(c.path);
+        handled = writer.state.appliedIndex;
         continue;
       }
       unpublished = true;
@@ -451,6 +488,25 @@ async function main(): Promise<void> {
     if (sweep !== null) await sweepStep(sweep, SWEEP_STEP_BUSY);
   }
 }
+
+/** Entries copied out of one in-ring, waiting for their turn in log order. */
+class EntryQueue {
+  private items: RingEntry[] = [];
+  private at = 0;
+  get empty(): boolean { return this.at === this.items.length; }
+  get head(): RingEntry | undefined { return this.items[this.at]; }
+  take(): RingEntry { return this.items[this.at++]!; }
+  fill(ring: Ring): void {
+    if (this.at > 0) { this.items = []; this.at = 0; }
+    ring.drain((view) => {
+      const e = readEntry(view);
+      this.items.push({ index: e.index, term: e.term, data: Buffer.from(e.data) });
+    }, MAX_BATCH);
+  }
+}
+
+/** An index one ring waits for that the other never brings within this long is a bug: stop rather than apply out of order. */
+const STALL_LIMIT_MS = 30_000;
 
 /** A request made without a token (etcd's empty AuthInfo: no user, revision 0). */
 const NO_USER: AuthInfo = { username: '', revision: 0 };

@@ -5,7 +5,8 @@
 import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
-import { DURABLE_NOTICE_BYTES, WAL_BARRIER, WAL_LAZY, WAL_RELEASE, writeDurableNotice } from './protocol/wal-ring.js';
+import { DURABLE_NOTICE_BYTES, WAL_BARRIER, WAL_DIRECT, WAL_LAZY, WAL_RELEASE, writeDurableNotice } from './protocol/wal-ring.js';
+import { writeEntry } from './protocol/apply-ring.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { Wal } from '../storage/wal/wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
@@ -16,6 +17,10 @@ export interface WalWorkerData {
   segmentBytes: number;
   inRing: SharedArrayBuffer;
   outRing: SharedArrayBuffer;
+  /** To the apply worker: entries flagged WAL_DIRECT, once synced (apply-ring.ts layout). */
+  directRing: SharedArrayBuffer;
+  /** The apply worker's doorbell (it waits on its main ring and this one at once). */
+  applyDoorbell: SharedArrayBuffer;
   /** etcd_disk_wal_fsync_duration_seconds */
   fsyncHistogram: SharedHistogramLayout;
 }
@@ -35,6 +40,8 @@ function main(): void {
   parentPort!.postMessage(ready);
   const inRing = new Ring(d.inRing);
   const outRing = new Ring(d.outRing);
+  const directRing = new Ring(d.directRing, { doorbell: d.applyDoorbell });
+  const direct: WalRecord[] = [];
   const notice = Buffer.allocUnsafe(DURABLE_NOTICE_BYTES);
   const fsyncHist = new SharedHistogram(d.fsyncHistogram);
   // The newest HardState must outlive the segment that held it.
@@ -51,6 +58,7 @@ function main(): void {
     let release = 0;
     let needSync = false;
     let barrier = -1;
+    let entries = 0;
     inRing.drain((view) => {
       const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
       const type = b[0]!;
@@ -58,11 +66,15 @@ function main(): void {
       if (type === WAL_RELEASE) { release = Math.max(release, index); return; }
       if (type === WAL_BARRIER) { barrier = Math.max(barrier, index); needSync = true; return; }
       const lazy = (type & WAL_LAZY) !== 0;
-      const rec: WalRecord = { type: type & ~WAL_LAZY, index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
+      const rec: WalRecord = { type: type & ~(WAL_LAZY | WAL_DIRECT), index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
       batch.push(rec);
+      if ((type & WAL_DIRECT) !== 0) direct.push(rec);
       if (!lazy) needSync = true;
       if (rec.type === RecordType.HardState) hardState = rec;
-      else if (index > last) last = index;
+      else {
+        entries++;
+        if (index > last) last = index;
+      }
     });
     if (batch.length > 0) wal.append(batch);
     if (needSync) {
@@ -72,7 +84,18 @@ function main(): void {
       if (FAILPOINTS_ARMED && failpoint('walAfterFsync')) throw new Error('failpoint walAfterFsync: injected error');
       fsyncHist.observe((performance.now() - t0) / 1000);
       writeDurableNotice(notice, last, barrier);
-      while (!outRing.tryWrite(notice)) outRing.waitWritable(100);
+      // Every entry went direct: the main thread reads this notice before it reads their
+      // answers from the apply worker, so it need not be woken for it (one wake per commit fewer).
+      // Otherwise it is woken: an entry it forwards itself may be what the apply worker waits for.
+      const quiet = direct.length > 0 && direct.length === entries;
+      while (!(quiet ? outRing.tryWriteQuiet(notice) : outRing.tryWrite(notice))) outRing.waitWritable(100);
+      // After the notice: the main thread learns these are durable no later than it hears them applied.
+      if (direct.length > 0) {
+        directRing.cork();
+        for (const r of direct) while (!writeEntry(directRing, r.index, r.term, r.data)) directRing.waitWritable(100);
+        directRing.uncork();
+        direct.length = 0;
+      }
     }
     if (release > 0) {
       const before = wal.segmentNames().length;

@@ -96,10 +96,12 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   const outSab = Ring.allocate(4 * 1024 * 1024);
   const eventSab = Ring.allocate(1024 * 1024);
   const doorbell = new SharedArrayBuffer(4);
+  const applyDoorbell = new SharedArrayBuffer(4);
   const counts = new Int32Array(new SharedArrayBuffer(4));
   counts[0] = 1; // one shard with watchers: events flow to its ring
   const data: ApplyWorkerData = {
     dbDir: path.join(dstDir), clusterId: 1n, memberId: 2n, shared, inRing: inSab, outRing: outSab,
+    directRing: Ring.allocate(1024 * 1024), doorbell: applyDoorbell,
     eventRings: [eventSab], doorbells: [doorbell], watcherCounts: counts.buffer as SharedArrayBuffer,
     commitHistogram: SharedHistogram.allocate(ETCD_DISK_BUCKETS),
     quotaBytes: Infinity,
@@ -113,7 +115,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
   const ready = await Promise.race([new Promise<ApplyReady>((resolve) => worker.once('message', resolve)), failed]);
   assert.equal(ready.appliedIndex, 20);
 
-  const inRing = new Ring(inSab);
+  const inRing = new Ring(inSab, { doorbell: applyDoorbell });
   const outRing = new Ring(outSab);
   const eventRing = new Ring(eventSab, { doorbell });
   const state = sharedState(shared);

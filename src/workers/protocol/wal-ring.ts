@@ -5,6 +5,8 @@
 //   type = a WAL RecordType (src/storage/wal/record.ts), optionally | WAL_LAZY,
 //          or WAL_BARRIER (index = a ready's sequence number; not written),
 //          or WAL_RELEASE (index: the log before it may be released).
+//          An entry record may carry WAL_DIRECT: once synced, the WAL worker hands it
+//          straight to the apply worker (direct ring, apply-ring.ts layout).
 // Out (WAL -> main), after each fsync, a durable notice:
 //   f64 last entry index written (-1 if none) | f64 last ready barrier (-1 if none)
 
@@ -13,6 +15,12 @@ import { opHeader } from './header.js';
 export const WAL_RELEASE = 0xff;
 /** Flag on a record type: append it, but it needs no fsync of its own (it is synced with the next batch). */
 export const WAL_LAZY = 0x40;
+/**
+ * Flag on an entry record: its durability commits it (a sole voter's leader, see
+ * member/direct-apply.ts), so after the fsync the WAL worker hands it to the apply
+ * worker itself instead of waiting for the main thread to learn it is committed.
+ */
+export const WAL_DIRECT = 0x20;
 /** Marks the end of one raft ready's writes: index = the ready's sequence number. Not written to disk. */
 export const WAL_BARRIER = 0xfe;
 

@@ -191,6 +191,21 @@ export class Ring {
     return true;
   }
 
+  /**
+   * Write one record without waking a sleeping consumer: for one that another
+   * signal is sure to send here soon (it finds the record when it looks).
+   */
+  tryWriteQuiet(payload: Uint8Array): boolean {
+    const pending = this.wakePending;
+    this.corked++;
+    try {
+      return this.tryWrite(payload);
+    } finally {
+      this.corked--;
+      this.wakePending = pending;
+    }
+  }
+
   /** Write one record made of several pieces, without concatenating them. */
   tryWriteParts(parts: Uint8Array[]): boolean {
     let len = 0;
