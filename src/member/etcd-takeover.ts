@@ -207,7 +207,7 @@ export async function takeOverEtcdDir(layout: DataLayout, log: Logger): Promise<
     const records: WalRecord[] = carried.map((c) => ({ type: RecordType.Entry, index: c.index, term: c.term, data: c.data }));
     records.push({
       type: RecordType.HardState, index: 0, term: hs.term,
-      data: encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: Math.max(hs.commit, ci) }),
+      data: encodeHardState({ term: hs.term, vote: hs.vote, commit: Math.max(hs.commit, ci) }),
     });
     out.append(records);
     out.sync();

@@ -147,7 +147,7 @@ export class RaftLoop {
     const hs = w.hardState;
     if (hs) {
       toWal.push([walRecordHeader(RecordType.HardState | (w.lazy ? WAL_LAZY : 0), 0, hs.term),
-        encodeHardState({ term: hs.term, vote: Number(hs.vote), commit: hs.commit })]);
+        encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit })]);
     }
     if (barrierSeq !== null) toWal.push([walRecordHeader(WAL_BARRIER, barrierSeq, 0)]);
     if (toWal.length > 0) this.walOut.sendAll(toWal);
