@@ -33,6 +33,7 @@ import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { checkInitialHashKV } from './corrupt-check.js';
+import { restartAsStandalone, standaloneWalRecords } from './force-new-cluster.js';
 import { QuotaGuard } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
 import type { AlarmType } from '../storage/mvcc/alarms.js';
@@ -206,7 +207,18 @@ export class Member {
 
     const recovered = await workers.startWal(this.memberDir);
     if (recovered.repair) log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
-    const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    let entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    let commit = recovered.log.hardState.commit;
+    if (cfg.forceNewCluster) {
+      const hs = recovered.log.hardState;
+      const r = restartAsStandalone(memberId, membership.list().map((m) => m.id), entries, Math.max(hs.commit, applied.appliedIndex), hs.term);
+      // etcd's wording (restartAsStandaloneNode).
+      if (r.discarded > 0) log.info({ 'entry-index': r.firstDiscarded, 'commit-index-from-wal': hs.commit, 'number-of-discarded-entries': r.discarded }, 'discarding uncommitted WAL entries');
+      workers.walOut.sendAll(standaloneWalRecords(r, hs.term, BigInt(hs.vote)));
+      log.info({ 'cluster-id': formatId(this.clusterId), 'local-member-id': formatId(memberId), 'commit-index': r.commit }, 'forcing restart member');
+      entries = r.entries;
+      commit = r.commit;
+    }
     this.raft = new RaftNode({
       id: memberId,
       voters: membership.voters(),
@@ -220,7 +232,7 @@ export class Member {
       // A fresh member of a new cluster bootstraps at term 1, as etcd does, so its first election makes term 2.
       hardState: {
         term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 && !this.ids.joined ? 1 : 0),
-        vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit,
+        vote: BigInt(recovered.log.hardState.vote), commit,
       },
       entries,
       applied: { index: applied.appliedIndex, term: applied.appliedTerm },
