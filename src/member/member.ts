@@ -34,9 +34,11 @@ import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { checkInitialHashKV } from './corrupt-check.js';
 import { restartAsStandalone, standaloneWalRecords } from './force-new-cluster.js';
+import { CorruptMonitor } from './corrupt-monitor.js';
+import { AlarmAction, encodeAlarmRequest } from '../proto/alarm-codec.js';
 import { QuotaGuard } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
-import type { AlarmType } from '../storage/mvcc/alarms.js';
+import { AlarmType } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { Membership, type MemberRecord } from './membership.js';
@@ -92,6 +94,7 @@ export class Member {
   private peerHttp: http.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private autoCompactor: AutoCompactor | null = null;
+  private corruptMonitor: CorruptMonitor | null = null;
   private authGate!: AuthGate;
   private bcryptCostUsed = 10;
   private dbDir = '';
@@ -274,6 +277,18 @@ export class Member {
       });
       this.autoCompactor.start();
     }
+    if (cfg.corruptCheckTimeMs > 0) {
+      this.corruptMonitor = new CorruptMonitor({
+        memberId, intervalMs: cfg.corruptCheckTimeMs, timeoutMs: 5000 + 2 * cfg.electionTimeoutMs, peerTls: this.peerTls, log,
+        isLeader: () => this.raft.isLeader(),
+        peers: () => this.keeper.current.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
+        hashKV: (rev) => this.maintenance.hashKV(rev),
+        linearizableBarrier: () => this.reads.linearizableBarrier(),
+        // etcd 3.4.23 raises it for member 0: which side is corrupt is not known.
+        raiseCorrupt: () => this.alarm(encodeAlarmRequest({ action: AlarmAction.ACTIVATE, memberId: 0n, alarm: AlarmType.CORRUPT })),
+      });
+      this.corruptMonitor.start();
+    }
     this.leadership.note();
     log.info({ member: formatId(memberId), cluster: formatId(this.clusterId), members: membership.size }, 'member started');
     this.raftLoop.schedule();
@@ -389,6 +404,7 @@ export class Member {
     this.stopping = true;
     this.raftLoop?.stop();
     this.autoCompactor?.stop();
+    this.corruptMonitor?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.keeper?.stop();
     this.snapshots?.stop();
