@@ -38,7 +38,7 @@ import { CorruptMonitor } from './corrupt-monitor.js';
 import { AlarmAction, encodeAlarmRequest } from '../proto/alarm-codec.js';
 import { QuotaGuard } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
-import { AlarmType } from '../storage/mvcc/alarms.js';
+import { AlarmType, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { Membership, type MemberRecord } from './membership.js';
@@ -155,6 +155,8 @@ export class Member {
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }
   /** Alarms raised in the cluster (types only), for /health. */
   alarms(): AlarmType[] { return this.quota.alarms(); }
+  /** The raised alarms with their members (read from the store only when one is raised). */
+  async alarmMembers(): Promise<AlarmMember[]> { return this.alarms().length === 0 ? [] : this.maintenance.alarms(); }
   /** A password's bcrypt hash, made in the pool with --bcrypt-cost before the request is proposed. */
   bcryptHash(password: string): Promise<string> { return this.pool.run({ kind: 'bcryptHash', password, cost: this.bcryptCostUsed }); }
   bcryptCompare(password: string, hash: string): Promise<boolean> { return this.pool.run({ kind: 'bcryptCompare', password, hash }); }
