@@ -65,6 +65,9 @@ const SWEEP_MS = 500;
 /** A removed member stops this long after its removal applies, so its answers go out first. */
 const REMOVED_STOP_DELAY_MS = 1000;
 
+/** etcd's ReqTimeout: 5 s plus two election timeouts. */
+const reqTimeoutMs = (cfg: Config): number => 5000 + 2 * cfg.electionTimeoutMs;
+
 export class Member {
   readonly memberId: bigint;
   readonly clusterId: bigint;
@@ -254,8 +257,7 @@ export class Member {
       await checkInitialHashKV({
         memberId, log, hashKV: (rev) => this.maintenance.hashKV(rev),
         peers: membership.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
-        // etcd's ReqTimeout: 5 s plus two election timeouts.
-        timeoutMs: 5000 + 2 * cfg.electionTimeoutMs,
+        timeoutMs: reqTimeoutMs(cfg),
         peerTls: this.peerTls,
       });
     }
@@ -281,7 +283,7 @@ export class Member {
     }
     if (cfg.corruptCheckTimeMs > 0) {
       this.corruptMonitor = new CorruptMonitor({
-        memberId, intervalMs: cfg.corruptCheckTimeMs, timeoutMs: 5000 + 2 * cfg.electionTimeoutMs, peerTls: this.peerTls, log,
+        memberId, intervalMs: cfg.corruptCheckTimeMs, timeoutMs: reqTimeoutMs(cfg), peerTls: this.peerTls, log,
         isLeader: () => this.raft.isLeader(),
         peers: () => this.keeper.current.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
         hashKV: (rev) => this.maintenance.hashKV(rev),
