@@ -7,6 +7,7 @@
 import { encodeResponseHeader } from '../proto/kv-codec.js';
 import type { ResponseHeader } from '../proto/kv-types.js';
 import { EMPTY_BUFFER, ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT } from '../proto/wire.js';
+import { encodeAuthpbPermission } from './authpb.js';
 import type { AuthResponse } from './store.js';
 import type { Permission, PermType } from './types.js';
 
@@ -61,14 +62,6 @@ export const decodeRoleRevokePermission = (msg: Uint8Array): { role: string; key
   return { role: f.str(1), key: f.buf(2), rangeEnd: f.buf(3) };
 };
 
-function encodePermission(p: Permission): Buffer {
-  const w = new ProtoWriter(32 + p.key.length + p.rangeEnd.length);
-  if (p.permType !== 0) { w.writeTag(1, WIRE_VARINT); w.writeVarint(p.permType); }
-  if (p.key.length > 0) { w.writeTag(2, WIRE_LDELIM); w.writeBytes(p.key); }
-  if (p.rangeEnd.length > 0) { w.writeTag(3, WIRE_LDELIM); w.writeBytes(p.rangeEnd); }
-  return w.finish();
-}
-
 /** The response message for a request: header = 1, then the method's own fields. */
 export function encodeAuthResponse(header: ResponseHeader, r: AuthResponse): Buffer {
   const w = new ProtoWriter(64);
@@ -79,7 +72,7 @@ export function encodeAuthResponse(header: ResponseHeader, r: AuthResponse): Buf
     case 'UserGet': strings(r.roles); break;
     case 'UserList': strings(r.users); break;
     case 'RoleList': strings(r.roles); break;
-    case 'RoleGet': for (const p of r.perms) { w.writeTag(2, WIRE_LDELIM); w.writeBytes(encodePermission(p)); } break;
+    case 'RoleGet': for (const p of r.perms) { w.writeTag(2, WIRE_LDELIM); w.writeBytes(encodeAuthpbPermission(p)); } break;
     default: break;
   }
   return w.finish();

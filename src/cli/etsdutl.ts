@@ -6,7 +6,7 @@
 //
 // restore makes a new etsd data dir from an etcd 3.4 snapshot (etcdctl
 // snapshot save, from etcd or etsd): the keys with their whole history,
-// leases, revision and compaction, and a new cluster identity derived from
+// leases, revision and compaction, the auth store (users, roles, enabled), and a new cluster identity derived from
 // the flags as etcd derives it. Start etsd with the same flags on that dir.
 
 import * as fs from 'node:fs';
@@ -57,7 +57,7 @@ async function restore(args: string[]): Promise<void> {
     const ids = await loadOrCreateIdentity(memberDir, cfg, null);
     fs.renameSync(tmpDir, cfg.dataDir);
     process.stdout.write(`restored snapshot ${file} into ${cfg.dataDir}: revision ${info.revision}, compacted at ${info.compactRevision}, `
-      + `${info.revisions} revisions, ${info.leases} leases; member ${formatId(ids.memberId)} of new cluster ${formatId(ids.clusterId)}\n`);
+      + `${info.revisions} revisions, ${info.leases} leases, ${info.users} users, ${info.roles} roles, auth ${info.authEnabled ? 'enabled' : 'disabled'}; member ${formatId(ids.memberId)} of new cluster ${formatId(ids.clusterId)}\n`);
   } catch (err) {
     fs.rmSync(tmpDir, { recursive: true, force: true });
     throw err;

@@ -41,6 +41,10 @@ export interface Config {
   logOutputs: string[];
   /** etcd's --experimental-initial-corrupt-check: compare HashKV with peers before rejoining. */
   initialCorruptCheck: boolean;
+  /** etcd's --experimental-corrupt-check-time: how often the leader compares HashKV with the members (0: never). */
+  corruptCheckTimeMs: number;
+  /** etcd's --force-new-cluster: restart as a one-member cluster with this member's data. */
+  forceNewCluster: boolean;
   /** --quota-backend-bytes as given: 0 is etcd's default (2 GiB), negative turns the quota off. */
   quotaBackendBytes: number;
   /** Client and peer TLS (src/common/tls-flags.ts). */
@@ -95,6 +99,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'log-output': { kind: 'list', help: '[DEPRECATED] use --log-outputs.' },
   'quota-backend-bytes': { kind: 'string', help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB); negative turns it off.' },
   'experimental-initial-corrupt-check': { kind: 'bool', help: 'Enable to check data corruption before serving any client/peer traffic.' },
+  'experimental-corrupt-check-time': { kind: 'string', help: 'Duration of time between cluster corruption check passes.' },
+  'force-new-cluster': { kind: 'bool', help: 'Force to create a new one member cluster.' },
   'debug': { kind: 'bool', help: '[DEPRECATED] Enable debug-level logging for etcd. Use \'--log-level=debug\' instead.' },
   'config-file': { kind: 'string', help: 'Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.' },
   ...TLS_FLAGS,
@@ -255,6 +261,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
     maxConcurrentStreams: int('max-concurrent-streams', 0xffffffff),
     logOutputs: list('log-outputs', raw.get('log-output') ?? 'default'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
+    corruptCheckTimeMs: raw.get('experimental-corrupt-check-time') === '0' ? 0 : parseDuration(str('experimental-corrupt-check-time', '0s'), 'experimental-corrupt-check-time'),
+    forceNewCluster: bool('force-new-cluster'),
     quotaBackendBytes: signedInt('quota-backend-bytes', 0),
     tls,
   };

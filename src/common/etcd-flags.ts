@@ -33,8 +33,6 @@ export const ETCD_FLAGS: Record<string, EtcdFlag> = {
   'experimental-backend-bbolt-freelist-type': { kind: 'string', meaning: 'no bbolt backend (RocksDB): no effect' },
   'experimental-compaction-batch-limit': { kind: 'int', meaning: 'compaction sweeps in its own batches: no effect' },
   'unsafe-no-fsync': { kind: 'bool', meaning: 'etsd always fsyncs its WAL', refuse: onlyOff('etsd always fsyncs; it has no unsafe mode') },
-  'force-new-cluster': { kind: 'bool', meaning: 'disaster recovery', refuse: onlyOff('--force-new-cluster is not implemented yet') },
-  'experimental-corrupt-check-time': { kind: 'duration', meaning: 'periodic corruption check', refuse: (v) => (/^0+[a-zµ]*$/.test(v) || v === '' ? null : 'the periodic corruption check is not implemented yet') },
   // raft and leases
   'initial-election-tick-advance': { kind: 'bool', meaning: 'etsd campaigns after one randomized election timeout on a fresh start (as etcd with advance): no effect' },
   'experimental-enable-lease-checkpoint': { kind: 'bool', meaning: 'etsd persists lease expiry refreshes through the log: always on' },

@@ -44,17 +44,7 @@ export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
       'local-member-id': local, 'local-member-revision': rev, 'local-member-compact-revision': own.compactRevision,
       'local-member-hash': own.hash, 'remote-peer-id': formatId(p.id), 'remote-peer-endpoints': p.urls,
     };
-    let got: PeerHashKV | null = null;
-    let lastErr: Error | null = null;
-    for (const url of p.urls) {
-      try {
-        got = await fetchPeerHashKV(url, rev, d.timeoutMs, d.peerTls);
-        break;
-      } catch (err) {
-        lastErr = err instanceof Error ? err : new Error(String(err));
-        d.log.warn({ 'local-member-id': local, 'requested-revision': rev, 'remote-peer-endpoint': url, err: lastErr.message }, 'failed hash kv request');
-      }
-    }
+    const { got, lastErr } = await askPeerHashKV(p.urls, rev, d);
     if (got) {
       const withPeer = { ...fields, 'remote-peer-revision': got.revision, 'remote-peer-compact-revision': got.compactRevision, 'remote-peer-hash': got.hash };
       if (got.hash !== own.hash) {
@@ -73,6 +63,20 @@ export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
   }
   if (mismatch > 0) throw new CorruptionError(`${local} found data inconsistency with peers`);
   d.log.info({ 'local-member-id': local }, 'initial corruption checking passed; no corruption');
+}
+
+/** One peer's HashKV at `rev`, from the first of its URLs that answers; each failure is logged as etcd logs it. */
+export async function askPeerHashKV(urls: string[], rev: number, d: Pick<CorruptCheckDeps, 'memberId' | 'timeoutMs' | 'peerTls' | 'log'>): Promise<{ got: PeerHashKV | null; lastErr: Error | null }> {
+  let lastErr: Error | null = null;
+  for (const url of urls) {
+    try {
+      return { got: await fetchPeerHashKV(url, rev, d.timeoutMs, d.peerTls), lastErr: null };
+    } catch (err) {
+      lastErr = err instanceof Error ? err : new Error(String(err));
+      d.log.warn({ 'local-member-id': formatId(d.memberId), 'requested-revision': rev, 'remote-peer-endpoint': url, err: lastErr.message }, 'failed hash kv request');
+    }
+  }
+  return { got: null, lastErr };
 }
 
 /** etcd's getPeerHashKVHTTP: a GET with a JSON HashKVRequest body; 400 carries the mvcc error text. */

@@ -9,6 +9,7 @@ import type { EtcdDbInfo } from '../storage/bbolt/export.js';
 import type { SchemaMember } from '../storage/bbolt/etcd-schema.js';
 
 export type { HashResult } from '../workers/pool-tasks.js';
+import type { AlarmMember } from '../storage/mvcc/alarms.js';
 export type { EtcdDbInfo } from '../storage/bbolt/export.js';
 
 export class MaintenanceJobs {
@@ -22,6 +23,11 @@ export class MaintenanceJobs {
   /** Maintenance.Snapshot: writes the store as an etcd 3.4 bbolt file at `path` (the caller removes it). */
   etcdDb(path: string, members: SchemaMember[]): Promise<EtcdDbInfo> {
     return this.pool.run({ kind: 'etcdDb', handle: this.dbHandle, path, members });
+  }
+
+  /** The raised alarms with the members that raised them, in member id order. */
+  alarms(): Promise<AlarmMember[]> {
+    return this.pool.run({ kind: 'alarms', handle: this.dbHandle });
   }
 
   /** Maintenance.Hash: the whole store. */

@@ -38,9 +38,12 @@ import { Defragmenter } from './defragmenter.js';
 import { dbSizeReader } from './db-size-reader.js';
 import { rocksdbNative, rocksdbUnavailableReason } from '../native/rocksdb.js';
 import { checkInitialHashKV } from './corrupt-check.js';
+import { restartAsStandalone, standaloneWalRecords } from './force-new-cluster.js';
+import { CorruptMonitor } from './corrupt-monitor.js';
+import { AlarmAction, encodeAlarmRequest } from '../proto/alarm-codec.js';
 import { QuotaGuard } from './quota-guard.js';
 import { quotaBytes } from '../storage/mvcc/quota.js';
-import type { AlarmType } from '../storage/mvcc/alarms.js';
+import { AlarmType, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
 import { LeaseRenewals } from './lease-renewals.js';
@@ -68,6 +71,9 @@ export type { StreamSink } from './watch-router.js';
 const SWEEP_MS = 500;
 /** A removed member stops this long after its removal applies, so its answers go out first. */
 const REMOVED_STOP_DELAY_MS = 1000;
+
+/** etcd's ReqTimeout: 5 s plus two election timeouts. */
+const reqTimeoutMs = (cfg: Config): number => 5000 + 2 * cfg.electionTimeoutMs;
 
 export class Member {
   readonly memberId: bigint;
@@ -102,6 +108,7 @@ export class Member {
   private peerHttp: http.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private autoCompactor: AutoCompactor | null = null;
+  private corruptMonitor: CorruptMonitor | null = null;
   private authGate!: AuthGate;
   private bcryptCostUsed = 10;
   private dbDir = '';
@@ -165,6 +172,8 @@ export class Member {
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }
   /** Alarms raised in the cluster (types only), for /health. */
   alarms(): AlarmType[] { return this.quota.alarms(); }
+  /** The raised alarms with their members (read from the store only when one is raised). */
+  async alarmMembers(): Promise<AlarmMember[]> { return this.alarms().length === 0 ? [] : this.maintenance.alarms(); }
   /** A password's bcrypt hash, made in the pool with --bcrypt-cost before the request is proposed. */
   bcryptHash(password: string): Promise<string> { return this.pool.run({ kind: 'bcryptHash', password, cost: this.bcryptCostUsed }); }
   bcryptCompare(password: string, hash: string): Promise<boolean> { return this.pool.run({ kind: 'bcryptCompare', password, hash }); }
@@ -225,7 +234,18 @@ export class Member {
 
     const recovered = await workers.startWal(this.walDir);
     if (recovered.repair) log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
-    const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    let entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    let commit = recovered.log.hardState.commit;
+    if (cfg.forceNewCluster) {
+      const hs = recovered.log.hardState;
+      const r = restartAsStandalone(memberId, membership.list().map((m) => m.id), entries, Math.max(hs.commit, applied.appliedIndex), hs.term);
+      // etcd's wording (restartAsStandaloneNode).
+      if (r.discarded > 0) log.info({ 'entry-index': r.firstDiscarded, 'commit-index-from-wal': hs.commit, 'number-of-discarded-entries': r.discarded }, 'discarding uncommitted WAL entries');
+      workers.walOut.sendAll(standaloneWalRecords(r, hs.term, hs.vote));
+      log.info({ 'cluster-id': formatId(this.clusterId), 'local-member-id': formatId(memberId), 'commit-index': r.commit }, 'forcing restart member');
+      entries = r.entries;
+      commit = r.commit;
+    }
     this.raft = new RaftNode({
       id: memberId,
       voters: membership.voters(),
@@ -239,7 +259,7 @@ export class Member {
       // A fresh member of a new cluster bootstraps at term 1, as etcd does, so its first election makes term 2.
       hardState: {
         term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 && !this.ids.joined ? 1 : 0),
-        vote: recovered.log.hardState.vote, commit: recovered.log.hardState.commit,
+        vote: recovered.log.hardState.vote, commit,
       },
       entries,
       applied: { index: applied.appliedIndex, term: applied.appliedTerm },
@@ -257,8 +277,7 @@ export class Member {
       await checkInitialHashKV({
         memberId, log, hashKV: (rev) => this.maintenance.hashKV(rev),
         peers: membership.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
-        // etcd's ReqTimeout: 5 s plus two election timeouts.
-        timeoutMs: 5000 + 2 * cfg.electionTimeoutMs,
+        timeoutMs: reqTimeoutMs(cfg),
         peerTls: this.peerTls,
       });
     }
@@ -281,6 +300,18 @@ export class Member {
         log,
       });
       this.autoCompactor.start();
+    }
+    if (cfg.corruptCheckTimeMs > 0) {
+      this.corruptMonitor = new CorruptMonitor({
+        memberId, intervalMs: cfg.corruptCheckTimeMs, timeoutMs: reqTimeoutMs(cfg), peerTls: this.peerTls, log,
+        isLeader: () => this.raft.isLeader(),
+        peers: () => this.keeper.current.list().filter((m) => m.id !== memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
+        hashKV: (rev) => this.maintenance.hashKV(rev),
+        linearizableBarrier: () => this.reads.linearizableBarrier(),
+        // etcd 3.4.23 raises it for member 0: which side is corrupt is not known.
+        raiseCorrupt: () => this.alarm(encodeAlarmRequest({ action: AlarmAction.ACTIVATE, memberId: 0n, alarm: AlarmType.CORRUPT })),
+      });
+      this.corruptMonitor.start();
     }
     this.leadership.note();
     log.info({ member: formatId(memberId), cluster: formatId(this.clusterId), members: membership.size }, 'member started');
@@ -412,6 +443,7 @@ export class Member {
     this.stopping = true;
     this.raftLoop?.stop();
     this.autoCompactor?.stop();
+    this.corruptMonitor?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.keeper?.stop();
     this.snapshots?.stop();

@@ -37,3 +37,17 @@ export function encodeAlarmResponse(alarms: { memberId: bigint; alarm: number }[
   }
   return w.finish();
 }
+
+const ALARM_NAMES = ['NONE', 'NOSPACE', 'CORRUPT'];
+
+/**
+ * An AlarmMember as Go's proto.CompactTextString writes it (its String(), which
+ * Maintenance.Status puts in `errors`): each set field as name:value and a space,
+ * zero fields left out, e.g. "memberID:10276657743932975437 alarm:NOSPACE ".
+ */
+export function alarmMemberText(a: { memberId: bigint; alarm: number }): string {
+  let s = '';
+  if (a.memberId !== 0n) s += `memberID:${BigInt.asUintN(64, a.memberId).toString(10)} `;
+  if (a.alarm !== 0) s += `alarm:${ALARM_NAMES[a.alarm] ?? String(a.alarm)} `;
+  return s;
+}

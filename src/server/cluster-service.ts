@@ -1,4 +1,5 @@
 import { encodeResponseHeader } from '../proto/kv-codec.js';
+import { alarmMemberText } from '../proto/alarm-codec.js';
 import { ProtoReader, ProtoWriter, WIRE_LDELIM, WIRE_VARINT, readVarintField } from '../proto/wire.js';
 import { Errors } from '../common/errors.js';
 import type { UnaryHandler } from '../grpc/rpc.js';
@@ -77,7 +78,9 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     return membersResponse(2);
   });
 
-  h.set('/etcdserverpb.Maintenance/Status', () => {
+  h.set('/etcdserverpb.Maintenance/Status', async () => {
+    // etcd's errors: "no leader" without one, then every raised alarm as its AlarmMember text.
+    const errors = [...(member.isLeaderKnown() ? [] : [Errors.noLeader().message]), ...(await member.alarmMembers()).map(alarmMemberText)];
     const size = member.dbSizeBytes();
     const w = new ProtoWriter(128);
     w.writeTag(1, WIRE_LDELIM); w.writeBytes(fullHeader());
@@ -88,6 +91,7 @@ export function clusterHandlers(member: Member): Map<string, UnaryHandler> {
     w.writeTag(6, WIRE_VARINT); w.writeVarint(member.raftTerm);
     w.writeTag(7, WIRE_VARINT); w.writeVarint(member.appliedIdx);
     // RocksDB has no free pages to report apart: in use = allocated.
+    for (const e of errors) { w.writeTag(8, WIRE_LDELIM); w.writeString(e); }
     if (size) { w.writeTag(9, WIRE_VARINT); w.writeVarint(size); }
     if (member.isLearnerSelf) { w.writeTag(10, WIRE_VARINT); w.writeBool(true); }
     return w.finish();

@@ -13,6 +13,7 @@ import { hashAll, hashKV, hashKVRevision } from '../storage/mvcc/hash.js';
 import { writeSnapshot, type SnapshotInfo } from '../storage/snapshot/create.js';
 import { exportEtcdDb, type EtcdDbInfo } from '../storage/bbolt/export.js';
 import type { SchemaMember } from '../storage/bbolt/etcd-schema.js';
+import { AlarmStore, AlarmType, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { Shared, loadShared, sharedState } from './protocol/shared-state.js';
 
 /** Maintenance.Hash / HashKV's numbers (compactRevision and hashRevision as HashKV's). */
@@ -24,6 +25,8 @@ export type PoolTask =
   | { kind: 'etcdDb'; handle: bigint; path: string; members: SchemaMember[] }
   | { kind: 'hashKV'; handle: bigint; shared: SharedArrayBuffer; revision: number }
   | { kind: 'hash'; handle: bigint; shared: SharedArrayBuffer }
+  /** The raised alarms with their members (Maintenance.Status errors), as the apply worker stored them. */
+  | { kind: 'alarms'; handle: bigint }
   /** A password's bcrypt hash (UserAdd, UserChangePassword); cost already checked (auth/bcrypt-cost.ts). */
   | { kind: 'bcryptHash'; password: string; cost: number }
   /** Authenticate's password check against the stored hash. */
@@ -33,6 +36,7 @@ export type PoolError = { error: { code: number; message: string } };
 export type PoolResult<T extends PoolTask> =
   T extends { kind: 'snapshot' } ? SnapshotInfo
     : T extends { kind: 'etcdDb' } ? EtcdDbInfo
+    : T extends { kind: 'alarms' } ? AlarmMember[]
     : T extends { kind: 'bcryptHash' } ? string
       : T extends { kind: 'bcryptCompare' } ? boolean
         : HashResult | PoolError;
@@ -64,13 +68,14 @@ function hashAgainst(shared: BigInt64Array, compute: (currentRevision: number, c
   }
 }
 
-export default async function run(task: PoolTask): Promise<SnapshotInfo | EtcdDbInfo | HashResult | PoolError | string | boolean> {
+export default async function run(task: PoolTask): Promise<SnapshotInfo | EtcdDbInfo | HashResult | PoolError | AlarmMember[] | string | boolean> {
   switch (task.kind) {
     // Synchronous on purpose: this thread has nothing else to do meanwhile.
     case 'bcryptHash': return bcrypt.hashSync(task.password, bcrypt.genSaltSync(task.cost));
     case 'bcryptCompare': return bcrypt.compareSync(task.password, task.hash);
     case 'snapshot': return writeSnapshot(await openShared(task.handle), task.path);
     case 'etcdDb': return exportEtcdDb(await openShared(task.handle), task.path, task.members);
+    case 'alarms': return AlarmStore.load(await openShared(task.handle)).get(AlarmType.NONE);
     case 'hashKV':
     case 'hash': {
       const db = await openShared(task.handle);

@@ -1,6 +1,6 @@
 // The space quota and alarms, driven by real etcdctl against etcd 3.4 and etsd
 // with the same small --quota-backend-bytes: the same refusal, the same alarm
-// listing, reads and deletes still served, disarm, and /health.
+// listing, Status's errors, reads and deletes still served, disarm, and /health.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
@@ -37,6 +37,14 @@ async function start(server: 'etcd' | 'etsd', dir: string): Promise<{ child: Chi
   throw new Error(`${server} did not start`);
 }
 
+/** Maintenance.Status errors (etcdctl endpoint status -w json) exactly, with member ids masked. */
+async function statusErrors(endpoint: string): Promise<string> {
+  const r = await ctl(endpoint, 'endpoint', 'status', '-w', 'json');
+  assert.ok(r.ok, r.err);
+  const [st] = JSON.parse(r.out) as { Status: { errors?: string[] } }[];
+  return JSON.stringify((st!.Status.errors ?? []).map((e) => e.replace(/memberID:\d+/g, 'memberID:<id>')));
+}
+
 /** The same script on either server; what a client sees, with member ids masked. */
 async function script(endpoint: string): Promise<string[]> {
   const seen: string[] = [];
@@ -49,12 +57,14 @@ async function script(endpoint: string): Promise<string[]> {
   assert.ok(refusedAt > 0, 'the quota never refused a put');
   const mask = (s: string) => s.replace(/memberID:\d+/g, 'memberID:<id>').trim();
   seen.push(`alarm list: ${mask((await ctl(endpoint, 'alarm', 'list')).out)}`);
+  seen.push(`status errors: ${await statusErrors(endpoint)}`);
   seen.push(`get still served: ${(await ctl(endpoint, 'get', 'k0', '--keys-only')).out.trim()}`);
   seen.push(`delete still served: ${(await ctl(endpoint, 'del', 'k0')).out.trim()}`);
   const again = await ctl(endpoint, 'put', 'small', 'x');
   seen.push(`put while alarmed: ${again.ok ? 'OK' : /Error: (.*)/.exec(again.err)?.[1]}`);
   seen.push(`disarm: ${mask((await ctl(endpoint, 'alarm', 'disarm')).out)}`);
   seen.push(`alarm list after disarm: ${mask((await ctl(endpoint, 'alarm', 'list')).out) || '(none)'}`);
+  seen.push(`status errors after disarm: ${await statusErrors(endpoint)}`);
   return seen;
 }
 
@@ -79,8 +89,9 @@ test('quota and alarms: etsd answers etcdctl as etcd 3.4 does', { skip: !(exists
       }
     }
     assert.deepEqual(results['etsd'], results['etcd']);
-    assert.deepEqual(results['etcd']!.slice(0, 2), [
+    assert.deepEqual(results['etcd']!.slice(0, 3), [
       'put refused: etcdserver: mvcc: database space exceeded', 'alarm list: memberID:<id> alarm:NOSPACE',
+      'status errors: ["memberID:<id> alarm:NOSPACE "]',
     ]);
   } finally {
     removeTempDir(dir);

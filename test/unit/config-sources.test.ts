@@ -73,7 +73,6 @@ test('a missing or malformed config file stops the start', () => {
 
 test('security and durability flags etsd cannot honour yet are refused by name', () => {
   for (const [arg, re] of [
-    ['--force-new-cluster', /--force-new-cluster=true is not supported by etsd/],
     ['--unsafe-no-fsync', /--unsafe-no-fsync=true is not supported by etsd: etsd always fsyncs/],
     ['--enable-v2=true', /--enable-v2=true is not supported by etsd: the v2 API is not served/],
     ['--discovery=https://discovery.etcd.io/x', /discovery is not supported/],

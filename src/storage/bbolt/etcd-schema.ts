@@ -8,8 +8,9 @@
 //   lease    u64 BE lease id -> leasepb.Lease { ID = 1, TTL = 2 }
 //   members  member id in hex -> JSON { id, peerURLs, isLearner?, name?, clientURLs? }
 //   cluster  clusterVersion -> "3.4.0"
-//   auth     authRevision -> u64 BE
-//   alarm, authRoles, authUsers, members_removed
+//   auth     authEnabled -> [1] / [0] (absent until auth was first enabled); authRevision -> u64 BE
+//   authUsers  user name -> authpb.User;  authRoles  role name -> authpb.Role (src/auth/authpb.ts)
+//   alarm, members_removed
 
 import type { KeyValue } from '../../proto/kv-types.js';
 import { decodeKeyValue, encodeKeyValue } from '../../proto/kv-codec.js';
@@ -35,6 +36,8 @@ export const CLUSTER_VERSION_KEY = Buffer.from('clusterVersion');
 export const CLUSTER_VERSION = '3.4.0';
 /** auth bucket: the auth store's revision (u64 BE); etcd writes 1 when it first creates the bucket. */
 export const AUTH_REVISION_KEY = Buffer.from('authRevision');
+/** auth bucket: etcd's enableFlagKey, one byte 1 (enabled) or 0 (disabled). */
+export const AUTH_ENABLED_KEY = Buffer.from('authEnabled');
 
 export const REV_BYTES = 17;
 const TOMBSTONE_MARK = 0x74; // 't'

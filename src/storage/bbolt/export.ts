@@ -7,16 +7,19 @@
 // the meta records (applied index, revision, compaction), the leases, and the
 // history as etcd's key bucket (key-bucket.ts: a compaction whose sweep has
 // not finished is applied on the way out, so the file holds what etcd holds
-// after the compaction, and scheduledCompactRev = finishedCompactRev).
+// after the compaction, and scheduledCompactRev = finishedCompactRev), and
+// the auth store's record as etcd's auth buckets (auth-buckets.ts).
 
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { PREFIX_LEASE, PREFIX_META, leaseIdFromKey } from '../mvcc/keys.js';
-import { writerStateFromMeta } from '../mvcc/writer.js';
+import { META_AUTH, writerStateFromMeta } from '../mvcc/writer.js';
+import { decodeAuthState } from '../../auth/state-record.js';
 import { INSTALL_MARKER } from '../snapshot/install.js';
 import { BboltWriter, type BucketBuilder } from './writer.js';
 import { family, keyBucket } from './key-bucket.js';
+import { FRESH_AUTH, putAuthBuckets } from './auth-buckets.js';
 import {
-  AUTH_REVISION_KEY, B, CLUSTER_VERSION, CLUSTER_VERSION_KEY, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
+  B, CLUSTER_VERSION, CLUSTER_VERSION_KEY, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
   encodeLease, encodeMember, memberKey, revBytes, u64be, type SchemaMember,
 } from './etcd-schema.js';
 
@@ -69,15 +72,16 @@ export async function exportEtcdDb(db: RocksLevel, path: string, members: Schema
     const cluster = w.bucket();
     cluster.put(CLUSTER_VERSION_KEY, Buffer.from(CLUSTER_VERSION));
 
-    // etsd keeps no auth state in the store yet: the auth bucket of a fresh etcd (revision 1, disabled).
-    const auth = w.bucket();
-    auth.put(AUTH_REVISION_KEY, u64be(1));
+    // The auth store as its record stands in the same view (none before the first auth request).
+    const authRecord = meta.get(META_AUTH.toString('latin1'));
+    const auth = { auth: w.bucket(), users: w.bucket(), roles: w.bucket() };
+    putAuthBuckets(authRecord === undefined ? FRESH_AUTH : decodeAuthState(authRecord), auth);
 
     // Root entries ascend by name.
     done(B.alarm, w.bucket());
-    done(B.auth, auth);
-    done(B.authRoles, w.bucket());
-    done(B.authUsers, w.bucket());
+    done(B.auth, auth.auth);
+    done(B.authRoles, auth.roles);
+    done(B.authUsers, auth.users);
     done(B.cluster, cluster);
     done(B.key, keyB);
     done(B.lease, lease);

@@ -4,7 +4,8 @@
 // (every revision, tombstones, create/mod revision, version, lease), the
 // leases with their granted TTL and their attached keys, the current
 // revision and the compaction (a compaction etcd had scheduled but not
-// finished is finished by etsd's store at its first open, as etcd does).
+// finished is finished by etsd's store at its first open, as etcd does),
+// and the auth store: enabled flag, revision, users and roles (auth-buckets.ts).
 // Membership, raft indexes and etcd's alarms are not taken: the restored
 // member starts a new cluster from its flags, as after `etcdctl snapshot restore`.
 
@@ -16,6 +17,8 @@ import { attachKey, byRevKey, historyKey, latestKey, leaseKey, LATEST_END, PREFI
 import { decodeVersion, encodeVersion } from '../mvcc/record.js';
 import { MvccWriter } from '../mvcc/writer.js';
 import { BboltReader, type BucketRef } from './reader.js';
+import { encodeAuthState } from '../../auth/state-record.js';
+import { readAuthBuckets } from './auth-buckets.js';
 import { B, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, decodeLease, decodeRevBytes } from './etcd-schema.js';
 
 const SHA256_BYTES = 32;
@@ -54,7 +57,7 @@ export function checkSnapshotHash(path: string, skipHashCheck: boolean): void {
   }
 }
 
-export interface ImportInfo { revision: number; compactRevision: number; revisions: number; leases: number; attached: number }
+export interface ImportInfo { revision: number; compactRevision: number; revisions: number; leases: number; attached: number; users: number; roles: number; authEnabled: boolean }
 
 class Batcher {
   private batch;
@@ -145,9 +148,14 @@ export async function importEtcdDb(path: string, db: RocksLevel, applied = { ind
     w.state.rev = Math.max(maxRev, scheduled);
     w.markApplied(applied.index, applied.term);
     if (scheduled > 0) w.setCompactRev(scheduled);
+    const auth = readAuthBuckets(r);
+    w.setAuth(encodeAuthState(auth));
     await w.flush(true);
     if (finished > 0) await w.markCompactionDone(finished);
-    return { revision: w.state.rev, compactRevision: scheduled, revisions, leases: leaseIds.size, attached };
+    return {
+      revision: w.state.rev, compactRevision: scheduled, revisions, leases: leaseIds.size, attached,
+      users: auth.users.length, roles: auth.roles.length, authEnabled: auth.enabled,
+    };
   } finally {
     r.close();
   }

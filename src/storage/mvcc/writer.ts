@@ -12,7 +12,8 @@ const META_REV = metaKey('current_rev');
 const META_COMPACT = metaKey('compact_rev');
 const META_COMPACT_DONE = metaKey('compact_done_rev');
 const META_MEMBERS = metaKey('members');
-const META_AUTH = metaKey('auth');
+/** The auth state record's key (export.ts reads it from its own iterator). */
+export const META_AUTH = metaKey('auth');
 
 /** The cluster membership stored with the state (a record the main thread wrote, opaque here), or null before any conf change. */
 export function loadMembers(db: RocksLevel): Buffer | null {
