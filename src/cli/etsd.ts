@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { resolveArgs, type ResolvedArgs } from '../common/config-sources.js';
 import { createLogger } from '../common/log.js';
+import { parseMemberUrl } from '../common/member-url.js';
 import { Member } from '../member/member.js';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -88,15 +89,13 @@ async function main(): Promise<void> {
   });
   const listeners: SharedListener[] = [];
   for (const u of cfg.listenClientUrls) {
-    const url = new URL(u);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported client URL scheme in ${u}`);
-    // https: TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
-    if (url.protocol === 'https:' && clientTls === null) throw new Error(`no client TLS certificate for ${u}`);
-    const createServer = url.protocol === 'https:' && clientTls !== null
+    const addr = parseMemberUrl(u, 2379);
+    // https (unixs): TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
+    if (addr.secure && clientTls === null) throw new Error(`no client TLS certificate for ${u}`);
+    const createServer = addr.secure && clientTls !== null
       ? (onSocket: (s: Socket) => void) => clientTls.createServer('client-port', onSocket)
       : undefined;
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    listeners.push(await listenShared({ host, port: Number(url.port || 2379) }, grpcServer.http2, httpServer, { createServer }));
+    listeners.push(await listenShared(addr, grpcServer.http2, httpServer, { createServer }));
   }
   log.info({ urls: cfg.listenClientUrls }, 'ready to serve client requests');
   // --listen-metrics-urls: /metrics and /health on their own port (plain HTTP/1.1), as etcd serves them.

@@ -83,10 +83,12 @@ export class TlsSide {
    */
   static async prepare(settings: TlsSettings, side: 'client' | 'peer', dataDir: string, listenUrls: readonly string[], log: TlsSideLog): Promise<TlsSide | null> {
     const given = settings[side];
-    const https = listenUrls.filter((u) => u.startsWith('https://'));
+    // unixs:// is TLS on a unix socket, as https:// is on TCP.
+    const secure = (u: string) => u.startsWith('https://') || u.startsWith('unixs://');
+    const https = listenUrls.filter(secure);
     if (hasCert(given) && https.length < listenUrls.length) {
-      // etcd's warning, once per http:// URL (embed/etcd.go).
-      for (const u of listenUrls) if (!u.startsWith('https://')) log.warn({ [`${side}-url`]: u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
+      // etcd's warning, once per http:// (unix://) URL (embed/etcd.go).
+      for (const u of listenUrls) if (!secure(u)) log.warn({ [`${side}-url`]: u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
     }
     // A lone cert or key file is only an error where it is used (config.ts refuses it for https:// URLs).
     if (!hasCert(given) || (given.certFile === '') !== (given.keyFile === '')) return null;
@@ -159,12 +161,13 @@ export class TlsSide {
   }
 
   /**
-   * Dials host:port with this side's certificate as the client certificate;
+   * Dials host:port (or the unix socket path) with this side's certificate as the client certificate;
    * onReady runs once the handshake and etcd's checks of the server passed.
    */
-  dial(host: string, port: number, onReady: () => void): tls.TLSSocket {
+  dial(host: string, port: number, onReady: () => void, path?: string): tls.TLSSocket {
     const s = tls.connect({
-      host, port,
+      // unixs:// peers: TLS over the unix socket at path, checked against host as for https.
+      ...(path !== undefined ? { path } : { host, port }),
       secureContext: this.files.secureContext(),
       servername: net.isIP(host) === 0 ? host : undefined,
       rejectUnauthorized: !this.selfCert,
