@@ -8,15 +8,17 @@
 //   other end, on accepted and on dialled connections (etcd's baseConfig);
 // - on the peer port a client certificate's SANs must match its remote address
 //   unless --experimental-peer-skip-client-san-verification (etcd's checkSAN);
-// - a CRL file rejects revoked certificates (OpenSSL checks it at the handshake);
+// - a CRL file rejects certificates with a revoked serial after the handshake (src/tls/crl.ts);
 // - the dialling side of a self-signed (auto-tls) peer does not verify.
 
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { TlsInfo, TlsSettings } from '../common/tls-flags.js';
 import { hasCert } from '../common/tls-flags.js';
+import { normalizeSerial, revokedSerials } from './crl.js';
 import { ReloadingTlsFiles, type ReloadLog } from './reloading-context.js';
 import { ensureSelfCert } from './self-cert.js';
 
@@ -145,7 +147,7 @@ export class TlsSide {
       const cert = s.getPeerCertificate();
       const hasPeerCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0;
       if (hasPeerCert) {
-        const bad = checkAllowed(this.info, cert);
+        const bad = checkAllowed(this.info, cert) ?? this.checkCrl(s);
         if (bad !== null) return refuse(bad);
       }
       if (this.peerSide && hasPeerCert && !this.info.skipClientSanVerify) {
@@ -158,6 +160,27 @@ export class TlsSide {
       onSecure(s);
     });
     return server;
+  }
+
+  /**
+   * etcd's checkCRL: the CRL file is read at each connection; a certificate of
+   * the presented chain with a revoked serial, or an unreadable CRL, refuses it.
+   */
+  private checkCrl(s: tls.TLSSocket): string | null {
+    if (this.info.crlFile === '') return null;
+    let revoked: Set<string>;
+    try {
+      revoked = revokedSerials(readFileSync(this.info.crlFile));
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    const seen = new Set<tls.PeerCertificate>();
+    for (let c: tls.DetailedPeerCertificate | undefined = s.getPeerCertificate(true); c !== undefined && !seen.has(c) && c.serialNumber !== undefined; c = c.issuerCertificate) {
+      seen.add(c);
+      const serial = normalizeSerial(c.serialNumber);
+      if (revoked.has(serial)) return `transport: certificate with serial ${serial} revoked`;
+    }
+    return null;
   }
 
   /**
