@@ -31,6 +31,7 @@ import { Shared, sharedState } from '../workers/protocol/shared-state.js';
 import { WAL_RELEASE, walRecordHeader } from '../workers/protocol/wal-ring.js';
 import { AutoCompactor } from './auto-compactor.js';
 import { loadOrCreateIdentity, type StoredIdentity } from './identity.js';
+import { adoptEtcdDataDir } from './etcd-data-dir.js';
 import { MaintenanceJobs, type EtcdDbInfo, type HashResult } from './maintenance-jobs.js';
 import { checkInitialHashKV } from './corrupt-check.js';
 import { QuotaGuard } from './quota-guard.js';
@@ -111,6 +112,7 @@ export class Member {
   static async start(cfg: Config, log: Logger): Promise<Member> {
     const memberDir = join(cfg.dataDir, 'member');
     mkdirSync(memberDir, { recursive: true });
+    await adoptEtcdDataDir(memberDir, log);
     const peerTls = await TlsSide.prepare(cfg.tls, 'peer', cfg.dataDir, cfg.listenPeerUrls, log);
     const m = new Member(cfg, log, await loadOrCreateIdentity(memberDir, cfg, peerTls), memberDir, peerTls);
     await m.boot();
