@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     settings: { maxConcurrentStreams: cfg.maxConcurrentStreams },
   });
   // The JSON gateway calls the same handler maps as gRPC (src/gateway).
-  const gateway = createGateway({ unary, streams: streamHandlers, maxRecvBytes, log });
+  const gateway = createGateway({ unary, streams: streamHandlers, maxRecvBytes, log, maxConcurrentStreams: cfg.maxConcurrentStreams });
   const endpoints = httpHandler(httpRoutes(member, version()));
   const httpServer = http.createServer((req, res) => {
     if (gateway.handles((req.url ?? '/').split('?')[0]!)) gateway.serve(req, res);

@@ -1,7 +1,8 @@
 // etsd started on a data dir written by etcd's own `etcdctl snapshot restore`
 // (etcd's e2e TestIssue6361): the keys, their revisions and the member
 // identity from the flags are served; etcd's WAL and snapshots are kept aside
-// under member/etcd-3.4, not taken for etsd's WAL.
+// under member/etcd-3.4, not taken for etsd's WAL; a member added afterwards
+// gets the restored keys (by snapshot: they are in no raft log entry).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -23,7 +24,7 @@ function etcdctl(args: string[]): Promise<string> {
 }
 
 test('etsd serves a data dir made by etcdctl snapshot restore', { skip: !existsSync(ETCDCTL) && 'no etcdctl' }, async () => {
-  const [clientPort, peerPort] = await freePorts(2);
+  const [clientPort, peerPort, clientPort2, peerPort2] = await freePorts(4);
   const member = { name: 'r1', clientPort: clientPort!, peerPort: peerPort! };
   const first = await EtsdProcess.startReady({ ...member, dataDir: join(dir, 'first') });
   procs.push(first);
@@ -52,4 +53,14 @@ test('etsd serves a data dir made by etcdctl snapshot restore', { skip: !existsS
   assert.match(members, new RegExp(`^${restoredId!}, started, r1, ${peer}, `));
   assert.ok(existsSync(join(restored, 'member', 'etcd-3.4', 'wal')));
   assert.ok(existsSync(join(restored, 'member', 'etcd-3.4', 'snap', 'db')));
+
+  const peer2 = `http://127.0.0.1:${peerPort2!}`;
+  await etcdctl(['--endpoints', second.endpoint, 'member', 'add', 'r2', `--peer-urls=${peer2}`]);
+  const added = await EtsdProcess.startReady({
+    name: 'r2', clientPort: clientPort2!, peerPort: peerPort2!, dataDir: join(dir, 'added'),
+    extraArgs: ['--initial-cluster', `r1=${peer},r2=${peer2}`, '--initial-cluster-state', 'existing'],
+  });
+  procs.push(added);
+  assert.equal(await etcdctl(['--endpoints', added.endpoint, 'get', 'foo2', '--print-value-only', '--consistency', 's']), 'val2\n');
+  assert.equal(await etcdctl(['--endpoints', added.endpoint, 'get', 'foo1', '--print-value-only']), 'val1b\n');
 });

@@ -19,6 +19,9 @@ import { BboltReader, type BucketRef } from './reader.js';
 import { B, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, decodeLease, decodeRevBytes } from './etcd-schema.js';
 
 const SHA256_BYTES = 32;
+/** The raft index and term an imported state counts as applied at. */
+export const IMPORTED_INDEX = 1;
+export const IMPORTED_TERM = 1;
 /** Bytes (keys + values) per WriteBatch. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -139,7 +142,10 @@ export async function importEtcdDb(path: string, db: RocksLevel): Promise<Import
     const w = new MvccWriter(db);
     // etcd: the current revision is the newest in the key bucket, and never below the compaction.
     w.state.rev = Math.max(maxRev, scheduled);
-    w.markApplied(0, 0);
+    // The imported state stands for raft index 1 of term 1 (etcd's restore also starts its log
+    // from a snapshot): the log begins after it, so a member added later gets a snapshot of this
+    // state instead of an empty log replay.
+    w.markApplied(IMPORTED_INDEX, IMPORTED_TERM);
     if (scheduled > 0) w.setCompactRev(scheduled);
     await w.flush(true);
     if (finished > 0) await w.markCompactionDone(finished);
