@@ -4,6 +4,7 @@ import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { resolveArgs, type ResolvedArgs } from '../common/config-sources.js';
 import { createLogger } from '../common/log.js';
 import { parseMemberUrl } from '../common/member-url.js';
+import { runGateway } from './gateway-command.js';
 import { Member } from '../member/member.js';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
   let parsed;
   let sources: ResolvedArgs;
   try {
+    if (process.argv[2] === 'gateway') { await runGateway(process.argv.slice(3)); return; }
     sources = resolveArgs(process.argv.slice(2), process.env, (path) => readFileSync(path, 'utf8'));
     parsed = parseArgs(sources.argv);
   } catch (err) {
