@@ -57,6 +57,8 @@ async function checkClientSan(cert: tls.PeerCertificate, remote: string): Promis
   const ips = sans.filter((s) => s.startsWith('IP Address:'));
   const dns = sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
   if (ips.length === 0 && dns.length === 0) return null;
+  // A unixs:// peer has no remote host:port: etcd's net.SplitHostPort("") fails the same way.
+  if (remote === '') return 'missing port in address';
   const host = remote.startsWith('::ffff:') && net.isIPv4(remote.slice(7)) ? remote.slice(7) : remote;
   if (ips.length > 0 && tls.checkServerIdentity(host, cert) === undefined) return null;
   for (const name of dns) {
