@@ -12,12 +12,19 @@ interface GatewayFlags { listenAddr: string; endpoints: string[]; retryDelayMs: 
 const STRING_FLAGS = new Set(['listen-addr', 'endpoints', 'retry-delay', 'discovery-srv', 'discovery-srv-name', 'trusted-ca-file']);
 const BOOL_FLAGS = new Set(['insecure-discovery']);
 
+/** The flags of `gateway start`; as with cobra, they may come before or after the subcommand. */
 function parseGatewayFlags(argv: string[]): GatewayFlags {
   const raw = new Map<string, string>();
+  let sub: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const m = /^--?([^=]+)(?:=(.*))?$/s.exec(arg);
-    if (m === null) throw new ConfigError(`unknown command "${arg}" for "etcd gateway start"`);
+    if (m === null) {
+      if (sub !== null) throw new ConfigError(`unknown command "${arg}" for "etcd gateway ${sub}"`);
+      if (arg !== 'start') throw new ConfigError(`unknown command "${arg}" for "etcd gateway"`);
+      sub = arg;
+      continue;
+    }
     const name = m[1]!;
     if (BOOL_FLAGS.has(name)) { raw.set(name, m[2] ?? 'true'); continue; }
     if (!STRING_FLAGS.has(name)) throw new ConfigError(`unknown flag: --${name}`);
@@ -25,6 +32,7 @@ function parseGatewayFlags(argv: string[]): GatewayFlags {
     if (value === undefined) throw new ConfigError(`flag needs an argument: --${name}`);
     raw.set(name, value);
   }
+  if (sub === null) throw new ConfigError('gateway needs a subcommand: start');
   if ((raw.get('discovery-srv') ?? '') !== '') throw new ConfigError('--discovery-srv is not supported by etsd\'s gateway: give the members with --endpoints');
   return {
     listenAddr: raw.get('listen-addr') ?? '127.0.0.1:23790',
@@ -54,10 +62,9 @@ async function addresses(host: string): Promise<string[]> {
   return (await lookup(host === '' ? 'localhost' : host, { all: true })).map((a) => a.address);
 }
 
-/** Runs `gateway start` (argv after "gateway"); exits the process on etcd's startup errors. */
+/** Runs `gateway start` (argv after "gateway", flags before or after "start"); exits the process on etcd's startup errors. */
 export async function runGateway(argv: string[]): Promise<void> {
-  if (argv[0] !== 'start') throw new ConfigError(argv.length === 0 ? 'gateway needs a subcommand: start' : `unknown command "${argv[0]}" for "etcd gateway"`);
-  const flags = parseGatewayFlags(argv.slice(1));
+  const flags = parseGatewayFlags(argv);
   const log = createLogger('info');
   const endpoints: GatewayEndpoint[] = [];
   for (const ep of flags.endpoints.map(stripSchema)) {

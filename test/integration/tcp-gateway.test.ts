@@ -25,7 +25,7 @@ function etcdctl(args: string[]): Promise<string> {
 
 /** Starts the gateway; resolves with its output once it says it is ready (or rejects with what it printed on exit). */
 function startGateway(args: string[]): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [etsdScript(), 'gateway', 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [etsdScript(), 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {
@@ -43,7 +43,8 @@ test('etcdctl through the gateway; a refusing endpoint is passed over', { skip: 
   const [dead, gwPort] = await freePorts(2);
   const member = await EtsdProcess.startReady({ dataDir: makeTempDir('tcp-gateway-m') });
   procs.push(member);
-  const gw = await startGateway(['--endpoints', `http://127.0.0.1:${dead!},${member.endpoint}`, '--listen-addr', `127.0.0.1:${gwPort!}`]);
+  // Flags before the subcommand, as etcd's e2e TestGateway passes them.
+  const gw = await startGateway(['--endpoints', `http://127.0.0.1:${dead!},${member.endpoint}`, 'start', '--listen-addr', `127.0.0.1:${gwPort!}`]);
   for (let i = 0; i < 3; i++) assert.equal(await etcdctl(['--endpoints', `127.0.0.1:${gwPort!}`, 'put', `k${i}`, 'v']), 'OK\n');
   assert.equal(await etcdctl(['--endpoints', member.endpoint, 'get', 'k2', '--print-value-only']), 'v\n');
   assert.match(gw.output(), new RegExp(`"address":"127.0.0.1:${dead!}".*"msg":"deactivated endpoint"`));
@@ -52,6 +53,6 @@ test('etcdctl through the gateway; a refusing endpoint is passed over', { skip: 
 
 test('an endpoint at the gateway\'s own listen address is refused', async () => {
   const [port] = await freePorts(1);
-  await assert.rejects(startGateway(['--endpoints', `127.0.0.1:${port!}`, '--listen-addr', `127.0.0.1:${port!}`]),
+  await assert.rejects(startGateway(['start', '--endpoints', `127.0.0.1:${port!}`, '--listen-addr', `127.0.0.1:${port!}`]),
     new RegExp(`gateway exited \\(1\\): SRV or endpoint \\(127.0.0.1:${port!}->127.0.0.1:${port!}\\) should not resolve to the gateway listen addr \\(127.0.0.1:${port!}\\)`));
 });
