@@ -15,8 +15,6 @@ export interface TlsFileSet {
   keyFile: string;
   /** '' when none. */
   trustedCaFile: string;
-  /** '' when none. */
-  crlFile: string;
 }
 
 export interface TlsBase {
