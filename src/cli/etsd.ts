@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, parseArgs, usage } from '../common/config.js';
 import { resolveArgs, type ResolvedArgs } from '../common/config-sources.js';
 import { createLogger } from '../common/log.js';
+import { parseMemberUrl } from '../common/member-url.js';
+import { runGateway } from './gateway-command.js';
 import { Member } from '../member/member.js';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
   let parsed;
   let sources: ResolvedArgs;
   try {
+    if (process.argv[2] === 'gateway') { await runGateway(process.argv.slice(3)); return; }
     sources = resolveArgs(process.argv.slice(2), process.env, (path) => readFileSync(path, 'utf8'));
     parsed = parseArgs(sources.argv);
   } catch (err) {
@@ -82,7 +85,7 @@ async function main(): Promise<void> {
     settings: { maxConcurrentStreams: cfg.maxConcurrentStreams },
   });
   // The JSON gateway calls the same handler maps as gRPC (src/gateway).
-  const gateway = createGateway({ unary, streams: streamHandlers, maxRecvBytes, log });
+  const gateway = createGateway({ unary, streams: streamHandlers, maxRecvBytes, log, maxConcurrentStreams: cfg.maxConcurrentStreams });
   const endpoints = httpHandler(httpRoutes(member, version()));
   const httpServer = http.createServer((req, res) => {
     if (gateway.handles((req.url ?? '/').split('?')[0]!)) gateway.serve(req, res);
@@ -90,15 +93,13 @@ async function main(): Promise<void> {
   });
   const listeners: SharedListener[] = [];
   for (const u of cfg.listenClientUrls) {
-    const url = new URL(u);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported client URL scheme in ${u}`);
-    // https: TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
-    if (url.protocol === 'https:' && clientTls === null) throw new Error(`no client TLS certificate for ${u}`);
-    const createServer = url.protocol === 'https:' && clientTls !== null
+    const addr = parseMemberUrl(u, 2379);
+    // https (unixs): TLS ends here; the decrypted socket goes to the same gRPC and HTTP/1.1 servers.
+    if (addr.secure && clientTls === null) throw new Error(`no client TLS certificate for ${u}`);
+    const createServer = addr.secure && clientTls !== null
       ? (onSocket: (s: Socket) => void) => clientTls.createServer('client-port', onSocket)
       : undefined;
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    listeners.push(await listenShared({ host, port: Number(url.port || 2379) }, grpcServer.http2, httpServer, { createServer }));
+    listeners.push(await listenShared(addr, grpcServer.http2, httpServer, { createServer }));
   }
   log.info({ urls: cfg.listenClientUrls }, 'ready to serve client requests');
   // --listen-metrics-urls: /metrics and /health on their own port (plain HTTP/1.1), as etcd serves them.

@@ -146,9 +146,9 @@ function checkEtcdFlag(name: string, value: string): void {
 
 /** Parses etcd-style flags: --flag=value, --flag value, -flag value; booleans bare or =true/false. */
 export function parseArgs(argv: string[]): ParsedArgs {
-  // etcd's proxy subcommands: refused by name rather than as a bad flag.
-  if (argv[0] === 'gateway' || argv[0] === 'grpc-proxy') {
-    throw new ConfigError(`"etcd ${argv[0]}" (etcd's ${argv[0] === 'gateway' ? 'L4 TCP' : 'gRPC'} proxy) is not implemented by etsd; point clients at the members' client URLs`);
+  // etcd's gRPC proxy subcommand: refused by name rather than as a bad flag (`gateway` is src/cli/gateway-command.ts).
+  if (argv[0] === 'grpc-proxy') {
+    throw new ConfigError('"etcd grpc-proxy" (etcd\'s gRPC proxy) is not implemented by etsd; point clients at the members\' client URLs');
   }
   const raw = new Map<string, string>();
   const warnings: string[] = [];

@@ -124,14 +124,16 @@ export function parseTlsFlags(raw: ReadonlyMap<string, string>, listenClientUrls
     throw new TlsConfigError(`invalid value "${validity}" for flag -self-signed-cert-validity: must be a positive number of years`);
   }
   const halfPair = (i: TlsInfo) => (i.certFile === '') !== (i.keyFile === '');
+  // unixs:// is TLS on a unix socket: the same certificates as https:// (etcd's checks name both).
+  const tlsUrl = (u: string) => u.startsWith('https://') || u.startsWith('unixs://');
   for (const u of listenClientUrls) {
-    if (u.startsWith('https://') && (!hasCert(client) || halfPair(client))) {
+    if (tlsUrl(u) && (!hasCert(client) || halfPair(client))) {
       throw new TlsConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
     }
   }
   for (const u of listenPeerUrls) {
-    if (u.startsWith('https://') && (!hasCert(peer) || halfPair(peer))) {
-      throw new TlsConfigError(`cannot listen on TLS for ${u.slice('https://'.length)}: KeyFile and CertFile are not presented`);
+    if (tlsUrl(u) && (!hasCert(peer) || halfPair(peer))) {
+      throw new TlsConfigError(`cannot listen on TLS for ${u.slice(u.indexOf('://') + 3)}: KeyFile and CertFile are not presented`);
     }
   }
   return { client, peer, ciphers, minVersion, maxVersion, selfSignedCertValidityYears: Number(validity) };

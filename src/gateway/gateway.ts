@@ -16,6 +16,7 @@ import { JsonIncomplete, JsonStreamReader, JsonSyntaxError, parseFirstValue, typ
 import { JsonRequestError } from './request-error.js';
 import { gatewayPath, gatewayRoutes, type GatewayRoute } from './routes.js';
 import { HttpCall } from './http-call.js';
+import { StreamSlots } from './stream-slots.js';
 import { replyError, replyJson, replyPlain } from './http-reply.js';
 
 export interface GatewayOptions {
@@ -26,6 +27,8 @@ export interface GatewayOptions {
   /** The largest request message, as the gRPC server accepts it. */
   maxRecvBytes: number;
   log?: { error(obj: unknown, msg?: string): void };
+  /** --max-concurrent-streams: gateway calls open at once (etcd's loopback connection limit); default unlimited. */
+  maxConcurrentStreams?: number;
 }
 
 export interface Gateway {
@@ -45,6 +48,7 @@ function requestError(err: unknown): EtcdError | null {
 
 export function createGateway(opts: GatewayOptions): Gateway {
   const routes = gatewayRoutes();
+  const slots = new StreamSlots(opts.maxConcurrentStreams ?? Infinity);
   const bodyCap = opts.maxRecvBytes * 2;
   const types = new Map<string, { req: ReturnType<typeof lookupMessage>; res: ReturnType<typeof lookupMessage> }>();
   const typesOf = (r: GatewayRoute) => {
@@ -195,8 +199,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const r = path === null ? undefined : routes.get(path);
       if (r === undefined) { replyPlain(res, 404); req.resume(); return; }
       if (req.method !== 'POST') { replyPlain(res, 405); req.resume(); return; }
-      if (r.requestStream || r.responseStream) serveStream(r, req, res);
-      else serveUnary(r, req, res);
+      slots.acquire(res, () => {
+        if (r.requestStream || r.responseStream) serveStream(r, req, res);
+        else serveUnary(r, req, res);
+      });
     },
   };
 }

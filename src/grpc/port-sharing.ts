@@ -6,6 +6,7 @@
 // both node:http and node:http2 read what is already buffered on the socket.
 
 import net from 'node:net';
+import { listenUnix } from '../common/unix-listen.js';
 import type http from 'node:http';
 import type http2 from 'node:http2';
 
@@ -14,6 +15,8 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin
 export interface ListenAddr {
   host: string;
   port: number;
+  /** unix:// and unixs:// client URLs: listen on this socket path instead of host:port. */
+  path?: string;
 }
 
 export interface SharedListenOptions {
@@ -100,18 +103,20 @@ export function listenShared(addr: ListenAddr, h2: http2.Http2Server | http2.Htt
   return new Promise<SharedListener>((resolve, reject) => {
     const onListenError = (err: Error) => reject(err);
     server.once('error', onListenError);
-    server.listen(addr.port, addr.host, () => {
+    const onListening = () => {
       server.removeListener('error', onListenError);
-      const a = server.address() as net.AddressInfo;
+      const a = server.address();
       resolve({
         server,
-        address: { host: a.address, port: a.port },
+        address: a !== null && typeof a === 'object' ? { host: a.address, port: a.port } : addr,
         close: () => new Promise<void>((res) => {
           for (const s of sniffing) s.destroy();
           sniffing.clear();
           server.close(() => res());
         }),
       });
-    });
+    };
+    if (addr.path !== undefined) listenUnix(server, addr.path, onListening);
+    else server.listen(addr.port, addr.host, onListening);
   });
 }

@@ -258,7 +258,7 @@ export class Member {
       rng: Math.random,
       // A fresh member of a new cluster bootstraps at term 1, as etcd does, so its first election makes term 2.
       hardState: {
-        term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 && !this.ids.joined ? 1 : 0),
+        term: Math.max(recovered.log.hardState.term, applied.appliedTerm, applied.appliedIndex === 0 && entries.length === 0 && !this.ids.joined ? 1 : 0),
         vote: recovered.log.hardState.vote, commit,
       },
       entries,

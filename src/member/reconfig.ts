@@ -6,6 +6,7 @@ import type { Config } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import { computeMemberId, formatId } from '../common/ids.js';
+import { MEMBER_URL_SCHEMES } from '../common/member-url.js';
 import { field, isBoolean, isString, isStrings, packRecord, toBigInt, unpackRecord } from '../common/records.js';
 import type { RaftNode } from '../raft/node.js';
 import { ConfChangeType, NotLeaderError, ProposalDroppedError, type ConfChange } from '../raft/types.js';
@@ -233,13 +234,13 @@ function decodeMemberOp(data: Uint8Array): MemberOp {
   }
 }
 
-/** etcd's types.NewURLs: scheme http/https, host:port, no path. */
+/** etcd's types.NewURLs: scheme http/https/unix/unixs, host:port, no path. */
 function validUrls(urls: string[]): boolean {
   if (urls.length === 0) return false;
   for (const u of urls) {
     let url: URL;
     try { url = new URL(u); } catch { return false; }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+    if (!MEMBER_URL_SCHEMES.includes(url.protocol)) return false;
     if (url.port === '' || (url.pathname !== '' && url.pathname !== '/')) return false;
   }
   return true;

@@ -15,8 +15,6 @@ export interface TlsFileSet {
   keyFile: string;
   /** '' when none. */
   trustedCaFile: string;
-  /** '' when none. */
-  crlFile: string;
 }
 
 export interface TlsBase {
@@ -30,7 +28,6 @@ export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer;
-  crl?: Buffer;
   ciphers?: string;
   minVersion: TlsVersion;
   maxVersion: TlsVersion;
@@ -64,7 +61,7 @@ export class ReloadingTlsFiles {
 
   private signatures(): string {
     const f = this.files;
-    return `${signature(f.certFile)}|${signature(f.keyFile)}|${signature(f.trustedCaFile)}|${signature(f.crlFile)}`;
+    return `${signature(f.certFile)}|${signature(f.keyFile)}|${signature(f.trustedCaFile)}`;
   }
 
   private read(): TlsMaterial {
@@ -74,7 +71,6 @@ export class ReloadingTlsFiles {
       minVersion: this.base.minVersion, maxVersion: this.base.maxVersion,
     };
     if (f.trustedCaFile !== '') m.ca = readFileSync(f.trustedCaFile);
-    if (f.crlFile !== '') m.crl = readFileSync(f.crlFile);
     if (this.base.ciphers !== null) m.ciphers = this.base.ciphers;
     return m;
   }

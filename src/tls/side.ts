@@ -8,15 +8,17 @@
 //   other end, on accepted and on dialled connections (etcd's baseConfig);
 // - on the peer port a client certificate's SANs must match its remote address
 //   unless --experimental-peer-skip-client-san-verification (etcd's checkSAN);
-// - a CRL file rejects revoked certificates (OpenSSL checks it at the handshake);
+// - a CRL file rejects certificates with a revoked serial after the handshake (src/tls/crl.ts);
 // - the dialling side of a self-signed (auto-tls) peer does not verify.
 
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { TlsInfo, TlsSettings } from '../common/tls-flags.js';
 import { hasCert } from '../common/tls-flags.js';
+import { normalizeSerial, revokedSerials } from './crl.js';
 import { ReloadingTlsFiles, type ReloadLog } from './reloading-context.js';
 import { ensureSelfCert } from './self-cert.js';
 
@@ -55,6 +57,8 @@ async function checkClientSan(cert: tls.PeerCertificate, remote: string): Promis
   const ips = sans.filter((s) => s.startsWith('IP Address:'));
   const dns = sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
   if (ips.length === 0 && dns.length === 0) return null;
+  // A unixs:// peer has no remote host:port: etcd's net.SplitHostPort("") fails the same way.
+  if (remote === '') return 'missing port in address';
   const host = remote.startsWith('::ffff:') && net.isIPv4(remote.slice(7)) ? remote.slice(7) : remote;
   if (ips.length > 0 && tls.checkServerIdentity(host, cert) === undefined) return null;
   for (const name of dns) {
@@ -83,10 +87,12 @@ export class TlsSide {
    */
   static async prepare(settings: TlsSettings, side: 'client' | 'peer', dataDir: string, listenUrls: readonly string[], log: TlsSideLog): Promise<TlsSide | null> {
     const given = settings[side];
-    const https = listenUrls.filter((u) => u.startsWith('https://'));
+    // unixs:// is TLS on a unix socket, as https:// is on TCP.
+    const secure = (u: string) => u.startsWith('https://') || u.startsWith('unixs://');
+    const https = listenUrls.filter(secure);
     if (hasCert(given) && https.length < listenUrls.length) {
-      // etcd's warning, once per http:// URL (embed/etcd.go).
-      for (const u of listenUrls) if (!u.startsWith('https://')) log.warn({ [`${side}-url`]: u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
+      // etcd's warning, once per http:// (unix://) URL (embed/etcd.go).
+      for (const u of listenUrls) if (!secure(u)) log.warn({ [`${side}-url`]: u }, 'scheme is HTTP while key and cert files are present; ignoring key and cert files');
     }
     // A lone cert or key file is only an error where it is used (config.ts refuses it for https:// URLs).
     if (!hasCert(given) || (given.certFile === '') !== (given.keyFile === '')) return null;
@@ -143,7 +149,7 @@ export class TlsSide {
       const cert = s.getPeerCertificate();
       const hasPeerCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0;
       if (hasPeerCert) {
-        const bad = checkAllowed(this.info, cert);
+        const bad = checkAllowed(this.info, cert) ?? this.checkCrl(s);
         if (bad !== null) return refuse(bad);
       }
       if (this.peerSide && hasPeerCert && !this.info.skipClientSanVerify) {
@@ -159,12 +165,34 @@ export class TlsSide {
   }
 
   /**
-   * Dials host:port with this side's certificate as the client certificate;
+   * etcd's checkCRL: the CRL file is read at each connection; a certificate of
+   * the presented chain with a revoked serial, or an unreadable CRL, refuses it.
+   */
+  private checkCrl(s: tls.TLSSocket): string | null {
+    if (this.info.crlFile === '') return null;
+    let revoked: Set<string>;
+    try {
+      revoked = revokedSerials(readFileSync(this.info.crlFile));
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    const seen = new Set<tls.PeerCertificate>();
+    for (let c: tls.DetailedPeerCertificate | undefined = s.getPeerCertificate(true); c !== undefined && !seen.has(c) && c.serialNumber !== undefined; c = c.issuerCertificate) {
+      seen.add(c);
+      const serial = normalizeSerial(c.serialNumber);
+      if (revoked.has(serial)) return `transport: certificate with serial ${serial} revoked`;
+    }
+    return null;
+  }
+
+  /**
+   * Dials host:port (or the unix socket path) with this side's certificate as the client certificate;
    * onReady runs once the handshake and etcd's checks of the server passed.
    */
-  dial(host: string, port: number, onReady: () => void): tls.TLSSocket {
+  dial(host: string, port: number, onReady: () => void, path?: string): tls.TLSSocket {
     const s = tls.connect({
-      host, port,
+      // unixs:// peers: TLS over the unix socket at path, checked against host as for https.
+      ...(path !== undefined ? { path } : { host, port }),
       secureContext: this.files.secureContext(),
       servername: net.isIP(host) === 0 ? host : undefined,
       rejectUnauthorized: !this.selfCert,

@@ -26,6 +26,8 @@
 // member streams the state machine separately.
 
 import * as net from 'node:net';
+import { parseMemberUrl } from '../common/member-url.js';
+import { listenUnix } from '../common/unix-listen.js';
 import { MessageType, type Message } from '../raft/types.js';
 import { FrameReader, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES, frame, sealFrame } from './frames.js';
 import { decodeMessage, encodeMessageInto, messageSize, TransportDecodeError } from './message-codec.js';
@@ -45,8 +47,15 @@ export interface TransportLog {
 export interface HostPort {
   host: string;
   port: number;
-  /** https:// (TLS). */
+  /** https:// or unixs:// (TLS). */
   secure?: boolean;
+  /** unix:// and unixs://: the socket path (etcd's URL host:port, literally). */
+  path?: string;
+}
+
+/** Where a socket for addr listens or connects: the unix socket path, or host and port. */
+export function socketTarget(addr: HostPort): { path: string } | { host: string; port: number } {
+  return addr.path !== undefined ? { path: addr.path } : { host: addr.host, port: addr.port };
 }
 
 /** Makes the listening and dialled sockets; TLS plugs in here. */
@@ -65,7 +74,7 @@ export const PLAIN_SOCKETS: PeerSocketFactory = {
   },
   dial(addr, onReady) {
     if (addr.secure === true) throw new TypeError(`cannot dial https://${addr.host}:${addr.port} without peer TLS certificates`);
-    const s = net.connect({ host: addr.host, port: addr.port, noDelay: true });
+    const s = net.connect({ ...socketTarget(addr), noDelay: true });
     s.once('connect', onReady);
     return s;
   },
@@ -147,17 +156,7 @@ interface Counts {
 
 /** Parses http://host:port or https://host:port; throws TypeError on anything else. */
 export function parsePeerUrl(url: string): HostPort {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new TypeError(`invalid peer URL ${JSON.stringify(url)}`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`peer URL ${url}: only http:// and https:// are supported`);
-  const secure = u.protocol === 'https:';
-  const port = u.port === '' ? (secure ? 443 : 80) : Number(u.port);
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return { host, port, secure };
+  return parseMemberUrl(url);
 }
 
 function hex(id: bigint): string {
@@ -209,7 +208,7 @@ export class PeerTransport {
     this.onRemoved = opts.onRemoved;
     this.log = opts.log ?? NOOP_LOG;
     this.sockets = opts.sockets ?? PLAIN_SOCKETS;
-    this.listenAddrs = opts.listen.map((a) => ({ host: a.host, port: a.port, secure: a.secure === true }));
+    this.listenAddrs = opts.listen.map((a) => ({ ...a, secure: a.secure === true }));
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 * 1024 * 1024;
     this.maxWriteBytes = opts.maxWriteBytes ?? 4 * 1024 * 1024;
@@ -233,10 +232,12 @@ export class PeerTransport {
         this.servers.push(srv);
         await new Promise<void>((resolve, reject) => {
           srv.once('error', reject);
-          srv.listen(a.port, a.host, () => {
+          const ready = () => {
             srv.off('error', reject);
             resolve();
-          });
+          };
+          if (a.path !== undefined) listenUnix(srv, a.path, ready);
+          else srv.listen(a.port, a.host, ready);
         });
         srv.on('error', (err) => this.log.error({ err, addr: a }, 'raft peer listener error'));
       }

@@ -65,6 +65,8 @@ export interface EtsdOptions {
   extraArgs?: string[];
   /** Extra environment variables (e.g. ETSD_FAILPOINTS). */
   env?: Record<string, string>;
+  /** Working directory of the child (unix:// URLs name sockets relative to it). */
+  cwd?: string;
 }
 
 export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
@@ -80,7 +82,7 @@ export class EtsdProcess {
 
   private constructor(
     readonly child: ChildProcess,
-    readonly opts: Required<Omit<EtsdOptions, 'extraArgs' | 'shards' | 'env'>> & { shards?: number; extraArgs: string[] },
+    readonly opts: Required<Omit<EtsdOptions, 'extraArgs' | 'shards' | 'env' | 'cwd'>> & { shards?: number; extraArgs: string[] },
   ) {
     this.startedAt = process.hrtime.bigint();
     if (child.pid === undefined) throw new Error('etsd failed to spawn');
@@ -118,7 +120,7 @@ export class EtsdProcess {
       ...(o.shards !== undefined ? ['--shards', String(o.shards)] : []),
       ...(o.extraArgs ?? []),
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env }, cwd: o.cwd });
     const ready = new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', reject);

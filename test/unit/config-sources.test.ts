@@ -81,8 +81,7 @@ test('security and durability flags etsd cannot honour yet are refused by name',
   }
 });
 
-test('etcd\'s proxy subcommands are refused by name', () => {
-  assert.throws(() => parseArgs(['gateway', 'start']), /"etcd gateway" \(etcd's L4 TCP proxy\) is not implemented by etsd/);
+test('etcd\'s gRPC proxy subcommand is refused by name', () => {
   assert.throws(() => parseArgs(['grpc-proxy', 'start']), /"etcd grpc-proxy" \(etcd's gRPC proxy\) is not implemented by etsd/);
 });
 

@@ -81,7 +81,10 @@ test('peers: parsePeerUrl', () => {
   assert.deepEqual(parsePeerUrl('http://127.0.0.1:2380'), { host: '127.0.0.1', port: 2380, secure: false });
   assert.deepEqual(parsePeerUrl('http://[::1]:2380'), { host: '::1', port: 2380, secure: false });
   assert.deepEqual(parsePeerUrl('https://a:1'), { host: 'a', port: 1, secure: true });
-  assert.throws(() => parsePeerUrl('unix://a:1'), TypeError);
+  // etcd's unix sockets: the URL's host:port is the socket path.
+  assert.deepEqual(parsePeerUrl('unix://etcd.unix:1'), { host: 'etcd.unix', port: 1, secure: false, path: 'etcd.unix:1' });
+  assert.deepEqual(parsePeerUrl('unixs://localhost:2'), { host: 'localhost', port: 2, secure: true, path: 'localhost:2' });
+  assert.throws(() => parsePeerUrl('ftp://a:1'), TypeError);
   assert.throws(() => parsePeerUrl('nonsense'), TypeError);
 });
 

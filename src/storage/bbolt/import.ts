@@ -22,6 +22,9 @@ import { readAuthBuckets } from './auth-buckets.js';
 import { B, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, decodeLease, decodeRevBytes } from './etcd-schema.js';
 
 const SHA256_BYTES = 32;
+/** The raft index and term an imported state counts as applied at. */
+export const IMPORTED_INDEX = 1;
+export const IMPORTED_TERM = 1;
 /** Bytes (keys + values) per WriteBatch. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -83,7 +86,7 @@ function bucketOf(r: BboltReader, name: Buffer): BucketRef | null { return r.buc
  * `applied`: the raft position the state is at (an etcd data dir's consistent index,
  * when etsd takes it over); a restored snapshot starts a new log at 0.
  */
-export async function importEtcdDb(path: string, db: RocksLevel, applied = { index: 0, term: 0 }): Promise<ImportInfo> {
+export async function importEtcdDb(path: string, db: RocksLevel, applied = { index: IMPORTED_INDEX, term: IMPORTED_TERM }): Promise<ImportInfo> {
   const r = BboltReader.open(path);
   try {
     const keyB = bucketOf(r, B.key);
@@ -146,6 +149,9 @@ export async function importEtcdDb(path: string, db: RocksLevel, applied = { ind
     const w = new MvccWriter(db);
     // etcd: the current revision is the newest in the key bucket, and never below the compaction.
     w.state.rev = Math.max(maxRev, scheduled);
+    // By default the imported state stands for raft index 1 of term 1 (etcd's restore also starts
+    // its log from a snapshot): the log begins after it, so a member added later gets a snapshot of
+    // this state instead of an empty log replay. A takeover passes etcd's consistent index instead.
     w.markApplied(applied.index, applied.term);
     if (scheduled > 0) w.setCompactRev(scheduled);
     const auth = readAuthBuckets(r);
