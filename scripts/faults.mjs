@@ -71,7 +71,10 @@ for (let k = 0; ; k++) {
     cluster = await Cluster.start(a.target, members, env, clusterFlags(a.target, [fault]), clusterOptions(fault));
   } catch (e) {
     if (e?.name === 'MountError') { console.log(`skip ${fault}: ${e.message}`); if (faults.length === 1) break; continue; }
-    throw e;
+    runs++;
+    failed++;
+    console.log(`run ${fault} seed ${seed}: the cluster did not start: ${e?.stack ?? e}\n  replay: ${replay}`);
+    continue;
   }
   try {
     if (!faultApplies(fault, cluster)) { console.log(`skip ${fault}: not applicable to ${members} ${a.target} member(s)`); if (faults.length === 1) break; continue; }

@@ -22,9 +22,12 @@ export const FAILPOINT_NAMES = [
   'snapshotBeforeSave', 'snapshotAfterSave', 'snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall',
   'compactBeforeSweep', 'compactAfterSweep',
   'confChangeBeforeApply', 'leaseBeforeRevoke',
-  // A deliberate bug, to show the fault checkers catch it: "error" serves a
-  // linearizable Range from local state without ReadIndex.
-  'rangeBeforeReadIndex',
+  // Deliberate bugs, to show the fault checkers catch them (test/faults/faults.test.ts), each with
+  // "error": rangeBeforeReadIndex serves a linearizable Range from local state without ReadIndex;
+  // walAckBeforeFsync acknowledges a WAL batch as durable before writing it (it is written, and
+  // fsync'd, with the next batch); watchDropAfterInstall loses the first event each watcher's
+  // catch-up delivers after a snapshot install.
+  'rangeBeforeReadIndex', 'walAckBeforeFsync', 'watchDropAfterInstall',
 ] as const;
 export type FailpointName = (typeof FAILPOINT_NAMES)[number];
 

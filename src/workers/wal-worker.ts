@@ -37,6 +37,11 @@ function main(): void {
   const outRing = new Ring(d.outRing);
   const notice = Buffer.allocUnsafe(DURABLE_NOTICE_BYTES);
   const fsyncHist = new SharedHistogram(d.fsyncHistogram);
+  // The deliberate bug walAckBeforeFsync (decided once, so it costs nothing per batch): each batch
+  // is acknowledged at once but written (and fsync'd) only with the next one, so a crash loses
+  // acknowledged records.
+  const ackFirst = FAILPOINTS_ARMED && failpoint('walAckBeforeFsync');
+  let held: WalRecord[] = [];
   // The newest HardState must outlive the segment that held it.
   let hardState: WalRecord | null = null;
   for (const r of records) if (r.type === RecordType.HardState) hardState = r;
@@ -64,7 +69,9 @@ function main(): void {
       if (rec.type === RecordType.HardState) hardState = rec;
       else if (index > last) last = index;
     });
-    if (batch.length > 0) wal.append(batch);
+    let toWrite = batch;
+    if (ackFirst) { toWrite = held; held = batch; }
+    if (toWrite.length > 0) wal.append(toWrite);
     if (needSync) {
       const t0 = performance.now();
       if (FAILPOINTS_ARMED && failpoint('walBeforeFsync')) throw new Error('failpoint walBeforeFsync: injected fsync error');

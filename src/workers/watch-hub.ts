@@ -10,6 +10,7 @@ import { byRevKey, decodeByRevKey, historyKey, historyKeyEnd } from '../storage/
 import { decodeVersion } from '../storage/mvcc/record.js';
 import { toKeyValue, type DbReader } from '../storage/mvcc/reader.js';
 import type { WireEvent } from './events.js';
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 
 export interface WatchCreate {
   streamId: number;
@@ -50,6 +51,8 @@ export class WatchHub {
   private singles = new Map<string, Set<Watcher>>();
   private ranges = new Set<Watcher>();
   private unsynced = new Set<Watcher>();
+  /** The deliberate bug watchDropAfterInstall: watchers whose next catch-up loses its first event. */
+  private dropOne = new Set<Watcher>();
   private partial: WireEvent[] = [];
   /** Highest revision whose live events this shard has received. */
   seenRev = 0;
@@ -92,6 +95,7 @@ export class WatchHub {
   }
 
   private remove(w: Watcher): void {
+    if (FAILPOINTS_ARMED) this.dropOne.delete(w);
     const m = this.streams.get(w.streamId);
     m?.delete(w.watchId);
     if (m && m.size === 0) this.streams.delete(w.streamId);
@@ -126,10 +130,12 @@ export class WatchHub {
   resync(rev: number): void {
     this.partial = [];
     this.seenRev = rev;
+    const bug = FAILPOINTS_ARMED && failpoint('watchDropAfterInstall');
     for (const m of this.streams.values()) {
       for (const w of m.values()) {
         w.synced = false;
         this.unsynced.add(w);
+        if (bug) this.dropOne.add(w);
       }
     }
   }
@@ -219,6 +225,7 @@ export class WatchHub {
       if (this.ctx.storageEpoch() !== epoch) return false;
       // A compaction that ran while we read may have removed what we needed.
       if (w.nextRev < this.ctx.compactRev()) continue;
+      if (FAILPOINTS_ARMED && events.length > 0 && this.dropOne.delete(w)) events.shift();
       if (events.length > 0) this.deliver(w, target, events);
       w.nextRev = Math.max(w.nextRev, upTo + 1);
       if (upTo >= target) {

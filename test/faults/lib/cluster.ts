@@ -147,7 +147,8 @@ export class Cluster {
   static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}, flags: string[] = [], options: ClusterOptions = {}): Promise<Cluster> {
     const ports = await freePorts(size * 3);
     const base = mkdtempSync(join(tmpdir(), `etsd-faults-${kind}-`));
-    const walDir = (i: number): string[] => (options.tmpfsWal?.member === i ? ['--wal-dir', join(base, 'tmpfs-wal')] : []);
+    // The WAL dir is a directory inside the mount: etcd creates its WAL beside it and renames it into place.
+    const walDir = (i: number): string[] => (options.tmpfsWal?.member === i ? ['--wal-dir', join(base, 'tmpfs', 'wal')] : []);
     let cluster: Cluster | null = null;
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
     const proxy = await PartitionProxy.start(names.map((_, i) => ({ proxyPort: ports[2 * size + i]!, targetPort: ports[size + i]! })));
@@ -172,7 +173,7 @@ export class Cluster {
     const c = new Cluster(kind, members, proxy, base, flags, options);
     cluster = c;
     try {
-      if (options.tmpfsWal) c.mountTmpfs(join(base, 'tmpfs-wal'), options.tmpfsWal.sizeMb);
+      if (options.tmpfsWal) c.mountTmpfs(join(base, 'tmpfs'), options.tmpfsWal.sizeMb);
       for (const m of members) m.start();
       await Promise.all(members.map((m) => m.waitReady()));
       await c.leader(30_000);
@@ -231,7 +232,7 @@ export class Cluster {
   exited(i: number): Promise<void> { return this.members[i]!.exited(); }
   snapshotsInstalled(i: number): number { return this.members[i]!.snapshotsInstalled; }
   logTail(i: number, n = 30): string { return this.members[i]!.logTail(n); }
-  /** The tmpfs WAL directory (disk-full runs), if this cluster has one. */
+  /** The tmpfs mount holding one member's WAL directory (disk-full runs), if this cluster has one. */
   get tmpfsWalDir(): string | null { return this.mounted; }
 
   /**
@@ -249,8 +250,9 @@ export class Cluster {
     await m.kill('SIGKILL');
     rmSync(m.dataDir, { recursive: true, force: true });
     if (this.options.tmpfsWal?.member === i && this.mounted) for (const f of readdirSync(this.mounted)) rmSync(join(this.mounted, f), { recursive: true, force: true });
+
     const added = await this.etcdctl(via, ['member', 'add', m.name, `--peer-urls=${this.proxy.advertisedUrl(i)}`]);
-    const id = /Member ([0-9a-f]+) added/.exec(added);
+    const id = /Member\s+([0-9a-f]+)\s+added/.exec(added);
     if (!id) throw new Error(`member add said: ${added}`);
     this.proxy.setId(i, BigInt(`0x${id[1]}`));
     this.state[i] = 'existing';

@@ -3,6 +3,7 @@
 // other members reports itself leader (polled every 20 ms on /metrics).
 //
 // - kill-majority: kill -9 of the leader and a follower, then both restarted;
+// - kill-all: kill -9 of every member (a power cut), then all restarted;
 // - drop-leader-to-follower: the leader's raft messages to one follower lost
 //   (one direction: the follower's still arrive), then healed;
 // - snapshot-follower: a follower blackholed while filler writes push the
@@ -25,7 +26,7 @@ import type { FailpointName } from '../../../src/common/failpoints.js';
 import { ELECTION_MS, type Cluster, type ClusterKind, type ClusterOptions } from './cluster.js';
 
 export const FAULTS = ['none', 'kill-leader', 'kill-follower', 'stop-leader', 'partition-leader',
-  'kill-majority', 'drop-leader-to-follower', 'snapshot-follower', 'replace-follower', 'disk-full-wal', 'failpoint-crash'] as const;
+  'kill-majority', 'kill-all', 'drop-leader-to-follower', 'snapshot-follower', 'replace-follower', 'disk-full-wal', 'failpoint-crash'] as const;
 export type FaultKind = (typeof FAULTS)[number];
 
 /**
@@ -46,7 +47,7 @@ const INSTALL_POINTS = new Set<FailpointName>(['snapshotBeforeInstall', 'snapsho
 const CRASH_HIT: Partial<Record<FailpointName, number>> = { walBeforeFsync: 20, walAfterFsync: 20, applyBeforeCommit: 20, applyAfterCommit: 20, raftBeforeLeaderSend: 50 };
 /** tmpfs size for the disk-full WAL: one 64 MiB segment (etsd and etcd preallocate that much) and a little. */
 export const TMPFS_WAL_MB = 72;
-const BIG_VALUE_BYTES = 1_000_000;
+const BIG_VALUE_BYTES = 7_000_000;
 
 export interface FaultReport {
   kind: FaultKind;
@@ -72,6 +73,8 @@ export interface FaultReport {
 
 /** Extra flags the fault kinds to be run need on every member (snapshots: a log compaction every 100 entries). */
 export function clusterFlags(kind: ClusterKind, faults: readonly FaultKind[]): string[] {
+  // disk-full-wal: big entries, so that the WAL gets through its preallocated segment in a few writes.
+  if (faults.includes('disk-full-wal')) return ['--max-request-bytes', String(BIG_VALUE_BYTES + 1024 * 1024)];
   if (!faults.includes('snapshot-follower') && !faults.includes('failpoint-crash')) return [];
   // etcd 3.4 keeps a fixed 5000 entries behind a compaction (SnapshotCatchUpEntries has no flag there).
   return kind === 'etsd' ? ['--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '20'] : ['--snapshot-count', '100'];
@@ -83,7 +86,7 @@ export function clusterOptions(fault: FaultKind): ClusterOptions {
 }
 
 /** Writes past the leader's log compaction: enough entries that a member away for all of them needs a snapshot. */
-const fillerCount = (kind: ClusterKind): number => (kind === 'etsd' ? 300 : 5600);
+const fillerCount = (kind: ClusterKind): number => (kind === 'etsd' ? 300 : 5300);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const FAILOVER_TIMEOUT_MS = 30_000;
@@ -112,7 +115,8 @@ async function fill(c: Cluster, via: number[], count: number, parallel: number, 
         next++;
         for (let tries = 0; ; tries++) {
           try { await kvs[k % kvs.length]!.put({ key: Buffer.from(`/faults-fill/${w}`), value }, 5000); done++; break; } catch (e) {
-            if (!isGrpcError(e) || tries > 50 || stop()) throw e;
+            if (!isGrpcError(e) || tries > 100) throw e;
+            if (stop()) return;
             k++;
             await sleep(100);
           }
@@ -176,7 +180,8 @@ async function newLeader(c: Cluster, old: number, t0: number): Promise<{ failove
   return failoverMs > 2 * ELECTION_MS ? { failoverMs, slowLogs: c.logs() } : { failoverMs };
 }
 
-export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName): Promise<FaultReport> {
+/** `watched`: the member the run's watcher is on (snapshot-follower lags that one when it is a follower). */
+export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName, watched = -1): Promise<FaultReport> {
   if (kind === 'none') return { kind };
   const leader = await c.leader(FAILOVER_TIMEOUT_MS);
   const single = c.size === 1;
@@ -227,6 +232,15 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName)
       await Promise.all([c.restart(leader), c.restart(f)]);
       return { kind, target: `${c.name(leader)}+${c.name(f)}`, heldMs };
     }
+    case 'kill-all': {
+      const all = Array.from({ length: c.size }, (_, i) => i);
+      const t0 = Date.now();
+      await Promise.all(all.map((i) => c.kill(i)));
+      await sleep(HOLD_MS);
+      const heldMs = Date.now() - t0;
+      await Promise.all(all.map((i) => c.restart(i)));
+      return { kind, target: 'all', heldMs };
+    }
     case 'drop-leader-to-follower': {
       const f = (leader + 1) % c.size;
       const t0 = Date.now();
@@ -238,7 +252,8 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName)
       return { kind, target: `${c.name(leader)}>${c.name(f)}`, heldMs, discarded };
     }
     case 'snapshot-follower': {
-      const f = (leader + 1) % c.size;
+      // The watcher's member when it follows: its watch stream lives through the snapshot install.
+      const f = watched >= 0 && watched !== leader ? watched : (leader + 1) % c.size;
       const t0 = Date.now();
       const s = await lagIntoSnapshot(c, f, leader, c.snapshotsInstalled(f));
       return { kind, target: c.name(f), heldMs: Date.now() - t0, ...s };
@@ -254,11 +269,11 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName)
       const dir = c.tmpfsWalDir!;
       const t0 = Date.now();
       fillFs(dir);
-      // Big entries until the WAL needs a block the tmpfs has not got (at most two segments' worth).
+      // Big entries until the WAL needs a block the tmpfs has not got (at most two 64 MB segments' worth).
       const others = Array.from({ length: c.size }, (_, k) => k).filter((k) => k !== i);
-      const fillerWrites = await fill(c, [leader, ...others], 140, 2, BIG_VALUE_BYTES, () => !c.isUp(i));
+      const fillerWrites = await fill(c, [leader, ...others], 24, 1, BIG_VALUE_BYTES, () => !c.isUp(i));
       const exited = !c.isUp(i);
-      const exitLog = c.logTail(i, 5);
+      const exitLog = c.logTail(i, 60);
       const heldMs = Date.now() - t0;
       c.growTmpfs(4 * TMPFS_WAL_MB);
       if (!exited) await c.kill(i);

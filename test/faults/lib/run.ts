@@ -70,7 +70,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
   try {
     traffic.start();
     while (traffic.done < o.ops * 0.3) await sleep(10);
-    fault = await inject(cluster, o.fault, o.point);
+    fault = await inject(cluster, o.fault, o.point, watcher.memberIndex);
     while (traffic.done < o.ops * 0.6) await sleep(10);
     await watcher.cutAndResume();
     while (traffic.done < o.ops) await sleep(10);
@@ -128,5 +128,5 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
 export function summary(r: RunReport): string {
   return `${r.fault.kind}${r.fault.target ? `(${r.fault.target})` : ''} seed ${r.seed}: ${r.ops} ops (${r.ok} ok, ${r.unknown} unknown, ${r.failed} failed), ` +
     `${r.linChecked} checked for linearizability (${r.searchSteps} steps), watch ${r.watchEvents} events over ${r.watchStreams} streams, log ${r.logEvents} events, ` +
-    `${r.fault.failoverMs !== undefined ? `failover ${r.fault.failoverMs} ms, ` : ''}${r.durationMs} ms, anomalies ${r.anomalies.length}`;
+    `${r.fault.failoverMs !== undefined ? `failover ${r.fault.failoverMs} ms, ` : ''}${r.fault.heldMs !== undefined ? `fault held ${r.fault.heldMs} ms, ` : ''}${r.durationMs} ms, anomalies ${r.anomalies.length}`;
 }
