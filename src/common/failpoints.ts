@@ -24,8 +24,8 @@ export const FAILPOINT_NAMES = [
   'confChangeBeforeApply', 'leaseBeforeRevoke',
   // Deliberate bugs, to show the fault checkers catch them (test/faults/faults.test.ts), each with
   // "error": rangeBeforeReadIndex serves a linearizable Range from local state without ReadIndex;
-  // walAckBeforeFsync acknowledges a WAL batch as durable before writing it (it is written, and
-  // fsync'd, with the next batch); watchDropAfterInstall loses the first event each watcher's
+  // walAckBeforeFsync acknowledges WAL batches as durable at once, buffering them and writing
+  // and fsyncing every 300 ms (a periodic flush); watchDropAfterInstall loses the first event each watcher's
   // catch-up delivers after a snapshot install.
   'rangeBeforeReadIndex', 'walAckBeforeFsync', 'watchDropAfterInstall',
 ] as const;

@@ -139,3 +139,21 @@ test('the checkers catch etsd serving linearizable reads without ReadIndex', asy
     await cluster.close();
   }
 });
+
+// A second deliberate bug: after a snapshot install, each watcher on that member loses the first
+// event of its catch-up (failpoint watchDropAfterInstall=error). The snapshot run lags the
+// watcher's member, so its open stream lives through the install; the watch checks must notice.
+// Found with seed 1 of `node scripts/faults.mjs --fault snapshot-follower --ops 200 --failpoints
+// watchDropAfterInstall=error` (one event never delivered, by the reliable check).
+test('the checkers catch etsd dropping a watch event after a snapshot install', async (t) => {
+  const cluster = await Cluster.start('etsd', 3, { ETSD_FAILPOINTS: 'watchDropAfterInstall=error' }, clusterFlags('etsd', ['snapshot-follower']));
+  try {
+    const r = await runOnce(cluster, { fault: 'snapshot-follower', seed: 1, ops: OPS, prefix: '/faults-ci/bug/watch-drop/' });
+    t.diagnostic(summary(r));
+    assert.ok((r.fault.snapshotsInstalled ?? 0) >= 1, 'a snapshot was installed');
+    const kinds = new Set(r.anomalies.map((a) => a.check));
+    assert.ok(kinds.has('reliable') || kinds.has('resumable'), `the lost watch event went unnoticed: ${[...kinds].join(', ') || 'no anomalies'}`);
+  } finally {
+    await cluster.close();
+  }
+});

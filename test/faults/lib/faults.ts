@@ -252,10 +252,12 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName,
       return { kind, target: `${c.name(leader)}>${c.name(f)}`, heldMs, discarded };
     }
     case 'snapshot-follower': {
-      // The watcher's member when it follows: its watch stream lives through the snapshot install.
-      const f = watched >= 0 && watched !== leader ? watched : (leader + 1) % c.size;
+      // The watcher's member (leadership moved off it first): its watch stream lives through the snapshot install.
       const t0 = Date.now();
-      const s = await lagIntoSnapshot(c, f, leader, c.snapshotsInstalled(f));
+      let lead = leader;
+      if (watched === leader) { await moveLeader(c, (leader + 1) % c.size); lead = await c.leader(FAILOVER_TIMEOUT_MS); }
+      const f = watched >= 0 && watched !== lead ? watched : (lead + 1) % c.size;
+      const s = await lagIntoSnapshot(c, f, lead, c.snapshotsInstalled(f));
       return { kind, target: c.name(f), heldMs: Date.now() - t0, ...s };
     }
     case 'replace-follower': {
