@@ -25,8 +25,8 @@ export const FAILPOINT_NAMES = [
   // Deliberate bugs, to show the fault checkers catch them (test/faults/faults.test.ts), each with
   // "error": rangeBeforeReadIndex serves a linearizable Range from local state without ReadIndex;
   // walAckBeforeFsync acknowledges WAL batches as durable at once, buffering them and writing
-  // and fsyncing every 300 ms (a periodic flush); watchDropAfterInstall loses the first event each watcher's
-  // catch-up delivers after a snapshot install.
+  // and fsyncing every 300 ms (a periodic flush); watchDropAfterInstall loses the first event delivered to
+  // each watcher after a snapshot install.
   'rangeBeforeReadIndex', 'walAckBeforeFsync', 'watchDropAfterInstall',
 ] as const;
 export type FailpointName = (typeof FAILPOINT_NAMES)[number];

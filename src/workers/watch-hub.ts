@@ -51,7 +51,7 @@ export class WatchHub {
   private singles = new Map<string, Set<Watcher>>();
   private ranges = new Set<Watcher>();
   private unsynced = new Set<Watcher>();
-  /** The deliberate bug watchDropAfterInstall: watchers whose next catch-up loses its first event. */
+  /** The deliberate bug watchDropAfterInstall: watchers whose next delivery loses its first event. */
   private dropOne = new Set<Watcher>();
   private partial: WireEvent[] = [];
   /** Highest revision whose live events this shard has received. */
@@ -176,6 +176,10 @@ export class WatchHub {
   }
 
   private deliver(w: Watcher, rev: number, events: Buffer[]): void {
+    if (FAILPOINTS_ARMED && this.dropOne.delete(w)) {
+      events = events.slice(1);
+      if (events.length === 0) return;
+    }
     const header = this.ctx.header(rev);
     if (!w.fragment || events.length < 2) {
       this.ctx.send(w.streamId, w.watchId, encodeWatchResponse({ header, watchId: w.watchId, events }));
@@ -225,7 +229,6 @@ export class WatchHub {
       if (this.ctx.storageEpoch() !== epoch) return false;
       // A compaction that ran while we read may have removed what we needed.
       if (w.nextRev < this.ctx.compactRev()) continue;
-      if (FAILPOINTS_ARMED && events.length > 0 && this.dropOne.delete(w)) events.shift();
       if (events.length > 0) this.deliver(w, target, events);
       w.nextRev = Math.max(w.nextRev, upTo + 1);
       if (upTo >= target) {

@@ -41,7 +41,12 @@ function assertExercised(fault: FaultKind, r: RunReport): void {
     case 'drop-leader-to-follower': assert.ok((r.fault.discarded ?? 0) > 0, 'the proxy discarded some of the leader\'s messages'); break;
     case 'snapshot-follower': assert.ok((r.fault.snapshotsInstalled ?? 0) >= 1, `the follower installed a raft snapshot (${r.fault.fillerWrites} filler writes)`); break;
     case 'replace-follower': assert.notEqual(r.fault.ids?.newId, r.fault.ids?.oldId, 're-added under a new member id'); break;
-    case 'failpoint-crash': assert.equal(r.fault.exited, true, `the member crashed at its failpoint: ${r.fault.exitLog}`); break;
+    case 'failpoint-crash': {
+      const point = r.fault.target?.split('@')[1];
+      assert.equal(r.fault.exited, true, `the member exited: ${r.fault.exitLog}`);
+      assert.match(r.fault.exitLog ?? '', new RegExp(`failpoint ${point} hit \\d+: crash`), 'at its failpoint');
+      break;
+    }
     case 'disk-full-wal':
       assert.equal(r.fault.exited, true, 'the member with the full WAL disk exited');
       assert.match(r.fault.exitLog ?? '', /no space left on device|ENOSPC/i, 'and said why');

@@ -91,7 +91,8 @@ class Member {
     };
     c.stdout!.on('data', onData);
     c.stderr!.on('data', onData);
-    this.exit = new Promise((r) => c.once('exit', () => { live.delete(c); r(); }));
+    // 'close': after the exit and the last of its output (a crash's last words included).
+    this.exit = new Promise((r) => c.once('close', () => { live.delete(c); r(); }));
   }
 
   /** Resolves when the current incarnation exits (at once if it is not running). */
@@ -215,11 +216,11 @@ export class Cluster {
 
   async kill(i: number): Promise<void> { await this.members[i]!.kill('SIGKILL'); }
   /** Starts member i again (with `env` as its extra environment from now on, if given) and waits until it answers. */
-  async restart(i: number, env?: Record<string, string>): Promise<void> {
+  async restart(i: number, env?: Record<string, string>, readyTimeoutMs?: number): Promise<void> {
     const m = this.members[i]!;
     if (env) m.extraEnv = env;
     m.start();
-    await m.waitReady();
+    await m.waitReady(readyTimeoutMs);
   }
   /** Starts member i (with `env` as its extra environment from now on) without waiting for it. */
   launch(i: number, env: Record<string, string>): void {

@@ -279,7 +279,8 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName,
       const heldMs = Date.now() - t0;
       c.growTmpfs(4 * TMPFS_WAL_MB);
       if (!exited) await c.kill(i);
-      await c.restart(i);
+      // Its WAL holds big entries to replay and more to catch up on: give it longer on a loaded machine.
+      await c.restart(i, undefined, 180_000);
       return { kind, target: c.name(i), heldMs, fillerWrites, exited, exitLog };
     }
     case 'failpoint-crash': {
@@ -293,8 +294,15 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName,
       c.launch(a, { ETSD_FAILPOINTS: hit ? `${point}=@${hit} crash` : `${point}=crash` });
       const exit = c.exited(a);
       let s: { fillerWrites?: number; snapshotsInstalled?: number } = {};
+      let down = false;
       if (LEADER_POINTS.has(point) || INSTALL_POINTS.has(point)) {
-        await c.waitReady(a);
+        // It may reach its point before it answers (a restart behind the compacted log needs a snapshot at once).
+        try { await c.waitReady(a); } catch (e) {
+          if (c.isUp(a)) throw e;
+          down = true;
+        }
+      }
+      if (!down && (LEADER_POINTS.has(point) || INSTALL_POINTS.has(point))) {
         if (LEADER_POINTS.has(point)) await moveLeader(c, a);
         if (INSTALL_POINTS.has(point) && (await c.leader(FAILOVER_TIMEOUT_MS)) === a) await moveLeader(c, (a + 1) % c.size);
         const now = await c.leader(FAILOVER_TIMEOUT_MS);
@@ -303,7 +311,7 @@ export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName,
       }
       // The traffic goes on meanwhile: the armed member reaches its point under load.
       const crashed = await Promise.race([exit.then(() => true), sleep(60_000).then(() => false)]);
-      const exitLog = c.logTail(a, 5);
+      const exitLog = c.logTail(a, 10);
       const heldMs = Date.now() - t0;
       if (!crashed) await c.kill(a);
       await c.restart(a, {});
