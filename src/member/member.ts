@@ -8,6 +8,7 @@
 //
 // The services see the Member's methods below, each a one-line delegation.
 
+import { bootCommit } from './boot-commit.js';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type http from 'node:http';
@@ -207,6 +208,8 @@ export class Member {
     const recovered = await workers.startWal(this.memberDir);
     if (recovered.repair) log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
     const entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
+    const commit = bootCommit(recovered.log.hardState.commit, entries.length > 0 ? entries[entries.length - 1]!.index : null, applied.appliedIndex);
+    if (commit.clampedFrom !== null) log.warn({ durableCommit: commit.clampedFrom, commit: commit.commit }, 'durable commit beyond the log (a crash before a snapshot install): booting from the last index held');
     this.raft = new RaftNode({
       id: memberId,
       voters: membership.voters(),
@@ -220,7 +223,7 @@ export class Member {
       // A fresh member of a new cluster bootstraps at term 1, as etcd does, so its first election makes term 2.
       hardState: {
         term: Math.max(recovered.log.hardState.term, applied.appliedIndex === 0 && entries.length === 0 && !this.ids.joined ? 1 : 0),
-        vote: BigInt(recovered.log.hardState.vote), commit: recovered.log.hardState.commit,
+        vote: BigInt(recovered.log.hardState.vote), commit: commit.commit,
       },
       entries,
       applied: { index: applied.appliedIndex, term: applied.appliedTerm },

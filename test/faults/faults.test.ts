@@ -21,7 +21,8 @@ import { runOnce, summary, type RunReport } from './lib/run.js';
 const FAULT_RUNS: FaultKind[] = ['kill-leader', 'kill-follower', 'stop-leader', 'partition-leader',
   'kill-majority', 'drop-leader-to-follower', 'snapshot-follower', 'replace-follower'];
 /** The crash cycle's subset for npm test (all of CRASH_POINTS: `node scripts/faults.mjs --failpoints cycle`). */
-const CRASH_SUBSET: FailpointName[] = ['walAfterFsync', 'applyBeforeCommit', 'snapshotInstallAfterMarker'];
+// snapshotBeforeInstall found a bug: a member crashed there could not restart (src/member/boot-commit.ts).
+const CRASH_SUBSET: FailpointName[] = ['walAfterFsync', 'applyBeforeCommit', 'snapshotBeforeInstall'];
 /** Small on purpose: each run stays within tens of seconds on 2 cores. */
 const OPS = 200;
 const SEED = 1400;
