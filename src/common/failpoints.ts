@@ -22,9 +22,12 @@ export const FAILPOINT_NAMES = [
   'snapshotBeforeSave', 'snapshotAfterSave', 'snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall',
   'compactBeforeSweep', 'compactSweepStep', 'compactAfterSweep',
   'confChangeBeforeApply', 'leaseBeforeRevoke',
-  // A deliberate bug, to show the fault checkers catch it: "error" serves a
-  // linearizable Range from local state without ReadIndex.
-  'rangeBeforeReadIndex',
+  // Deliberate bugs, to show the fault checkers catch them (test/faults/faults.test.ts), each with
+  // "error": rangeBeforeReadIndex serves a linearizable Range from local state without ReadIndex;
+  // walAckBeforeFsync acknowledges WAL batches as durable at once, buffering them and writing
+  // and fsyncing every 300 ms (a periodic flush); watchDropAfterInstall loses the first event delivered to
+  // each watcher after a snapshot install.
+  'rangeBeforeReadIndex', 'walAckBeforeFsync', 'watchDropAfterInstall',
 ] as const;
 export type FailpointName = (typeof FAILPOINT_NAMES)[number];
 

@@ -8,6 +8,7 @@
 //
 // The services see the Member's methods below, each a one-line delegation.
 
+import { bootCommit } from './boot-commit.js';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type http from 'node:http';
@@ -235,10 +236,12 @@ export class Member {
     const recovered = await workers.startWal(this.walDir);
     if (recovered.repair) log.warn({ repair: recovered.repair }, 'repaired torn WAL tail');
     let entries: Entry[] = recovered.log.entries.filter((e) => e.index > applied.appliedIndex);
-    let commit = recovered.log.hardState.commit;
+    const boot = bootCommit(recovered.log.hardState.commit, entries.length > 0 ? entries[entries.length - 1]!.index : null, applied.appliedIndex);
+    if (boot.clampedFrom !== null) log.warn({ durableCommit: boot.clampedFrom, commit: boot.commit }, 'durable commit beyond the log (a crash before a snapshot install): booting from the last index held');
+    let commit = boot.commit;
     if (cfg.forceNewCluster) {
       const hs = recovered.log.hardState;
-      const r = restartAsStandalone(memberId, membership.list().map((m) => m.id), entries, Math.max(hs.commit, applied.appliedIndex), hs.term);
+      const r = restartAsStandalone(memberId, membership.list().map((m) => m.id), entries, Math.max(commit, applied.appliedIndex), hs.term);
       // etcd's wording (restartAsStandaloneNode).
       if (r.discarded > 0) log.info({ 'entry-index': r.firstDiscarded, 'commit-index-from-wal': hs.commit, 'number-of-discarded-entries': r.discarded }, 'discarding uncommitted WAL entries');
       workers.walOut.sendAll(standaloneWalRecords(r, hs.term, hs.vote));

@@ -44,13 +44,21 @@ function main(): void {
   const direct: WalRecord[] = [];
   const notice = Buffer.allocUnsafe(DURABLE_NOTICE_BYTES);
   const fsyncHist = new SharedHistogram(d.fsyncHistogram);
+  // The deliberate bug walAckBeforeFsync (decided once, so it costs nothing per batch): batches
+  // are acknowledged at once but buffered, and written and fsync'd every HOLD_MS (a periodic
+  // flush), so a crash loses up to HOLD_MS of acknowledged records.
+  const ackFirst = FAILPOINTS_ARMED && failpoint('walAckBeforeFsync');
+  const HOLD_MS = 300;
+  let held: WalRecord[] = [];
+  let heldSince = 0;
   // The newest HardState must outlive the segment that held it.
   let hardState: WalRecord | null = null;
   for (const r of records) if (r.type === RecordType.HardState) hardState = r;
 
   for (;;) {
     if (inRing.isEmpty()) {
-      inRing.waitReadable(1000);
+      if (ackFirst && held.length > 0 && performance.now() - heldSince >= HOLD_MS) { wal.append(held.splice(0)); wal.sync(); }
+      inRing.waitReadable(ackFirst ? 50 : 1000);
       continue;
     }
     const batch: WalRecord[] = [];
@@ -76,7 +84,13 @@ function main(): void {
         if (index > last) last = index;
       }
     });
-    if (batch.length > 0) wal.append(batch);
+    let toWrite = batch;
+    if (ackFirst) {
+      if (held.length === 0) heldSince = performance.now();
+      held.push(...batch);
+      toWrite = performance.now() - heldSince >= HOLD_MS ? held.splice(0) : [];
+    }
+    if (toWrite.length > 0) wal.append(toWrite);
     if (needSync) {
       const t0 = performance.now();
       if (FAILPOINTS_ARMED && failpoint('walBeforeFsync')) throw new Error('failpoint walBeforeFsync: injected fsync error');

@@ -10,6 +10,7 @@ import { byRevKey, decodeByRevKey, historyKey, historyKeyEnd } from '../storage/
 import { decodeVersion } from '../storage/mvcc/record.js';
 import { toKeyValue, type DbReader } from '../storage/mvcc/reader.js';
 import type { WireEvent } from './events.js';
+import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 
 export interface WatchCreate {
   streamId: number;
@@ -50,6 +51,8 @@ export class WatchHub {
   private singles = new Map<string, Set<Watcher>>();
   private ranges = new Set<Watcher>();
   private unsynced = new Set<Watcher>();
+  /** The deliberate bug watchDropAfterInstall: watchers whose next delivery loses its first event. */
+  private dropOne = new Set<Watcher>();
   private partial: WireEvent[] = [];
   /** Highest revision whose live events this shard has received. */
   seenRev = 0;
@@ -92,6 +95,7 @@ export class WatchHub {
   }
 
   private remove(w: Watcher): void {
+    if (FAILPOINTS_ARMED) this.dropOne.delete(w);
     const m = this.streams.get(w.streamId);
     m?.delete(w.watchId);
     if (m && m.size === 0) this.streams.delete(w.streamId);
@@ -126,10 +130,12 @@ export class WatchHub {
   resync(rev: number): void {
     this.partial = [];
     this.seenRev = rev;
+    const bug = FAILPOINTS_ARMED && failpoint('watchDropAfterInstall');
     for (const m of this.streams.values()) {
       for (const w of m.values()) {
         w.synced = false;
         this.unsynced.add(w);
+        if (bug) this.dropOne.add(w);
       }
     }
   }
@@ -170,6 +176,10 @@ export class WatchHub {
   }
 
   private deliver(w: Watcher, rev: number, events: Buffer[]): void {
+    if (FAILPOINTS_ARMED && this.dropOne.delete(w)) {
+      events = events.slice(1);
+      if (events.length === 0) return;
+    }
     const header = this.ctx.header(rev);
     if (!w.fragment || events.length < 2) {
       this.ctx.send(w.streamId, w.watchId, encodeWatchResponse({ header, watchId: w.watchId, events }));

@@ -15,6 +15,13 @@
 // never answered, as a dead network would, until heal(). Every socket the
 // proxy holds is destroyed on close().
 //
+// drop(a, b) is a one-way loss instead: the connections stay up and b's
+// messages to a still flow, but the bytes carrying a's messages to b are read
+// and discarded (live connections too, from the next chunk on). For etsd
+// those are the bytes a dialled to b after its hello; for etcd, the response
+// of a stream b opened to a (etcd's stream reader dials the sender) and the
+// body of a pipeline or snapshot POST a sent to b.
+//
 // Real etcd members work too: their peer traffic is HTTP, and each stream,
 // pipeline and snapshot request names its sender in an X-Server-From header,
 // which the proxy reads from the first request head instead of a hello.
@@ -23,6 +30,7 @@
 // isolated, every connection the proxy cannot name is cut too.
 
 import * as net from 'node:net';
+import { Transform } from 'node:stream';
 import { computeMemberId } from '../../src/common/ids.js';
 import { PREFACE, decodeHello } from '../../src/transport/handshake.js';
 import { FRAME_HEADER_BYTES } from '../../src/transport/frames.js';
@@ -49,8 +57,11 @@ export interface ProxyOptions {
   mode?: 'refuse' | 'blackhole';
 }
 
-/** One forwarded connection: sender -> receiver (member indexes; -1 for a sender the proxy cannot name). */
-interface Link { from: number; to: number; client: net.Socket; upstream: net.Socket | null }
+/**
+ * One forwarded connection: dialer -> listener (member indexes; -1 for a dialer the proxy cannot name),
+ * and which way raft messages flow on it: 'up' (dialer to listener), 'down' (listener to dialer) or none.
+ */
+interface Link { from: number; to: number; flow: 'up' | 'down' | null; client: net.Socket; upstream: net.Socket | null }
 
 export interface ProxyStats {
   /** Connections forwarded, per "from>to". */
@@ -61,6 +72,8 @@ export interface ProxyStats {
   severed: number;
   /** Connections whose sender could not be named (passed through unless a member is isolated). */
   unidentified: number;
+  /** Chunks discarded by drop(), per "sender>receiver" of the messages. */
+  discarded: Record<string, number>;
 }
 
 export class PartitionProxy {
@@ -69,6 +82,8 @@ export class PartitionProxy {
   private readonly indexOfId = new Map<bigint, number>();
   private readonly servers: net.Server[] = [];
   private readonly cuts = new Set<string>();
+  /** One-way message losses set by drop(): "sender>receiver". */
+  private readonly drops = new Set<string>();
   /** Members cut off by isolate(): while any is, connections no one can be named for are cut as well. */
   private readonly isolated = new Set<number>();
   private readonly links = new Set<Link>();
@@ -80,7 +95,7 @@ export class PartitionProxy {
   /** How cut links treat new connections (may be changed between cuts). */
   mode: 'refuse' | 'blackhole';
   private closed = false;
-  readonly stats: ProxyStats = { forwarded: {}, dropped: {}, severed: 0, unidentified: 0 };
+  readonly stats: ProxyStats = { forwarded: {}, dropped: {}, severed: 0, unidentified: 0, discarded: {} };
 
   private constructor(readonly members: ProxiedMember[], o: ProxyOptions) {
     this.host = o.host ?? '127.0.0.1';
@@ -128,9 +143,22 @@ export class PartitionProxy {
 
   isCut(a: number, b: number): boolean { return this.cuts.has(`${a}>${b}`); }
 
+  /** Discards member a's raft messages to member b, one direction only, connections kept open (until heal()). */
+  drop(a: number, b: number): void { this.drops.add(`${a}>${b}`); }
+
+  isDropped(a: number, b: number): boolean { return this.drops.has(`${a}>${b}`); }
+
+  /** Member i now has this id (re-added under a new one by member add), so the proxy names its connections again. */
+  setId(i: number, id: bigint): void {
+    this.indexOfId.delete(this.ids[i]!);
+    this.ids[i] = id;
+    this.indexOfId.set(id, i);
+  }
+
   /** Restores every link. Connections held by a blackhole are closed so their senders redial. */
   heal(): void {
     this.cuts.clear();
+    this.drops.clear();
     this.isolated.clear();
     for (const s of [...this.held]) s.destroy();
     this.held.clear();
@@ -194,7 +222,7 @@ export class PartitionProxy {
         client.resume();
         return;
       }
-      this.forward({ from, to, client, upstream: null }, buf);
+      this.forward({ from, to, flow: head === 'other' ? null : messageFlow(buf), client, upstream: null }, buf);
     };
     client.on('data', onData);
   }
@@ -214,8 +242,15 @@ export class PartitionProxy {
     up.once('close', done);
     l.client.once('close', done);
     up.write(head);
-    l.client.pipe(up);
-    up.pipe(l.client);
+    // The first chunk (hello or request head) always passes; later ones in the messages' direction pass unless dropped.
+    const [sender, receiver] = l.flow === 'down' ? [l.to, l.from] : [l.from, l.to];
+    const gate = (dir: 'up' | 'down') => new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        if (l.flow === dir && this.isDropped(sender, receiver)) { bump(this.stats.discarded, `${sender}>${receiver}`); cb(); } else cb(null, chunk);
+      },
+    });
+    l.client.pipe(gate('up')).pipe(up);
+    up.pipe(gate('down')).pipe(l.client);
     l.client.resume();
   }
 
@@ -254,6 +289,18 @@ function identify(buf: Buffer): { fromId: bigint } | 'more' | 'other' {
   } catch {
     return 'other';
   }
+}
+
+/**
+ * Which way raft messages flow on a named connection: etsd's dialer sends them; etcd's stream GET
+ * receives them in its response (the listener sends), its pipeline and snapshot POSTs carry them up.
+ */
+function messageFlow(buf: Buffer): 'up' | 'down' | null {
+  if (buf.subarray(0, PREFACE.length).equals(PREFACE)) return 'up';
+  const line = buf.subarray(0, Math.max(0, buf.indexOf('\r\n', 0, 'latin1'))).toString('latin1');
+  if (/^GET \/raft\/stream\//.test(line)) return 'down';
+  if (/^POST \/raft(\/snapshot)?[ ?]/.test(line)) return 'up';
+  return null;
 }
 
 /** Real etcd's peer requests: the X-Server-From header of the first request on the connection ('other' without one, as probes have). */

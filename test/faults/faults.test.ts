@@ -1,32 +1,75 @@
 // Fault runs over real 3-member clusters, etsd and real etcd 3.4 side by
-// side: one short run per fault (kill -9 of the leader, kill -9 of a
-// follower, SIGSTOP/SIGCONT of the leader, the leader cut off by the
-// partition proxy), each under the traffic mix and a resuming watcher, the
-// whole history through every checker. etcd passing the same runs is what
-// lets us trust the checkers; a run that fails prints its seed and the
-// command that replays it (scripts/faults.mjs runs long campaigns).
+// side: one short run per fault, each under the traffic mix and a resuming
+// watcher, the whole history through every checker. etcd passing the same
+// runs is what lets us trust the checkers; a run that fails prints its seed
+// and the command that replays it (scripts/faults.mjs runs long campaigns).
 //
 // One cluster per target, reused by its runs (each on its own key prefix;
-// every fault is healed before its run ends).
+// every fault is healed before its run ends), with a raft log compaction
+// every 100 entries so that a follower kept away needs a snapshot. Then, on
+// their own clusters: a disk-full WAL (tmpfs), and etsd with deliberate bugs
+// the checkers must catch.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Cluster, ETCD_BIN, type ClusterKind } from './lib/cluster.js';
-import type { FaultKind } from './lib/faults.js';
-import { runOnce, summary } from './lib/run.js';
+import type { FailpointName } from '../../src/common/failpoints.js';
+import { Cluster, ETCD_BIN, MountError, type ClusterKind } from './lib/cluster.js';
+import { clusterFlags, clusterOptions, type FaultKind } from './lib/faults.js';
+import { runOnce, summary, type RunReport } from './lib/run.js';
 
-const FAULT_RUNS: FaultKind[] = ['kill-leader', 'kill-follower', 'stop-leader', 'partition-leader'];
-/** Small on purpose: the whole file stays within a few minutes on 2 cores. */
+const FAULT_RUNS: FaultKind[] = ['kill-leader', 'kill-follower', 'stop-leader', 'partition-leader',
+  'kill-majority', 'drop-leader-to-follower', 'snapshot-follower', 'replace-follower'];
+/** The crash cycle's subset for npm test (all of CRASH_POINTS: `node scripts/faults.mjs --failpoints cycle`). */
+// snapshotBeforeInstall found a bug: a member crashed there could not restart (src/member/boot-commit.ts).
+const CRASH_SUBSET: FailpointName[] = ['walAfterFsync', 'applyBeforeCommit', 'snapshotBeforeInstall'];
+/** Small on purpose: each run stays within tens of seconds on 2 cores. */
 const OPS = 200;
 const SEED = 1400;
+
+/**
+ * etcd 3.4.23's known watch bug (etcd-io/etcd#15271, fixed in 3.4.25 and 3.5.8): after a snapshot
+ * install, a synced watcher on that member is resynced from its stale minRev and gets events it had
+ * already, as "traveling back in time". Our checkers find it when the run's watcher is on the member
+ * that installed the snapshot; it is reported, not failed, for etcd only.
+ */
+const ETCD_15271 = new Set(['ordered', 'unique', 'atomic']);
+
+/** What each fault must have done for its run to count (the checks pass trivially otherwise). */
+function assertExercised(fault: FaultKind, r: RunReport): void {
+  assert.ok(r.fault.target !== undefined, 'the fault was injected');
+  switch (fault) {
+    case 'drop-leader-to-follower': assert.ok((r.fault.discarded ?? 0) > 0, 'the proxy discarded some of the leader\'s messages'); break;
+    case 'snapshot-follower': assert.ok((r.fault.snapshotsInstalled ?? 0) >= 1, `the follower installed a raft snapshot (${r.fault.fillerWrites} filler writes)`); break;
+    case 'replace-follower': assert.notEqual(r.fault.ids?.newId, r.fault.ids?.oldId, 're-added under a new member id'); break;
+    case 'failpoint-crash': {
+      const point = r.fault.target?.split('@')[1];
+      assert.equal(r.fault.exited, true, `the member exited: ${r.fault.exitLog}`);
+      assert.match(r.fault.exitLog ?? '', new RegExp(`failpoint ${point} hit \\d+: crash`), 'at its failpoint');
+      break;
+    }
+    case 'disk-full-wal':
+      assert.equal(r.fault.exited, true, 'the member with the full WAL disk exited');
+      assert.match(r.fault.exitLog ?? '', /no space left on device|ENOSPC/i, 'and said why');
+      break;
+    default: break;
+  }
+  // Kill-majority spends much of its budget on requests refused while two members are down.
+  const minChecked = fault === 'kill-majority' ? OPS / 4 : OPS / 2;
+  assert.ok(r.linChecked > minChecked, `only ${r.linChecked} ops checked`);
+  assert.ok(r.logEvents > 0 && r.watchStreams >= 2, 'the watch saw events over at least two streams');
+}
+
+function replayOf(kind: ClusterKind, fault: FaultKind, seed: number, point?: FailpointName): string {
+  return `node scripts/faults.mjs --target ${kind} --fault ${fault} --seed ${seed} --runs 1 --ops ${OPS}${point ? ` --point ${point}` : ''}`;
+}
 
 for (const kind of ['etsd', 'etcd'] as ClusterKind[]) {
   describe(`${kind}: 3 members, one fault per run, every checker`, () => {
     let cluster: Cluster | null = null;
     before(async () => {
       if (kind === 'etcd') assert.ok(existsSync(ETCD_BIN), `real etcd 3.4 is needed at ${ETCD_BIN} (apt-get install etcd-server)`);
-      cluster = await Cluster.start(kind, 3);
+      cluster = await Cluster.start(kind, 3, {}, clusterFlags(kind, [...FAULT_RUNS, 'failpoint-crash']));
     });
     after(async () => { await cluster?.close(); });
 
@@ -35,14 +78,52 @@ for (const kind of ['etsd', 'etcd'] as ClusterKind[]) {
         const seed = SEED + k;
         const r = await runOnce(cluster!, { fault, seed, ops: OPS, prefix: `/faults-ci/${kind}/${fault}/` });
         t.diagnostic(summary(r));
-        const replay = `node scripts/faults.mjs --target ${kind} --fault ${fault} --seed ${seed} --runs 1 --ops ${OPS}`;
-        assert.deepEqual(r.anomalies, [], `anomalies in ${kind} ${fault} seed ${seed}; replay: ${replay}`);
-        // The run exercised what it claims: the fault happened, writes went through it, the watch resumed.
-        assert.ok(r.fault.target !== undefined, 'the fault was injected');
-        assert.ok(r.linChecked > OPS / 2, `only ${r.linChecked} ops checked`);
-        assert.ok(r.logEvents > 0 && r.watchStreams >= 2, 'the watch saw events over at least two streams');
+        let anomalies = r.anomalies;
+        if (kind === 'etcd' && fault === 'snapshot-follower') {
+          const known = anomalies.filter((a) => ETCD_15271.has(a.check));
+          if (known.length > 0) t.diagnostic(`etcd 3.4.23's etcd-io/etcd#15271 (watch events re-sent after a snapshot install): ${known.length} anomalies, e.g. ${known[0]!.detail}`);
+          anomalies = anomalies.filter((a) => !ETCD_15271.has(a.check));
+        }
+        assert.deepEqual(anomalies, [], `anomalies in ${kind} ${fault} seed ${seed}; replay: ${replayOf(kind, fault, seed)}`);
+        assertExercised(fault, r);
       });
     });
+
+    // The crash cycle, a subset: a follower restarted with `<point>=crash` reaches it under the traffic.
+    if (kind === 'etsd') {
+      CRASH_SUBSET.forEach((point, k) => {
+        test(`failpoint-crash at ${point}`, async (t) => {
+          const seed = SEED + 50 + k;
+          const r = await runOnce(cluster!, { fault: 'failpoint-crash', point, seed, ops: OPS, prefix: `/faults-ci/${kind}/crash-${point}/` });
+          t.diagnostic(summary(r));
+          assert.deepEqual(r.anomalies, [], `anomalies in ${kind} failpoint-crash ${point} seed ${seed}; replay: ${replayOf(kind, 'failpoint-crash', seed, point)}`);
+          assertExercised('failpoint-crash', r);
+        });
+      });
+    }
+  });
+
+  // etcd panics when its WAL cannot be written; etsd's WAL worker fails and the member exits (a
+  // clean fatal). Either way the others go on, nothing acknowledged is lost, and the member comes
+  // back once there is space.
+  test(`${kind}: disk full on one member's WAL directory (tmpfs)`, async (t) => {
+    if (kind === 'etcd' && !existsSync(ETCD_BIN)) assert.fail(`real etcd 3.4 is needed at ${ETCD_BIN}`);
+    let cluster: Cluster;
+    try {
+      cluster = await Cluster.start(kind, 3, {}, clusterFlags(kind, ['disk-full-wal']), clusterOptions('disk-full-wal'));
+    } catch (e) {
+      if (e instanceof MountError) { t.skip(`mount is not permitted here: ${e.message}`); return; }
+      throw e;
+    }
+    try {
+      const seed = SEED + 90;
+      const r = await runOnce(cluster, { fault: 'disk-full-wal', seed, ops: OPS, prefix: `/faults-ci/${kind}/disk-full/` });
+      t.diagnostic(`${summary(r)}; the member's last words: ${r.fault.exitLog?.split('\n').filter((l) => /space|ENOSPC/i.test(l)).join(' | ')}`);
+      assert.deepEqual(r.anomalies, [], `anomalies in ${kind} disk-full-wal seed ${seed}; replay: ${replayOf(kind, 'disk-full-wal', seed)}`);
+      assertExercised('disk-full-wal', r);
+    } finally {
+      await cluster.close();
+    }
   });
 }
 
@@ -60,6 +141,31 @@ test('the checkers catch etsd serving linearizable reads without ReadIndex', asy
     t.diagnostic(summary(r));
     const kinds = new Set(r.anomalies.map((a) => a.check));
     assert.ok(kinds.has('linearizable') || kinds.has('revision-order'), `stale linearizable reads went unnoticed: ${[...kinds].join(', ') || 'no anomalies'}`);
+  } finally {
+    await cluster.close();
+  }
+});
+
+// A second deliberate bug: after a snapshot install, each watcher on that member loses the first
+// event delivered to it next (failpoint watchDropAfterInstall=error). The snapshot run lags the
+// watcher's member, so its open stream lives through the install; the watch checks must notice.
+// `node scripts/faults.mjs --fault snapshot-follower --ops 200 --failpoints watchDropAfterInstall=error`
+// caught it with seed 2 (`delete .../k3@27 never delivered`, the reliable check) and with seed 1
+// once of three tries: whether the stream gets a delivery before the run moves it is timing, so
+// the test tries seeds 2, 3, 4 until one is caught.
+test('the checkers catch etsd dropping a watch event after a snapshot install', async (t) => {
+  const cluster = await Cluster.start('etsd', 3, { ETSD_FAILPOINTS: 'watchDropAfterInstall=error' }, clusterFlags('etsd', ['snapshot-follower']));
+  try {
+    const seen: string[] = [];
+    for (const seed of [2, 3, 4]) {
+      const r = await runOnce(cluster, { fault: 'snapshot-follower', seed, ops: OPS, prefix: `/faults-ci/bug/watch-drop/${seed}/` });
+      t.diagnostic(summary(r));
+      assert.ok((r.fault.snapshotsInstalled ?? 0) >= 1, 'a snapshot was installed');
+      const kinds = new Set(r.anomalies.map((a) => a.check));
+      if (kinds.has('reliable') || kinds.has('resumable')) return;
+      seen.push(`seed ${seed}: ${[...kinds].join(', ') || 'no anomalies'}`);
+    }
+    assert.fail(`the lost watch event went unnoticed: ${seen.join('; ')}`);
   } finally {
     await cluster.close();
   }

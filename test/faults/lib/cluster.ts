@@ -4,9 +4,15 @@
 // etsd's connections by their hello and of etcd's by the X-Server-From header,
 // so a member of either can be isolated. Every child is killed by PID (also
 // at process exit); data dirs are removed on close.
+//
+// Fault kinds that need more than that ask for it at start (ClusterOptions):
+// a per-member environment (a failpoint armed in one member only), and a
+// small tmpfs mounted as one member's --wal-dir (disk full; unmounted on
+// close). Members can be removed, wiped and re-added (member replace), and
+// each member counts the log lines that mark a raft snapshot install.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../common/ports.js';
@@ -16,29 +22,50 @@ import { KvClient, isGrpcError } from '../../integration/kv-client.js';
 
 export type ClusterKind = 'etsd' | 'etcd';
 export const ETCD_BIN = '/usr/bin/etcd';
+export const ETCDCTL_BIN = '/usr/bin/etcdctl';
 export const HEARTBEAT_MS = 100;
 export const ELECTION_MS = 1000;
 const READY_TIMEOUT_MS = 60_000;
 const LOG_LINES = 100;
 
 const live = new Set<ChildProcess>();
-process.on('exit', () => {
+/** tmpfs mounts still up: lazily unmounted at exit if a run dies before close(). */
+const mounts = new Set<string>();process.on('exit', () => {
   for (const c of live) if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
     try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  for (const dir of mounts) {
+    try { execFileSync('umount', ['-l', dir], { stdio: 'ignore' }); } catch { /* already gone */ }
   }
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A raft snapshot from the leader installed: etsd's log line, etcd 3.4's (capnslog and zap). */
+const SNAPSHOT_INSTALLED = /installed a snapshot from the leader|finished applying incoming snapshot|applied incoming Raft snapshot/;
+
+export interface ClusterOptions {
+  /** Added to member i's environment only (over `env`). */
+  memberEnv?: Record<number, Record<string, string>>;
+  /** A tmpfs of sizeMb MiB mounted as member i's --wal-dir (we run as root; MountError when mount is refused). */
+  tmpfsWal?: { member: number; sizeMb: number };
+}
+
+/** mount(8) refused: the disk-full runs need root (or a tmpfs-capable container). */
+export class MountError extends Error { override name = 'MountError'; }
+
 class Member {
   child: ChildProcess | null = null;
   incarnation = -1;
   stopped = false;
+  /** Log lines marking a raft snapshot installed, over every incarnation. */
+  snapshotsInstalled = 0;
   private tail: string[] = [];
+  private partial = '';
   private exit: Promise<void> = Promise.resolve();
 
   constructor(readonly name: string, readonly clientPort: number, readonly dataDir: string, private readonly argv: () => [string, string[]],
-    private readonly extraEnv: Record<string, string>) {}
+    public extraEnv: Record<string, string>) {}
 
   get endpoint(): string { return `127.0.0.1:${this.clientPort}`; }
   get label(): string { return `${this.name}#${this.incarnation}`; }
@@ -53,12 +80,23 @@ class Member {
     this.stopped = false;
     live.add(c);
     const onData = (d: Buffer) => {
-      for (const l of d.toString('utf8').split('\n')) if (l) { this.tail.push(l); if (this.tail.length > LOG_LINES) this.tail.shift(); }
+      const lines = (this.partial + d.toString('utf8')).split('\n');
+      this.partial = lines.pop()!;
+      for (const l of lines) {
+        if (!l) continue;
+        if (SNAPSHOT_INSTALLED.test(l)) this.snapshotsInstalled++;
+        this.tail.push(l);
+        if (this.tail.length > LOG_LINES) this.tail.shift();
+      }
     };
     c.stdout!.on('data', onData);
     c.stderr!.on('data', onData);
-    this.exit = new Promise((r) => c.once('exit', () => { live.delete(c); r(); }));
+    // 'close': after the exit and the last of its output (a crash's last words included).
+    this.exit = new Promise((r) => c.once('close', () => { live.delete(c); r(); }));
   }
+
+  /** Resolves when the current incarnation exits (at once if it is not running). */
+  exited(): Promise<void> { return this.exit; }
 
   async waitReady(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
     const kv = new KvClient(this.endpoint);
@@ -94,15 +132,25 @@ class Member {
 }
 
 export class Cluster {
-  private constructor(readonly kind: ClusterKind, private readonly members: Member[], private readonly proxy: PartitionProxy, private readonly base: string) {}
+  /** The --initial-cluster-state each member starts with ('existing' once re-added). */
+  private readonly state: ('new' | 'existing')[];
+  private mounted: string | null = null;
+
+  private constructor(readonly kind: ClusterKind, private readonly members: Member[], readonly proxy: PartitionProxy, private readonly base: string,
+    readonly flags: string[], readonly options: ClusterOptions) {
+    this.state = members.map(() => 'new');
+  }
 
   /**
    * Starts `size` members and waits until every one answers and one leads; `env` is added to
    * theirs (ETSD_FAILPOINTS only from here), `flags` to their command lines.
    */
-  static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}, flags: string[] = []): Promise<Cluster> {
+  static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}, flags: string[] = [], options: ClusterOptions = {}): Promise<Cluster> {
     const ports = await freePorts(size * 3);
     const base = mkdtempSync(join(tmpdir(), `etsd-faults-${kind}-`));
+    // The WAL dir is a directory inside the mount: etcd creates its WAL beside it and renames it into place.
+    const walDir = (i: number): string[] => (options.tmpfsWal?.member === i ? ['--wal-dir', join(base, 'tmpfs', 'wal')] : []);
+    let cluster: Cluster | null = null;
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
     const proxy = await PartitionProxy.start(names.map((_, i) => ({ proxyPort: ports[2 * size + i]!, targetPort: ports[size + i]! })));
     const advertised = (i: number) => proxy.advertisedUrl(i);
@@ -115,15 +163,18 @@ export class Cluster {
         '--name', name, '--data-dir', dataDir,
         '--listen-client-urls', client, '--advertise-client-urls', client,
         '--listen-peer-urls', listenPeer(i), '--initial-advertise-peer-urls', advertised(i),
-        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new',
+        '--initial-cluster', initialCluster,
         '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
-        ...flags,
+        ...walDir(i), ...flags,
       ];
-      const argv = (): [string, string[]] => (kind === 'etcd' ? [ETCD_BIN, argvFlags] : [process.execPath, [etsdScript(), ...argvFlags]]);
-      return new Member(name, ports[i]!, dataDir, argv, env);
+      const withState = (): string[] => [...argvFlags, '--initial-cluster-state', cluster!.state[i]!];
+      const argv = (): [string, string[]] => (kind === 'etcd' ? [ETCD_BIN, withState()] : [process.execPath, [etsdScript(), ...withState()]]);
+      return new Member(name, ports[i]!, dataDir, argv, { ...env, ...options.memberEnv?.[i] });
     });
-    const c = new Cluster(kind, members, proxy, base);
+    const c = new Cluster(kind, members, proxy, base, flags, options);
+    cluster = c;
     try {
+      if (options.tmpfsWal) c.mountTmpfs(join(base, 'tmpfs'), options.tmpfsWal.sizeMb);
       for (const m of members) m.start();
       await Promise.all(members.map((m) => m.waitReady()));
       await c.leader(30_000);
@@ -164,17 +215,109 @@ export class Cluster {
   }
 
   async kill(i: number): Promise<void> { await this.members[i]!.kill('SIGKILL'); }
-  async restart(i: number): Promise<void> { const m = this.members[i]!; m.start(); await m.waitReady(); }
+  /** Starts member i again (with `env` as its extra environment from now on, if given) and waits until it answers. */
+  async restart(i: number, env?: Record<string, string>, readyTimeoutMs?: number): Promise<void> {
+    const m = this.members[i]!;
+    if (env) m.extraEnv = env;
+    m.start();
+    await m.waitReady(readyTimeoutMs);
+  }
+  /** Starts member i (with `env` as its extra environment from now on) without waiting for it. */
+  launch(i: number, env: Record<string, string>): void {
+    const m = this.members[i]!;
+    m.extraEnv = env;
+    m.start();
+  }
+  async waitReady(i: number): Promise<void> { await this.members[i]!.waitReady(); }
+  /** Resolves when member i's current process exits. */
+  exited(i: number): Promise<void> { return this.members[i]!.exited(); }
+  snapshotsInstalled(i: number): number { return this.members[i]!.snapshotsInstalled; }
+  logTail(i: number, n = 30): string { return this.members[i]!.logTail(n); }
+  /** The tmpfs mount holding one member's WAL directory (disk-full runs), if this cluster has one. */
+  get tmpfsWalDir(): string | null { return this.mounted; }
+
+  /**
+   * Member replace: removes member i from the cluster (through a survivor), kills it, wipes its data
+   * (and WAL) dir, adds it back under its name and peer URL, and starts it with --initial-cluster-state
+   * existing, so it catches up from the leader as a new member. Returns the old and new member ids.
+   */
+  async replace(i: number, via: number): Promise<{ oldId: string; newId: string }> {
+    const m = this.members[i]!;
+    const list = await this.etcdctl(via, ['member', 'list']);
+    const row = list.split('\n').find((l) => l.split(', ')[2] === m.name);
+    if (!row) throw new Error(`member ${m.name} not in the member list:\n${list}`);
+    const oldId = row.split(', ')[0]!;
+    await this.etcdctl(via, ['member', 'remove', oldId]);
+    await m.kill('SIGKILL');
+    rmSync(m.dataDir, { recursive: true, force: true });
+    if (this.options.tmpfsWal?.member === i && this.mounted) for (const f of readdirSync(this.mounted)) rmSync(join(this.mounted, f), { recursive: true, force: true });
+
+    const added = await this.etcdctl(via, ['member', 'add', m.name, `--peer-urls=${this.proxy.advertisedUrl(i)}`]);
+    const id = /Member\s+([0-9a-f]+)\s+added/.exec(added);
+    if (!id) throw new Error(`member add said: ${added}`);
+    this.proxy.setId(i, BigInt(`0x${id[1]}`));
+    this.state[i] = 'existing';
+    await this.restart(i);
+    return { oldId, newId: id[1]! };
+  }
+
+  /** etcdctl against member i; a change refused as "unhealthy cluster" (a peer connected < 5 s ago) is retried. */
+  async etcdctl(i: number, args: string[]): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<string>((resolve, reject) => {
+          execFile(ETCDCTL_BIN, [`--endpoints=${this.endpoint(i)}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 }, (err, out, errOut) => {
+            if (err) reject(new Error(`etcdctl ${args.join(' ')}: ${errOut || err.message}`));
+            else resolve(out);
+          });
+        });
+      } catch (err) {
+        if (attempt > 40 || !/unhealthy cluster|leader changed|timed out/.test(String(err))) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  /** Grows the tmpfs WAL dir to sizeMb (the operator freeing space) . */
+  growTmpfs(sizeMb: number): void {
+    if (!this.mounted) throw new Error('no tmpfs in this cluster');
+    execFileSync('mount', ['-o', `remount,size=${sizeMb}m`, this.mounted]);
+  }
+
+  private mountTmpfs(dir: string, sizeMb: number): void {
+    mkdirSync(dir, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      throw new MountError(`mount -t tmpfs on ${dir} refused: ${(e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message}`);
+    }
+    this.mounted = dir;
+    mounts.add(dir);
+  }
   signal(i: number, sig: 'SIGSTOP' | 'SIGCONT'): void { this.members[i]!.signal(sig); }
 
-  isolate(i: number): void {
+  isolate(i: number, mode: 'refuse' | 'blackhole' = 'refuse'): void {
+    this.proxy.mode = mode;
     this.proxy.isolate(i);
   }
-  heal(): void { this.proxy.heal(); }
+  /** Member a's raft messages to member b are lost; b's to a still arrive. */
+  drop(a: number, b: number): void { this.proxy.drop(a, b); }
+  heal(): void { this.proxy.heal(); this.proxy.mode = 'refuse'; }
 
   async close(): Promise<void> {
     for (const m of this.members) await m.kill('SIGKILL').catch(() => undefined);
     await this.proxy.close();
+    if (this.mounted) {
+      // A member that just died may still hold the mount for a moment.
+      for (let tries = 0; ; tries++) {
+        try { execFileSync('umount', [this.mounted], { stdio: ['ignore', 'ignore', 'pipe'] }); break; } catch (e) {
+          if (tries > 20) throw new Error(`umount ${this.mounted}: ${(e as { stderr?: Buffer }).stderr?.toString().trim()}`);
+          await sleep(250);
+        }
+      }
+      mounts.delete(this.mounted);
+      this.mounted = null;
+    }
     if (process.env['ETSD_KEEP_TMP'] !== '1') rmSync(this.base, { recursive: true, force: true });
   }
 }

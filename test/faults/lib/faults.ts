@@ -1,11 +1,53 @@
 // One fault per run, injected into a live cluster and healed before the run
 // ends. Leader faults measure failover: ms from the fault until one of the
 // other members reports itself leader (polled every 20 ms on /metrics).
+//
+// - kill-majority: kill -9 of the leader and a follower, then both restarted;
+// - kill-all: kill -9 of every member (a power cut), then all restarted;
+// - drop-leader-to-follower: the leader's raft messages to one follower lost
+//   (one direction: the follower's still arrive), then healed;
+// - snapshot-follower: a follower blackholed while filler writes push the
+//   leader's log compaction past it (small --snapshot-count, clusterFlags()),
+//   healed: it can only catch up from a raft snapshot, which must be seen;
+// - replace-follower: member remove, data dir wiped, member add, started
+//   with --initial-cluster-state existing;
+// - disk-full-wal: the member whose --wal-dir is a small tmpfs gets it filled,
+//   then 1 MB writes until the WAL needs space it cannot have and the member
+//   exits; the tmpfs grown ("space freed"), the member restarted;
+// - failpoint-crash (etsd): a follower restarted with `<point>=crash` armed
+//   (failpoints are armed at process start) is brought to that point (made
+//   leader, or made to need a snapshot, as the point requires) and crashes
+//   there under the traffic; restarted disarmed.
 
-import { ELECTION_MS, type Cluster } from './cluster.js';
+import { isGrpcError, KvClient } from '../../integration/kv-client.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FailpointName } from '../../../src/common/failpoints.js';
+import { ELECTION_MS, type Cluster, type ClusterKind, type ClusterOptions } from './cluster.js';
 
-export const FAULTS = ['none', 'kill-leader', 'kill-follower', 'stop-leader', 'partition-leader'] as const;
+export const FAULTS = ['none', 'kill-leader', 'kill-follower', 'stop-leader', 'partition-leader',
+  'kill-majority', 'kill-all', 'drop-leader-to-follower', 'snapshot-follower', 'replace-follower', 'disk-full-wal', 'failpoint-crash'] as const;
 export type FaultKind = (typeof FAULTS)[number];
+
+/**
+ * The failpoints on the member's commit, apply and snapshot paths that the crash cycle arms
+ * (`crash` on their first hit past the cluster's start, see CRASH_HIT). Not here: the compaction
+ * and lease points (the traffic neither compacts nor leases), confChangeBeforeApply (no
+ * membership change in the traffic), and the deliberate bugs.
+ */
+export const CRASH_POINTS: FailpointName[] = [
+  'walBeforeFsync', 'walAfterFsync', 'applyBeforeCommit', 'applyAfterCommit', 'raftBeforeLeaderSend',
+  'snapshotBeforeSave', 'snapshotAfterSave', 'snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall',
+];
+/** Points only the leader reaches (it makes the snapshot a follower needs, it sends first). */
+const LEADER_POINTS = new Set<FailpointName>(['raftBeforeLeaderSend', 'snapshotBeforeSave', 'snapshotAfterSave']);
+/** Points only a follower installing a snapshot reaches. */
+const INSTALL_POINTS = new Set<FailpointName>(['snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall']);
+/** Hit that crashes (from the armed restart): a few into its catch-up and the traffic; the rest crash on their first hit. */
+const CRASH_HIT: Partial<Record<FailpointName, number>> = { walBeforeFsync: 20, walAfterFsync: 20, applyBeforeCommit: 20, applyAfterCommit: 20, raftBeforeLeaderSend: 50 };
+/** tmpfs size for the disk-full WAL: one 64 MiB segment (etsd and etcd preallocate that much) and a little. */
+export const TMPFS_WAL_MB = 72;
+const BIG_VALUE_BYTES = 7_000_000;
 
 export interface FaultReport {
   kind: FaultKind;
@@ -16,7 +58,35 @@ export interface FaultReport {
   heldMs?: number;
   /** The members' log tails right after a failover slower than twice the election timeout (to see why). */
   slowLogs?: string;
+  /** snapshot-follower, failpoint-crash: raft snapshot installs logged by the target during the fault. */
+  snapshotsInstalled?: number;
+  /** Filler writes made to move the cluster on while the target was away (not in the checked history). */
+  fillerWrites?: number;
+  /** disk-full-wal, failpoint-crash: the target exited by itself, and the last lines it logged. */
+  exited?: boolean;
+  exitLog?: string;
+  /** drop-leader-to-follower: chunks of the leader's messages the proxy discarded. */
+  discarded?: number;
+  /** replace-follower: the member id before and after. */
+  ids?: { oldId: string; newId: string };
 }
+
+/** Extra flags the fault kinds to be run need on every member (snapshots: a log compaction every 100 entries). */
+export function clusterFlags(kind: ClusterKind, faults: readonly FaultKind[]): string[] {
+  // disk-full-wal: big entries, so that the WAL gets through its preallocated segment in a few writes.
+  if (faults.includes('disk-full-wal')) return ['--max-request-bytes', String(BIG_VALUE_BYTES + 1024 * 1024)];
+  if (!faults.includes('snapshot-follower') && !faults.includes('failpoint-crash')) return [];
+  // etcd 3.4 keeps a fixed 5000 entries behind a compaction (SnapshotCatchUpEntries has no flag there).
+  return kind === 'etsd' ? ['--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '20'] : ['--snapshot-count', '100'];
+}
+
+/** Cluster options a fault kind needs: the tmpfs WAL. */
+export function clusterOptions(fault: FaultKind): ClusterOptions {
+  return fault === 'disk-full-wal' ? { tmpfsWal: { member: 0, sizeMb: TMPFS_WAL_MB } } : {};
+}
+
+/** Writes past the leader's log compaction: enough entries that a member away for all of them needs a snapshot. */
+const fillerCount = (kind: ClusterKind): number => (kind === 'etsd' ? 300 : 5300);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const FAILOVER_TIMEOUT_MS = 30_000;
@@ -25,8 +95,82 @@ const HOLD_MS = 1000;
 
 export function faultApplies(kind: FaultKind, c: Cluster): boolean {
   if (kind === 'none') return true;
+  if (kind === 'disk-full-wal') return c.tmpfsWalDir !== null;
+  if (kind === 'failpoint-crash') return c.kind === 'etsd' && c.size >= 3;
+  if (kind === 'snapshot-follower') return c.flags.includes('--snapshot-count') && c.size >= 3;
   if (c.size < 3) return kind === 'kill-leader' || kind === 'stop-leader';
   return true;
+}
+
+/** `count` puts on a filler key (outside every run's prefix) through whichever of `via` answers, `parallel` at a time. */
+async function fill(c: Cluster, via: number[], count: number, parallel: number, valueBytes = 16, stop: () => boolean = () => false): Promise<number> {
+  const kvs = via.map((i) => new KvClient(c.endpoint(i)));
+  let next = 0;
+  let done = 0;
+  const value = Buffer.alloc(valueBytes, 'f');
+  try {
+    await Promise.all(Array.from({ length: parallel }, async (_, w) => {
+      let k = w;
+      while (next < count && !stop()) {
+        next++;
+        for (let tries = 0; ; tries++) {
+          try { await kvs[k % kvs.length]!.put({ key: Buffer.from(`/faults-fill/${w}`), value }, 5000); done++; break; } catch (e) {
+            if (!isGrpcError(e) || tries > 100) throw e;
+            if (stop()) return;
+            k++;
+            await sleep(100);
+          }
+        }
+      }
+    }));
+  } finally { for (const kv of kvs) kv.close(); }
+  return done;
+}
+
+/** Waits until `cond` holds, polling; throws with `what` after timeoutMs. */
+async function until(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await sleep(50);
+  }
+}
+
+/** Makes member `to` the leader (etcdctl move-leader through the current one). */
+async function moveLeader(c: Cluster, to: number): Promise<void> {
+  const leader = await c.leader(FAILOVER_TIMEOUT_MS);
+  if (leader === to) return;
+  const list = await c.etcdctl(leader, ['member', 'list']);
+  const id = list.split('\n').find((l) => l.split(', ')[2] === c.name(to))?.split(', ')[0];
+  if (!id) throw new Error(`${c.name(to)} not in the member list:\n${list}`);
+  await c.etcdctl(leader, ['move-leader', id]);
+  await c.leader(FAILOVER_TIMEOUT_MS, [to]);
+}
+
+/** Blackholes follower f until the cluster wrote past its compaction, heals, and waits for f to install a snapshot. */
+async function lagIntoSnapshot(c: Cluster, f: number, leader: number, installsBefore: number, wait = true): Promise<{ fillerWrites: number; snapshotsInstalled: number }> {
+  c.isolate(f, 'blackhole');
+  const others = Array.from({ length: c.size }, (_, i) => i).filter((i) => i !== f);
+  const fillerWrites = await fill(c, [leader, ...others.filter((i) => i !== leader)], fillerCount(c.kind), 16);
+  c.heal();
+  if (wait) await until(() => c.snapshotsInstalled(f) > installsBefore, 60_000, () => `${c.name(f)} to install a snapshot:\n${c.logTail(f)}`);
+  return { fillerWrites, snapshotsInstalled: c.snapshotsInstalled(f) - installsBefore };
+}
+
+/** Fills the filesystem holding `dir` with a file (returns its path): every block the WAL has not preallocated. */
+function fillFs(dir: string): string {
+  const path = join(dir, 'filler');
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(1 << 20);
+  try {
+    for (;;) {
+      try { writeSync(fd, chunk); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') break;
+        throw e;
+      }
+    }
+  } finally { closeSync(fd); }
+  return path;
 }
 
 async function newLeader(c: Cluster, old: number, t0: number): Promise<{ failoverMs: number; slowLogs?: string }> {
@@ -36,7 +180,8 @@ async function newLeader(c: Cluster, old: number, t0: number): Promise<{ failove
   return failoverMs > 2 * ELECTION_MS ? { failoverMs, slowLogs: c.logs() } : { failoverMs };
 }
 
-export async function inject(c: Cluster, kind: FaultKind): Promise<FaultReport> {
+/** `watched`: the member the run's watcher is on (snapshot-follower lags that one when it is a follower). */
+export async function inject(c: Cluster, kind: FaultKind, point?: FailpointName, watched = -1): Promise<FaultReport> {
   if (kind === 'none') return { kind };
   const leader = await c.leader(FAILOVER_TIMEOUT_MS);
   const single = c.size === 1;
@@ -76,6 +221,101 @@ export async function inject(c: Cluster, kind: FaultKind): Promise<FaultReport> 
       const heldMs = Date.now() - t0;
       c.heal();
       return { kind, target: c.name(leader), ...f, heldMs };
+    }
+    case 'kill-majority': {
+      const f = (leader + 1) % c.size;
+      const t0 = Date.now();
+      await Promise.all([c.kill(leader), c.kill(f)]);
+      await sleep(HOLD_MS);
+      const heldMs = Date.now() - t0;
+      // Both at once: neither can answer a linearizable read before the other is back.
+      await Promise.all([c.restart(leader), c.restart(f)]);
+      return { kind, target: `${c.name(leader)}+${c.name(f)}`, heldMs };
+    }
+    case 'kill-all': {
+      const all = Array.from({ length: c.size }, (_, i) => i);
+      const t0 = Date.now();
+      await Promise.all(all.map((i) => c.kill(i)));
+      await sleep(HOLD_MS);
+      const heldMs = Date.now() - t0;
+      await Promise.all(all.map((i) => c.restart(i)));
+      return { kind, target: 'all', heldMs };
+    }
+    case 'drop-leader-to-follower': {
+      const f = (leader + 1) % c.size;
+      const t0 = Date.now();
+      c.drop(leader, f);
+      await sleep(HOLD_MS * 2);
+      const heldMs = Date.now() - t0;
+      const discarded = c.proxy.stats.discarded[`${leader}>${f}`] ?? 0;
+      c.heal();
+      return { kind, target: `${c.name(leader)}>${c.name(f)}`, heldMs, discarded };
+    }
+    case 'snapshot-follower': {
+      // The watcher's member (leadership moved off it first): its watch stream lives through the snapshot install.
+      const t0 = Date.now();
+      let lead = leader;
+      if (watched === leader) { await moveLeader(c, (leader + 1) % c.size); lead = await c.leader(FAILOVER_TIMEOUT_MS); }
+      const f = watched >= 0 && watched !== lead ? watched : (lead + 1) % c.size;
+      const s = await lagIntoSnapshot(c, f, lead, c.snapshotsInstalled(f));
+      return { kind, target: c.name(f), heldMs: Date.now() - t0, ...s };
+    }
+    case 'replace-follower': {
+      const f = (leader + 1) % c.size;
+      const t0 = Date.now();
+      const ids = await c.replace(f, leader);
+      return { kind, target: c.name(f), heldMs: Date.now() - t0, ids };
+    }
+    case 'disk-full-wal': {
+      const i = c.options.tmpfsWal!.member;
+      const dir = c.tmpfsWalDir!;
+      const t0 = Date.now();
+      fillFs(dir);
+      // Big entries until the WAL needs a block the tmpfs has not got (at most two 64 MB segments' worth).
+      const others = Array.from({ length: c.size }, (_, k) => k).filter((k) => k !== i);
+      const fillerWrites = await fill(c, [leader, ...others], 24, 1, BIG_VALUE_BYTES, () => !c.isUp(i));
+      const exited = !c.isUp(i);
+      const exitLog = c.logTail(i, 60);
+      const heldMs = Date.now() - t0;
+      c.growTmpfs(4 * TMPFS_WAL_MB);
+      if (!exited) await c.kill(i);
+      // Its WAL holds big entries to replay and more to catch up on: give it longer on a loaded machine.
+      await c.restart(i, undefined, 180_000);
+      return { kind, target: c.name(i), heldMs, fillerWrites, exited, exitLog };
+    }
+    case 'failpoint-crash': {
+      if (!point) throw new Error('failpoint-crash needs a failpoint');
+      if (c.kind !== 'etsd') throw new Error('failpoint-crash arms etsd members only');
+      const a = (leader + 1) % c.size;
+      const t0 = Date.now();
+      // Failpoints are armed at process start: a's restart arms it (hits count from there).
+      await c.kill(a);
+      const hit = CRASH_HIT[point];
+      c.launch(a, { ETSD_FAILPOINTS: hit ? `${point}=@${hit} crash` : `${point}=crash` });
+      const exit = c.exited(a);
+      let s: { fillerWrites?: number; snapshotsInstalled?: number } = {};
+      let down = false;
+      if (LEADER_POINTS.has(point) || INSTALL_POINTS.has(point)) {
+        // It may reach its point before it answers (a restart behind the compacted log needs a snapshot at once).
+        try { await c.waitReady(a); } catch (e) {
+          if (c.isUp(a)) throw e;
+          down = true;
+        }
+      }
+      if (!down && (LEADER_POINTS.has(point) || INSTALL_POINTS.has(point))) {
+        if (LEADER_POINTS.has(point)) await moveLeader(c, a);
+        if (INSTALL_POINTS.has(point) && (await c.leader(FAILOVER_TIMEOUT_MS)) === a) await moveLeader(c, (a + 1) % c.size);
+        const now = await c.leader(FAILOVER_TIMEOUT_MS);
+        if (point === 'snapshotBeforeSave' || point === 'snapshotAfterSave') s = await lagIntoSnapshot(c, (a + 1) % c.size, a, 0, false);
+        if (INSTALL_POINTS.has(point)) s = await lagIntoSnapshot(c, a, now, 0, false);
+      }
+      // The traffic goes on meanwhile: the armed member reaches its point under load.
+      const crashed = await Promise.race([exit.then(() => true), sleep(60_000).then(() => false)]);
+      const exitLog = c.logTail(a, 10);
+      const heldMs = Date.now() - t0;
+      if (!crashed) await c.kill(a);
+      await c.restart(a, {});
+      return { kind, target: `${c.name(a)}@${point}`, heldMs, exited: crashed, exitLog, ...s };
     }
   }
 }

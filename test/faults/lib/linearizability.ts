@@ -32,6 +32,8 @@ export interface LinResult {
   stuckAt?: number[];
   /** Search steps taken (for reporting). */
   steps: number;
+  /** The step bound ran out: no verdict (too many unknown outcomes), not a proven violation. */
+  exhausted?: boolean;
 }
 
 interface Node<I, O> {
@@ -112,7 +114,7 @@ export function checkLinearizable<S, I, O>(model: Model<S, I, O>, ops: Operation
   };
 
   while (head.next !== null) {
-    if (++steps > maxSteps) return { ok: false, steps, longestPrefix: best, stuckAt: bestStuck };
+    if (++steps > maxSteps) return { ok: false, exhausted: true, steps, longestPrefix: best, stuckAt: bestStuck };
     const e = entry!;
     if (e.isCall) {
       if (push(e, state, model.step(state, e.op.input, e.op.output))) { entry = head.next; continue; }

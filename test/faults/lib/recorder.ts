@@ -2,7 +2,10 @@
 // process.hrtime (ns since the recorder was made), and the outcome. A gRPC
 // error that means "refused before anything happened" is 'fail'; every other
 // error (deadline, unavailable, lost connection, "request timed out", leader
-// changes) is 'unknown': the write may still commit.
+// changes) is 'unknown': the write may still commit. Except UNAVAILABLE "No
+// connection established" (grpc-js: the call was never sent, the member was
+// down): 'fail', or a member down for seconds floods the history with
+// unknown writes the linearizability search has to try both ways.
 
 import { KvClient, compare, isGrpcError, op as reqOp } from '../../integration/kv-client.js';
 import type { KeyValue } from '../../../src/proto/kv-types.js';
@@ -57,7 +60,7 @@ export class Recorder {
     } catch (err) {
       if (!isGrpcError(err)) throw err;
       op.error = `${err.code} ${err.details}`;
-      if (DEFINITE_CODES.has(err.code)) { op.outcome = 'fail'; op.ret = this.now(); }
+      if (DEFINITE_CODES.has(err.code) || (err.code === 14 && err.details.startsWith('No connection established'))) { op.outcome = 'fail'; op.ret = this.now(); }
     }
     return op;
   }

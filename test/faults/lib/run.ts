@@ -9,6 +9,7 @@ import { KvClient } from '../../integration/kv-client.js';
 import { checkLinearizability, checkReadsAgainstLog, checkRevisions, type Anomaly } from './check-kv.js';
 import { checkLogAgainstHistory, checkLogShape, checkWatch, sameLogs } from './check-watch.js';
 import type { Cluster } from './cluster.js';
+import type { FailpointName } from '../../../src/common/failpoints.js';
 import { inject, type FaultKind, type FaultReport } from './faults.js';
 import type { KvOp, WatchEventRec, WatchHistory } from './history.js';
 import { Recorder } from './recorder.js';
@@ -25,6 +26,8 @@ export interface RunOptions {
   deadlineMs?: number;
   /** Key prefix unique to this run (the cluster may be reused). */
   prefix: string;
+  /** failpoint-crash: the failpoint armed to crash. */
+  point?: FailpointName;
 }
 
 export interface RunReport {
@@ -67,7 +70,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
   try {
     traffic.start();
     while (traffic.done < o.ops * 0.3) await sleep(10);
-    fault = await inject(cluster, o.fault);
+    fault = await inject(cluster, o.fault, o.point, watcher.memberIndex);
     while (traffic.done < o.ops * 0.6) await sleep(10);
     await watcher.cutAndResume();
     while (traffic.done < o.ops) await sleep(10);
@@ -125,5 +128,5 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
 export function summary(r: RunReport): string {
   return `${r.fault.kind}${r.fault.target ? `(${r.fault.target})` : ''} seed ${r.seed}: ${r.ops} ops (${r.ok} ok, ${r.unknown} unknown, ${r.failed} failed), ` +
     `${r.linChecked} checked for linearizability (${r.searchSteps} steps), watch ${r.watchEvents} events over ${r.watchStreams} streams, log ${r.logEvents} events, ` +
-    `${r.fault.failoverMs !== undefined ? `failover ${r.fault.failoverMs} ms, ` : ''}${r.durationMs} ms, anomalies ${r.anomalies.length}`;
+    `${r.fault.failoverMs !== undefined ? `failover ${r.fault.failoverMs} ms, ` : ''}${r.fault.heldMs !== undefined ? `fault held ${r.fault.heldMs} ms, ` : ''}${r.durationMs} ms, anomalies ${r.anomalies.length}`;
 }

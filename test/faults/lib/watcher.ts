@@ -38,6 +38,9 @@ export class Watcher {
 
   async start(): Promise<void> { await this.open(); }
 
+  /** The member the current stream is on. */
+  get memberIndex(): number { return this.member; }
+
   private async open(): Promise<void> {
     for (let attempt = 0; !this.closed; attempt++) {
       const i = this.member;
