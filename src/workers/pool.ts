@@ -5,12 +5,17 @@
 // most MAX_QUEUE jobs waiting. A job past that is refused at once with etcd's
 // "too many requests" rather than queued without limit.
 
+import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { Errors } from '../common/errors.js';
 import type { PoolResult, PoolTask } from './pool-tasks.js';
 
-const MAX_THREADS = 1;
-const MAX_QUEUE = 16;
+// One thread per core: bcrypt is the pool's heaviest job and etcd spreads it
+// over every core too; threads exit when idle, so this costs nothing at rest.
+const MAX_THREADS = Math.max(1, availableParallelism());
+// etcd queues Authenticate calls behind raft without a small cap; 16 made a
+// burst of 50 clients authenticating get "too many requests" by the thousand.
+const MAX_QUEUE = 1024;
 const IDLE_MS = 30_000;
 
 export class OneOffPool {
