@@ -7,13 +7,13 @@
 // and writes are refused with etcd's "corrupt cluster".
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { KvClient, b, isGrpcError } from './kv-client.js';
 import { historyKey, latestKey } from '../../src/storage/mvcc/keys.js';
 import { decodeVersion, encodeVersion } from '../../src/storage/mvcc/record.js';
+import { etcdctlAt } from '../common/etcdctl.js';
 
 const NAMES = ['c1', 'c2', 'c3'];
 const ports = await freePorts(6);
@@ -42,12 +42,7 @@ async function start(i: number): Promise<EtsdProcess> {
 }
 
 function etcdctl(i: number, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('/usr/bin/etcdctl', [`--endpoints=${procs[i]!.endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 }, (err, out, errOut) => {
-      if (err) reject(new Error(`etcdctl ${args.join(' ')}: ${errOut}`));
-      else resolve(out);
-    });
-  });
+  return etcdctlAt(procs[i]!.endpoint, args);
 }
 
 async function leaderIndex(): Promise<number> {

@@ -7,9 +7,9 @@
 // joins and catches up (the cluster grows again).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { KvClient, b, isGrpcError } from './kv-client.js';
+import { etcdctlAt } from '../common/etcdctl.js';
 
 const NAMES = ['f1', 'f2', 'f3', 'f4'];
 const ports = await freePorts(8);
@@ -39,12 +39,7 @@ async function start(i: number, cluster: string, extra: string[] = []): Promise<
 }
 
 function etcdctl(i: number, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('/usr/bin/etcdctl', [`--endpoints=${procs[i]!.endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 }, (err, out, errOut) => {
-      if (err) reject(new Error(`etcdctl ${args.join(' ')}: ${errOut}`));
-      else resolve(out);
-    });
-  });
+  return etcdctlAt(procs[i]!.endpoint, args);
 }
 
 async function isLeader(i: number): Promise<boolean> {

@@ -14,6 +14,7 @@ import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-proce
 import { KvClient, b, isGrpcError } from './kv-client.js';
 import { hashKV as hashKVOf, type HashKV } from './maintenance-client.js';
 import { PartitionProxy } from '../common/tcp-proxy.js';
+import { sleep, until } from '../common/poll.js';
 
 const NAMES = ['n1', 'n2', 'n3'];
 const ELECTION_MS = 1000;
@@ -36,18 +37,6 @@ after(async () => {
   for (const d of dirs) removeTempDir(d);
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns a value other than undefined, at most timeoutMs; throws with what() otherwise. */
-async function until<T>(timeoutMs: number, fn: () => Promise<T | undefined>, what: () => string, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
-    await sleep(everyMs);
-  }
-}
 
 async function isLeader(i: number): Promise<boolean | null> {
   try {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { EtsdProcess, freePorts, makeTempDir, removeTempDir } from './etsd-process.js';
 import { post, b64, unb64, dig, type Json } from './gateway-http.js';
 import { PatroniNode, patroniMissing, giveToPostgres } from './patroni-node.js';
+import { until } from '../common/poll.js';
 
 const missing = patroniMissing();
 const TTL = 10;
@@ -26,18 +27,6 @@ const BOOTSTRAP_MS = 300_000;
 const FAILOVER_MS = 120_000;
 const TEST_MS = 900_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns a value other than undefined, at most timeoutMs; throws with what() otherwise. */
-async function until<T>(timeoutMs: number, fn: () => Promise<T | undefined>, what: () => string, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
-    await sleep(everyMs);
-  }
-}
 
 /** etsd members on loopback, started as the cluster tests do. */
 class Etsd {

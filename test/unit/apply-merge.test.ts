@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../../src/common/shared-histogram.js';
 import { decodePutResponse, encodePutRequest } from '../../src/proto/kv-codec.js';
-import type { ApplyReady, ApplyWorkerData } from '../../src/workers/apply-worker.js';
+import type { ApplyWorkerData } from '../../src/workers/apply-worker.js';
+import { startApplyWorker } from '../common/apply-worker.js';
 import { EntryKind, encodeEntryData } from '../../src/workers/protocol/entry.js';
 import { reqIdBase } from '../../src/workers/protocol/request-id.js';
 import { ResultType, decodeResult, type Result } from '../../src/workers/protocol/result-ring.js';
@@ -40,13 +41,7 @@ test('entries from the main ring and the WAL ring apply in log order, whatever r
     eventRings: [], doorbells: [], watcherCounts: new SharedArrayBuffer(4),
     commitHistogram: SharedHistogram.allocate(ETCD_DISK_BUCKETS), quotaBytes: Infinity,
   };
-  const worker = new Worker(new URL('../../src/workers/apply-worker.js', import.meta.url), { workerData: data });
-  t.after(() => worker.terminate());
-  const failed = new Promise<never>((_, reject) => {
-    worker.on('error', reject);
-    worker.on('exit', (code) => reject(new Error(`apply worker exited with ${code}`)));
-  });
-  const ready = await Promise.race([new Promise<ApplyReady>((resolve) => worker.once('message', resolve)), failed]);
+  const { ready, failed } = await startApplyWorker(t, data);
   assert.equal(ready.appliedIndex, 0);
 
   const fromMain = new Ring(inSab, { doorbell });

@@ -21,7 +21,8 @@ import { installSnapshot } from '../../src/storage/snapshot/install.js';
 import { DbReader } from '../../src/storage/mvcc/reader.js';
 import { decodeWatchResponse } from '../../src/proto/watch-codec.js';
 import { WatchHub } from '../../src/workers/watch-hub.js';
-import type { ApplyReady, ApplyWorkerData } from '../../src/workers/apply-worker.js';
+import type { ApplyWorkerData } from '../../src/workers/apply-worker.js';
+import { startApplyWorker } from '../common/apply-worker.js';
 import { readRevisionEvents, readStorageReset } from '../../src/workers/events.js';
 import { EntryKind, encodeEntryData } from '../../src/workers/protocol/entry.js';
 import { ResultType, decodeResult, decodeSnapshotInstalled, type Result, type SnapshotInstalled } from '../../src/workers/protocol/result-ring.js';
@@ -106,13 +107,7 @@ test('the apply worker installs a snapshot sent on its ring, between entries', a
     commitHistogram: SharedHistogram.allocate(ETCD_DISK_BUCKETS),
     quotaBytes: Infinity,
   };
-  const worker = new Worker(new URL('../../src/workers/apply-worker.js', import.meta.url), { workerData: data });
-  t.after(() => worker.terminate());
-  const failed = new Promise<never>((_, reject) => {
-    worker.on('error', reject);
-    worker.on('exit', (code) => reject(new Error(`apply worker exited with ${code}`)));
-  });
-  const ready = await Promise.race([new Promise<ApplyReady>((resolve) => worker.once('message', resolve)), failed]);
+  const { worker, ready, failed } = await startApplyWorker(t, data);
   assert.equal(ready.appliedIndex, 20);
 
   const inRing = new Ring(inSab, { doorbell: applyDoorbell });
