@@ -52,6 +52,14 @@ export interface RunReport {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const FINAL_TIMEOUT_MS = 30_000;
+const SETTLE_MS = 3000;
+
+/** The revision of the latest acknowledged put (every put is an event the watcher must see). */
+function lastPutRevision(rec: Recorder): number {
+  let rev = 0;
+  for (const op of rec.ops) if (op.outcome === 'ok' && op.output?.type === 'put') rev = Math.max(rev, op.output.revision);
+  return rev;
+}
 
 export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunReport> {
   const t0 = Date.now();
@@ -71,6 +79,9 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
     traffic.start();
     while (traffic.done < o.ops * 0.3) await sleep(10);
     fault = await inject(cluster, o.fault, o.point, watcher.memberIndex);
+    // The stream that lived through the fault delivers what it missed before the run moves it;
+    // otherwise whether the faulted member's catch-up reaches the client before the cut is timing.
+    await watcher.settle(lastPutRevision(rec), SETTLE_MS);
     while (traffic.done < o.ops * 0.6) await sleep(10);
     await watcher.cutAndResume();
     while (traffic.done < o.ops) await sleep(10);

@@ -90,6 +90,16 @@ export class Watcher {
 
   cutAndResume(): Promise<void> { return this.resume('cut'); }
 
+  /** Waits up to timeoutMs for the current stream to reach `revision`, without moving it; false if it did not. */
+  async settle(revision: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lastRevision < revision) {
+      if (Date.now() > deadline) return false;
+      await sleep(20);
+    }
+    return true;
+  }
+
   /** Waits until the watcher saw `revision`; a stream making no progress for stallMs is resumed elsewhere. */
   async waitFor(revision: number, timeoutMs: number, stallMs = 4000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
