@@ -22,6 +22,14 @@ import { peerGet } from '../tls/peer-get.js';
 import type { TlsSide } from '../tls/side.js';
 
 const FETCH_TIMEOUT_MS = 10 * 60_000;
+// After a snapshot was served, the follower still installs it before it asks for the
+// entries after it: log compaction waits this long (etcd pauses it while a snapshot is
+// in flight). Without the pause a busy leader cuts those entries during every install
+// and the follower fetches snapshot after snapshot, never catching up.
+const SERVED_GRACE_MS = 60_000;
+// ...but the in-memory log never holds more than this many times the usual amount.
+const PAUSE_CAP_FACTOR = 4;
+const PAUSE_CAP_MIN = 100_000;
 const RETRY_MS = 1000;
 
 export interface SnapshotDeps {
@@ -49,6 +57,8 @@ export interface InstallHooks {
 
 export class SnapshotCoordinator {
   private lastLogCompaction = 0;
+  private serving = 0;
+  private lastServedAt = -Infinity;
   private seq = 0;
   private wanted = 0;
   private receiving = false;
@@ -67,12 +77,24 @@ export class SnapshotCoordinator {
     const { raft, cfg } = this.d;
     const applied = raft.appliedIndex();
     if (applied - this.lastLogCompaction <= cfg.snapshotCount) return;
-    this.lastLogCompaction = applied;
     const to = applied - cfg.snapshotCatchupEntries;
+    if (this.pausedForFollower(to - raft.firstIndex())) return;
+    this.lastLogCompaction = applied;
     if (to > raft.firstIndex()) {
       raft.compact(to);
       this.d.log.info({ compactedTo: to, applied }, 'compacted the raft log');
     }
+  }
+
+  /** A follower is fetching or installing a snapshot and needs the entries after it; unless the log grew too long. */
+  private pausedForFollower(wouldDrop: number): boolean {
+    const { raft, cfg } = this.d;
+    const busy = this.serving > 0 || performance.now() - this.lastServedAt < SERVED_GRACE_MS || raft.snapshotInFlight();
+    if (!busy) return false;
+    const cap = Math.max(PAUSE_CAP_MIN, PAUSE_CAP_FACTOR * (cfg.snapshotCount + cfg.snapshotCatchupEntries));
+    if (wouldDrop + cfg.snapshotCatchupEntries <= cap) return true;
+    this.d.log.warn({ retained: wouldDrop + cfg.snapshotCatchupEntries }, 'compacting the raft log although a follower is still catching up from a snapshot');
+    return false;
   }
 
   /** Leader side: a snapshot file of the current state for a follower (GET /etsd/snapshot on the peer port). */
@@ -83,10 +105,24 @@ export class SnapshotCoordinator {
     const path = join(dir, `out-${process.pid}-${++this.seq}.snap`);
     const t0 = performance.now();
     if (FAILPOINTS_ARMED && failpoint('snapshotBeforeSave')) throw new Error('failpoint snapshotBeforeSave: injected error');
-    const info = await this.d.pool.run({ kind: 'snapshot', handle: this.d.dbHandle, path });
-    if (FAILPOINTS_ARMED && failpoint('snapshotAfterSave')) throw new Error('failpoint snapshotAfterSave: injected error');
-    this.d.log.info({ index: info.index, bytes: info.bytes, pairs: info.pairs, ms: Math.round(performance.now() - t0) }, 'made a snapshot for a follower');
-    return { path, index: info.index, bytes: info.bytes, release: () => rmSync(path, { force: true }) };
+    this.serving++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.serving--;
+      this.lastServedAt = performance.now();
+      rmSync(path, { force: true });
+    };
+    try {
+      const info = await this.d.pool.run({ kind: 'snapshot', handle: this.d.dbHandle, path });
+      if (FAILPOINTS_ARMED && failpoint('snapshotAfterSave')) throw new Error('failpoint snapshotAfterSave: injected error');
+      this.d.log.info({ index: info.index, bytes: info.bytes, pairs: info.pairs, ms: Math.round(performance.now() - t0) }, 'made a snapshot for a follower');
+      return { path, index: info.index, bytes: info.bytes, release };
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /**

@@ -17,6 +17,8 @@ const peer = (i: number) => `http://127.0.0.1:${ports[4 + i]}`;
 const initialCluster = NAMES.slice(0, 3).map((n, i) => `${n}=${peer(i)}`).join(',');
 const dirs = NAMES.map((n) => makeTempDir(`force-${n}`));
 const procs: (EtsdProcess | null)[] = [null, null, null, null];
+/** Processes that ended, kept for their logs. */
+const retired: EtsdProcess[] = [];
 const clients: (KvClient | null)[] = [null, null, null, null];
 const TIMING = ['--heartbeat-interval', '100', '--election-timeout', '1000'];
 
@@ -29,6 +31,7 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function start(i: number, cluster: string, extra: string[] = []): Promise<EtsdProcess> {
+  if (procs[i]) retired.push(procs[i]!);
   procs[i] = await EtsdProcess.start({
     dataDir: dirs[i]!, name: NAMES[i], clientPort: ports[i], peerPort: ports[4 + i],
     extraArgs: ['--initial-cluster', cluster, ...TIMING, ...extra],
@@ -66,7 +69,19 @@ async function view(i: number): Promise<{ rev: number; kvs: Map<string, number> 
   return { rev: r.header.revision, kvs: new Map(r.kvs.map((kv) => [kv.key.toString(), kv.modRevision])) };
 }
 
-test('a survivor restarted with --force-new-cluster is a one-member cluster with all acknowledged data; it grows again', { timeout: 300_000 }, async () => {
+/** On failure, every member's log tail goes with the error: this test failed once in CI with nothing to read. */
+async function withLogs(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const all = [...retired, ...procs.filter((p): p is EtsdProcess => p !== null)];
+    const tails = all.map((p) => `--- pid ${p.pid} (${p.endpoint}):\n${p.logTail(60)}`).join('\n');
+    if (err instanceof Error) err.message += `\n${tails}`;
+    throw err;
+  }
+}
+
+test('a survivor restarted with --force-new-cluster is a one-member cluster with all acknowledged data; it grows again', { timeout: 300_000 }, () => withLogs(async () => {
   await Promise.all([0, 1, 2].map((i) => start(i, initialCluster)));
   await Promise.all([0, 1, 2].map((i) => procs[i]!.waitReady()));
   const survivor = await leaderIndex([0, 1, 2]);
@@ -85,7 +100,7 @@ test('a survivor restarted with --force-new-cluster is a one-member cluster with
 
   // The two others are gone for good; a write the survivor takes now can never commit.
   await Promise.all(lost.map((i) => procs[i]!.kill('SIGKILL')));
-  for (const i of lost) { clients[i]!.close(); clients[i] = null; procs[i] = null; }
+  for (const i of lost) { clients[i]!.close(); clients[i] = null; retired.push(procs[i]!); procs[i] = null; }
   await assert.rejects(clients[survivor]!.put({ key: b('w/unacked'), value: b('x') }, 2000), (err: unknown) => isGrpcError(err));
   await procs[survivor]!.kill('SIGKILL');
 
@@ -122,4 +137,4 @@ test('a survivor restarted with --force-new-cluster is a one-member cluster with
   const [a, c] = [await view(survivor), await view(3)];
   assert.equal(c.rev, a.rev);
   assert.deepEqual([...c.kvs], [...a.kvs]);
-});
+}));
