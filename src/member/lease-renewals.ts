@@ -1,8 +1,9 @@
-// Lease keep-alives as etcd answers them: only the leader's lessor knows
-// whether a lease is alive, so a follower forwards each keep-alive to the
-// leader (on the raft transport, beside raft's messages) and answers with the
-// leader's TTL, 0 for a lease the leader does not hold, as etcd's LeaseRenew
-// does over the peer /leases endpoint. A follower never answers from its own
+// Lease keep-alives and TimeToLive as etcd answers them: only the leader's
+// lessor knows whether a lease is alive and how long it has left, so a
+// follower forwards each keep-alive (and each TimeToLive) to the leader (on
+// the raft transport, beside raft's messages) and answers with the leader's
+// TTL, 0 for a keep-alive of a lease the leader does not hold, as etcd's
+// LeaseRenew and LeaseTimeToLive do over the peer /leases endpoints. A follower never answers from its own
 // clock: a follower cut off from the leader must not tell a client (Patroni,
 // say) that its lease lives while the majority lets it expire.
 // No leader, or no answer within the request timeout: the keep-alive fails
@@ -13,7 +14,7 @@
 import { Errors, type EtcdError } from '../common/errors.js';
 import type { Message } from '../raft/types.js';
 import type { Lessor } from './lessor.js';
-import { leaseRenewMessage, leaseRenewedMessage, NOT_LEADER_TTL } from './peer-messages.js';
+import { leaseRenewMessage, leaseRenewedMessage, leaseTtlAnswerMessage, leaseTtlMessage, NOT_LEADER_TTL } from './peer-messages.js';
 import { REQUEST_TIMEOUT_MS } from './requests.js';
 
 /** Forwarded keep-alives waiting for the leader at once. */
@@ -21,10 +22,15 @@ const MAX_PENDING = 10_000;
 /** etcd retries a forward to the leader every 50 ms while the request's time lasts. */
 const RETRY_MS = 50;
 
+/** The leader's TimeToLive answer: seconds left and the granted TTL; null for no such lease. */
+export type LeaseTtl = { ttl: number; granted: number } | null;
+
 interface Waiter {
   leaseId: bigint;
+  /** A keep-alive (renews the lease) or a TimeToLive (only reads it). */
+  kind: 'renew' | 'ttl';
   deadline: number;
-  resolve(ttl: number): void;
+  resolve(answer: number | LeaseTtl): void;
   reject(err: EtcdError): void;
   timer: NodeJS.Timeout | undefined;
 }
@@ -46,11 +52,21 @@ export class LeaseRenewals {
   /** A client's keep-alive: the lease's TTL in seconds, 0 if the leader holds no such lease. */
   renew(leaseId: bigint): Promise<number> {
     if (this.d.raft.isLeader()) return Promise.resolve(this.d.lessor.renew(leaseId) ?? 0);
+    return this.forward(leaseId, 'renew') as Promise<number>;
+  }
+
+  /** A client's TimeToLive: the leader's clock (a follower's does not see keep-alives sent elsewhere). */
+  timeToLive(leaseId: bigint): Promise<LeaseTtl> {
+    if (this.d.raft.isLeader()) return Promise.resolve(this.d.lessor.remaining(leaseId));
+    return this.forward(leaseId, 'ttl') as Promise<LeaseTtl>;
+  }
+
+  private forward(leaseId: bigint, kind: Waiter['kind']): Promise<number | LeaseTtl> {
     if (this.pending.size >= MAX_PENDING) return Promise.reject(Errors.tooManyRequests());
     const reqId = this.nextReq;
     this.nextReq = this.nextReq >= 0x7fffffff ? 1 : this.nextReq + 1;
-    return new Promise<number>((resolve, reject) => {
-      const w: Waiter = { leaseId, deadline: performance.now() + (this.d.timeoutMs ?? REQUEST_TIMEOUT_MS), resolve, reject, timer: undefined };
+    return new Promise<number | LeaseTtl>((resolve, reject) => {
+      const w: Waiter = { leaseId, kind, deadline: performance.now() + (this.d.timeoutMs ?? REQUEST_TIMEOUT_MS), resolve, reject, timer: undefined };
       this.pending.set(reqId, w);
       this.attempt(reqId, w);
     });
@@ -67,10 +83,13 @@ export class LeaseRenewals {
     const { raft } = this.d;
     if (raft.isLeader()) {
       this.pending.delete(reqId);
-      w.resolve(this.d.lessor.renew(w.leaseId) ?? 0);
+      w.resolve(w.kind === 'renew' ? (this.d.lessor.renew(w.leaseId) ?? 0) : this.d.lessor.remaining(w.leaseId));
       return;
     }
-    if (raft.lead !== 0n) this.d.send([leaseRenewMessage(this.d.memberId, raft.lead, reqId, w.leaseId)]);
+    if (raft.lead !== 0n) {
+      const build = w.kind === 'renew' ? leaseRenewMessage : leaseTtlMessage;
+      this.d.send([build(this.d.memberId, raft.lead, reqId, w.leaseId)]);
+    }
     // A lost message, a leader that stepped down: ask again until the deadline (an answer settles it first).
     w.timer = setTimeout(() => this.attempt(reqId, w), raft.lead === 0n ? RETRY_MS : Math.min(1000, Math.max(RETRY_MS, w.deadline - now)));
     w.timer.unref();
@@ -82,10 +101,30 @@ export class LeaseRenewals {
     this.d.send([leaseRenewedMessage(this.d.memberId, from, reqId, ttl)]);
   }
 
+  /** A follower forwarded a TimeToLive to us: the leader's lessor answers (ttl -1: no such lease); a non-leader says so. */
+  onTtlRequest(from: bigint, reqId: number, leaseId: bigint): void {
+    if (!this.d.raft.isLeader()) {
+      this.d.send([leaseTtlAnswerMessage(this.d.memberId, from, reqId, NOT_LEADER_TTL, NOT_LEADER_TTL)]);
+      return;
+    }
+    const left = this.d.lessor.remaining(leaseId);
+    this.d.send([leaseTtlAnswerMessage(this.d.memberId, from, reqId, left ? left.ttl : -1, left ? left.granted : 0)]);
+  }
+
+  /** The leader answered a TimeToLive we forwarded. */
+  onTtlReply(reqId: number, ttl: number, granted: number): void {
+    const w = this.pending.get(reqId);
+    if (w === undefined || w.kind !== 'ttl') return;
+    if (granted === NOT_LEADER_TTL) return; // It no longer leads: the retry timer asks whoever leads next.
+    clearTimeout(w.timer);
+    this.pending.delete(reqId);
+    w.resolve(granted === 0 && ttl === -1 ? null : { ttl, granted });
+  }
+
   /** The leader answered a keep-alive we forwarded. */
   onReply(reqId: number, ttl: number): void {
     const w = this.pending.get(reqId);
-    if (w === undefined) return;
+    if (w === undefined || w.kind !== 'renew') return;
     if (ttl === NOT_LEADER_TTL) return; // It no longer leads: the retry timer asks whoever leads next.
     clearTimeout(w.timer);
     this.pending.delete(reqId);

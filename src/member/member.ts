@@ -47,7 +47,7 @@ import { quotaBytes } from '../storage/mvcc/quota.js';
 import { AlarmType, type AlarmMember } from '../storage/mvcc/alarms.js';
 import { Leadership } from './leadership.js';
 import { IdGenerator, Lessor } from './lessor.js';
-import { LeaseRenewals } from './lease-renewals.js';
+import { LeaseRenewals, type LeaseTtl } from './lease-renewals.js';
 import { Membership, type MemberRecord } from './membership.js';
 import { MembershipKeeper } from './membership-keeper.js';
 import { createPeerHttpServer, handOverToHttp } from './peer-http.js';
@@ -206,6 +206,8 @@ export class Member {
   }
   /** LeaseKeepAlive: the leader's answer (forwarded there from a follower), 0 for no such lease. */
   leaseRenew(id: bigint): Promise<number> { return this.leaseRenewals.renew(id); }
+  /** LeaseTimeToLive: seconds left by the leader's clock (forwarded there from a follower), null for no such lease. */
+  leaseTimeToLive(id: bigint): Promise<LeaseTtl> { return this.leaseRenewals.timeToLive(id); }
   openStream(sink: StreamSink): number { return this.watches.openStream(sink); }
   closeStream(streamId: number): void { this.watches.closeStream(streamId); }
   shardOf(streamId: number, watchId: number): number { return this.watches.shardOf(streamId, watchId); }
@@ -343,6 +345,8 @@ export class Member {
       onMessage: (m) => routePeerMessage(m, {
         leaseRenew: (from, reqId, id) => this.leaseRenewals.onRequest(from, reqId, id),
         leaseRenewed: (reqId, ttl) => this.leaseRenewals.onReply(reqId, ttl),
+        leaseTtl: (from, reqId, id) => this.leaseRenewals.onTtlRequest(from, reqId, id),
+        leaseTtlAnswer: (reqId, ttl, granted) => this.leaseRenewals.onTtlReply(reqId, ttl, granted),
         memberOp: (reqId, from, op) => this.reconfig.onForwarded(reqId, from, op),
         memberOpFailed: (reqId, err) => this.reconfig.onRefused(reqId, err),
         raft: (msg) => this.raftLoop.step(msg),

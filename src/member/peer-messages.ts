@@ -16,7 +16,12 @@ const MSG_MEMBER_OP_FAILED = APP_MESSAGE_TYPE_MIN + 2;
 /** The leader's answer to a forwarded keep-alive: context = reqId, entries[0].data = the TTL (int64; 0 no such lease). */
 const MSG_LEASE_RENEWED = APP_MESSAGE_TYPE_MIN + 3;
 
-/** The TTL a member that no longer leads answers a forwarded keep-alive with. */
+/** A TimeToLive a follower received, for the leader: context = reqId, entries[0].data = the lease id (int64). */
+const MSG_LEASE_TTL = APP_MESSAGE_TYPE_MIN + 4;
+/** The leader's answer to a forwarded TimeToLive: context = reqId, entries[0].data = TTL and granted TTL (two int64). */
+const MSG_LEASE_TTL_ANSWER = APP_MESSAGE_TYPE_MIN + 5;
+
+/** The TTL a member that no longer leads answers a forwarded keep-alive (or TimeToLive) with. */
 export const NOT_LEADER_TTL = -1;
 
 function int64Bytes(v: bigint): Uint8Array {
@@ -40,6 +45,14 @@ export const leaseRenewMessage = (from: bigint, to: bigint, reqId: number, lease
   appMessage(MSG_LEASE_RENEW, from, to, reqId, int64Bytes(leaseId));
 export const leaseRenewedMessage = (from: bigint, to: bigint, reqId: number, ttl: number): Message =>
   appMessage(MSG_LEASE_RENEWED, from, to, reqId, int64Bytes(BigInt(ttl)));
+export const leaseTtlMessage = (from: bigint, to: bigint, reqId: number, leaseId: bigint): Message =>
+  appMessage(MSG_LEASE_TTL, from, to, reqId, int64Bytes(leaseId));
+export const leaseTtlAnswerMessage = (from: bigint, to: bigint, reqId: number, ttl: number, granted: number): Message => {
+  const data = new Uint8Array(16);
+  data.set(int64Bytes(BigInt(ttl)), 0);
+  data.set(int64Bytes(BigInt(granted)), 8);
+  return appMessage(MSG_LEASE_TTL_ANSWER, from, to, reqId, data);
+};
 export const memberOpMessage = (from: bigint, to: bigint, reqId: number, op: Uint8Array): Message => appMessage(MSG_MEMBER_OP, from, to, reqId, op);
 export const memberOpFailedMessage = (from: bigint, to: bigint, reqId: number, err: EtcdError): Message =>
   appMessage(MSG_MEMBER_OP_FAILED, from, to, reqId, encodeError(err));
@@ -48,6 +61,8 @@ export const memberOpFailedMessage = (from: bigint, to: bigint, reqId: number, e
 export interface PeerMessageHandlers {
   leaseRenew(from: bigint, reqId: number, leaseId: bigint): void;
   leaseRenewed(reqId: number, ttl: number): void;
+  leaseTtl(from: bigint, reqId: number, leaseId: bigint): void;
+  leaseTtlAnswer(reqId: number, ttl: number, granted: number): void;
   memberOp(reqId: number, from: bigint, op: Uint8Array): void;
   memberOpFailed(reqId: number, err: EtcdError): void;
   /** Raft's own messages, forwarded proposals (MsgProp) included. */
@@ -64,6 +79,16 @@ export function routePeerMessage(m: Message, h: PeerMessageHandlers): void {
     case MSG_LEASE_RENEWED: {
       const ttl = m.entries[0] ? readInt64(m.entries[0].data) : null;
       if (ttl !== null) h.leaseRenewed(Number(m.context), Number(ttl));
+      return;
+    }
+    case MSG_LEASE_TTL: {
+      const id = m.entries[0] ? readInt64(m.entries[0].data) : null;
+      if (id !== null) h.leaseTtl(m.from, Number(m.context), id);
+      return;
+    }
+    case MSG_LEASE_TTL_ANSWER: {
+      const d = m.entries[0]?.data;
+      if (d && d.length === 16) h.leaseTtlAnswer(Number(m.context), Number(readInt64(d.subarray(0, 8))), Number(readInt64(d.subarray(8, 16))));
       return;
     }
     case MSG_MEMBER_OP:

@@ -43,7 +43,7 @@ export function leaseService(member: Member): LeaseService {
 
   unary.set('/etcdserverpb.Lease/LeaseTimeToLive', async (req) => {
     const { id, keys } = decodeLeaseTimeToLiveRequest(req);
-    const left = lessor.remaining(id);
+    const left = await member.leaseTimeToLive(id);
     if (!left) return encodeLeaseTimeToLiveResponse(header(), id, -1n, 0n, []);
     const attached = keys ? await member.leaseKeys(id) : [];
     return encodeLeaseTimeToLiveResponse(header(), id, BigInt(left.ttl), BigInt(left.granted), attached);

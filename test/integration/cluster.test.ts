@@ -152,7 +152,11 @@ test('a lease kept alive through one follower answers keep-alives on the other f
       await sleep(500);
     }
     ka1.close();
-    // 5 s after a 2 s grant, kept alive only through f1: f2 renews it as well.
+    // 5 s after a 2 s grant, kept alive only through f1: TimeToLive on f2 is the leader's clock, not f2's.
+    const left = await l2.timeToLive(id);
+    assert.ok(left.ttl > 0 && left.ttl <= 2, `TimeToLive on the other follower: TTL ${left.ttl}`);
+    assert.equal(left.grantedTtl, 2);
+    // f2 renews it as well.
     const ka2 = l2.keepAliveStream();
     ka2.send(id);
     for (let i = 0; i < 100 && ka2.responses.length === 0; i++) await sleep(50);

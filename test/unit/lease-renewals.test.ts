@@ -15,9 +15,10 @@ function pair(timeoutMs = 2000) {
   const raftB = { isLeader: () => true, lead: 2n };
   const toB: Message[] = [];
   const toA: Message[] = [];
-  const lessorB = new Lessor();
-  lessorB.promote();
   const clockA = { t: 0 };
+  const clockB = { t: 0 };
+  const lessorB = new Lessor(() => clockB.t);
+  lessorB.promote();
   const lessorA = new Lessor(() => clockA.t);
   const a = new LeaseRenewals({ memberId: 1n, raft: raftA, lessor: lessorA, send: (m) => toB.push(...m), timeoutMs });
   const b = new LeaseRenewals({ memberId: 2n, raft: raftB, lessor: lessorB, send: (m) => toA.push(...m), timeoutMs });
@@ -26,13 +27,15 @@ function pair(timeoutMs = 2000) {
       routePeerMessage(m, {
         leaseRenew: (from, reqId, id) => to.onRequest(from, reqId, id),
         leaseRenewed: (reqId, ttl) => to.onReply(reqId, ttl),
+        leaseTtl: (from, reqId, id) => to.onTtlRequest(from, reqId, id),
+        leaseTtlAnswer: (reqId, ttl, granted) => to.onTtlReply(reqId, ttl, granted),
         memberOp: () => assert.fail('no member op here'),
         memberOpFailed: () => assert.fail('no member op here'),
         raft: () => assert.fail('no raft message here'),
       });
     }
   };
-  return { a, b, raftA, raftB, clockA, lessorA, lessorB, toA, toB, flush: () => { deliver(toB, b); deliver(toA, a); } };
+  return { a, b, raftA, raftB, clockA, clockB, lessorA, lessorB, toA, toB, flush: () => { deliver(toB, b); deliver(toA, a); } };
 }
 
 test('a follower answers with the leader\'s TTL, and 0 for a lease the leader does not hold', async () => {
@@ -84,4 +87,34 @@ test('the leader answers its own keep-alives from its lessor', async () => {
   assert.equal(await p.b.renew(7n), 30);
   assert.equal(await p.b.renew(9n), 0);
   assert.equal(p.toA.length, 0);
+});
+
+test('TimeToLive on a follower is the leader\'s clock, which sees keep-alives sent to other members', async () => {
+  const p = pair();
+  p.lessorB.granted(7n, 30);
+  p.lessorA.granted(7n, 30);
+  // 25 s pass; a client kept the lease alive on the leader at 20 s: the follower's own clock never saw it.
+  p.clockB.t += 20_000;
+  assert.equal(await p.b.renew(7n), 30);
+  p.clockA.t += 25_000;
+  p.clockB.t += 5_000;
+  const left = p.a.timeToLive(7n);
+  const unknown = p.a.timeToLive(8n);
+  p.flush();
+  assert.deepEqual(await left, { ttl: 25, granted: 30 });
+  assert.equal(await unknown, null);
+  p.a.stop();
+});
+
+test('a forwarded TimeToLive that reaches a member no longer leading waits for the next leader', async () => {
+  const p = pair();
+  p.lessorB.granted(7n, 30);
+  p.raftB.isLeader = () => false;
+  const r = p.a.timeToLive(7n);
+  p.flush();
+  p.raftB.isLeader = () => true;
+  p.a.leaderChanged();
+  p.flush();
+  assert.deepEqual(await r, { ttl: 30, granted: 30 });
+  p.a.stop();
 });
