@@ -10,6 +10,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { GRPC_OVERHEAD_BYTES } from '../grpc/rpc.js';
 import { createRawGrpcServer } from '../grpc/server.js';
+import { CallCounters } from '../grpc/call-counters.js';
 import { adaptStreamHandlers } from '../grpc/adapt.js';
 import { listenShared, type SharedListener } from '../grpc/port-sharing.js';
 import { httpHandler, httpRoutes } from '../server/http-endpoints.js';
@@ -80,13 +81,14 @@ async function main(): Promise<void> {
   // gRPC (our own HTTP/2 framing on the socket) and HTTP/1.1 share each client port, as etcd's cmux does.
   const streamHandlers = gateStreams(new Map([...adaptStreamHandlers(streams, election.serverStreams), ...snapshotStreams(member)]), isLearner);
   const maxRecvBytes = cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  const calls = new CallCounters();
   const grpcServer = createRawGrpcServer({
-    unary, streams: streamHandlers, maxRecvBytes, log,
+    unary, streams: streamHandlers, maxRecvBytes, log, calls,
     settings: { maxConcurrentStreams: cfg.maxConcurrentStreams },
   });
   // The JSON gateway calls the same handler maps as gRPC (src/gateway).
   const gateway = createGateway({ unary, streams: streamHandlers, maxRecvBytes, log, maxConcurrentStreams: cfg.maxConcurrentStreams });
-  const endpoints = httpHandler(httpRoutes(member, version()));
+  const endpoints = httpHandler(httpRoutes(member, version(), calls));
   const httpServer = http.createServer((req, res) => {
     if (gateway.handles((req.url ?? '/').split('?')[0]!)) gateway.serve(req, res);
     else endpoints(req, res);
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
   const metricsServers: http.Server[] = [];
   for (const u of cfg.listenMetricsUrls) {
     const url = new URL(u);
-    const server = http.createServer(metricsOnly(httpHandler(httpRoutes(member, version()))));
+    const server = http.createServer(metricsOnly(httpHandler(httpRoutes(member, version(), calls))));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(Number(url.port), url.hostname, () => resolve());

@@ -2,6 +2,7 @@
 // written against these, whatever frames the bytes (src/grpc/server.ts).
 
 import type { IncomingHttpHeaders } from 'node:http2';
+import type { CallCounters } from './call-counters.js';
 import type { EtcdError } from '../common/errors.js';
 
 /** What a unary handler may look at beyond the request bytes. */
@@ -100,5 +101,7 @@ export interface GrpcServerOptions {
   maxSessionMemoryMB?: number;
   /** Connection-level receive window we advertise (bytes). Default 16 MiB. */
   connectionWindowBytes?: number;
+  /** grpc_server_started_total / grpc_server_handled_total, counted per method (none if absent). */
+  calls?: CallCounters;
 }
 

@@ -25,6 +25,7 @@ import {
 } from './framing.js';
 import type { CallContext, GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from './rpc.js';
 import { peerCommonName } from '../tls/peer-identity.js';
+import type { MethodCounters } from './call-counters.js';
 import { H2Code, H2Connection, H2Stream, type ConnOptions, type StreamHost } from './http2/connection.js';
 import { GRPC_OK_TRAILERS, GRPC_RESPONSE_HEADERS, grpcTrailers, grpcTrailersOnly, type HeaderList } from './http2/hpack.js';
 
@@ -62,6 +63,7 @@ interface Route {
   kind: Kind;
   unary: UnaryHandler | null;
   stream: StreamHandler | null;
+  counters: MethodCounters | null;
 }
 
 /** One call: the HTTP/2 stream plus the unary call state (streaming calls hang a StreamCall on it). */
@@ -79,6 +81,18 @@ class GrpcStream extends H2Stream implements MessageSink {
   timer: NodeJS.Timeout | null = null;
   ac: AbortController | null = null;
   core: Core | null = null;
+  /** Unary: the method's counters, from the route. */
+  counters: MethodCounters | null = null;
+  /** Unary: counted as started (the handler was called), not yet as handled. */
+  counting: MethodCounters | null = null;
+
+  /** The call ended with this status: counted once, if its handler was called. */
+  counted(code: number): void {
+    const c = this.counting;
+    if (c === null) return;
+    this.counting = null;
+    c.ended(code);
+  }
 
   onGrpcMessage(msg: Buffer): void {
     this.core!.dispatch(this, msg);
@@ -164,10 +178,11 @@ class Core implements StreamHost {
     }
     if (route.kind === Kind.Unary) {
       st.handler = route.unary;
+      st.counters = route.counters;
       if (timeoutMs >= 0) st.timer = setTimeout(unaryOnDeadline, timeoutMs, st);
       return;
     }
-    const call = new StreamCall(this, st, fields.toObject() as IncomingHttpHeaders, path);
+    const call = new StreamCall(this, st, fields.toObject() as IncomingHttpHeaders, path, route.counters);
     st.call = call;
     st.dispatched = true;
     if (timeoutMs >= 0) call.timer = setTimeout(streamOnDeadline, timeoutMs, call);
@@ -225,6 +240,7 @@ class Core implements StreamHost {
     if (st.finished) return;
     st.finished = st.dispatched = true;
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+    st.counted(GrpcCode.CANCELLED);
     st.ac?.abort();
   }
 
@@ -243,6 +259,10 @@ class Core implements StreamHost {
     if (st.dispatched) return;
     st.dispatched = true;
     const handler = st.handler!;
+    if (st.counters !== null) {
+      st.counters.started++;
+      st.counting = st.counters;
+    }
     // Cancellation tracking costs an AbortController: made only when a handler
     // (lock, campaign) looks at the signal; already aborted if the call ended first.
     const ctx: CallContext = {
@@ -271,6 +291,7 @@ class Core implements StreamHost {
     if (st.finished) return;
     st.finished = true;
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+    st.counted(GrpcCode.OK);
     st.conn.writeUnary(st, GRPC_RESPONSE_HEADERS, body, GRPC_OK_TRAILERS);
   }
 
@@ -278,6 +299,7 @@ class Core implements StreamHost {
     if (st.finished) return;
     st.finished = st.dispatched = true;
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+    st.counted(err.code);
     this.trailersOnly(st, err);
   }
 
@@ -348,9 +370,10 @@ class StreamCall implements ServerCall, MessageSink {
   private cancelCb: (() => void) | null = null;
 
   constructor(readonly core: Core, readonly st: GrpcStream, readonly metadata: IncomingHttpHeaders,
-    readonly path: string) {
+    readonly path: string, private readonly counters: MethodCounters | null) {
     this.reader = new MessageReader(core.maxRecvBytes);
     this.reader.encoding = st.encoding;
+    if (counters !== null) counters.started++;
   }
 
   get peerCommonName(): string | null { return peerCommonName(this.st.conn.socket); }
@@ -392,6 +415,7 @@ class StreamCall implements ServerCall, MessageSink {
   end(err?: EtcdError | null): void {
     if (this.finished) return;
     this.finished = true;
+    this.counters?.ended(err ? err.code : GrpcCode.OK);
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const st = this.st;
     if (st.closed) return;
@@ -441,6 +465,7 @@ class StreamCall implements ServerCall, MessageSink {
   cancel(): void {
     if (this.finished) return;
     this.finished = true;
+    this.counters?.ended(GrpcCode.CANCELLED);
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const cb = this.cancelCb;
     if (cb === null) return;
@@ -476,16 +501,17 @@ export function createRawGrpcServer(opts: RawGrpcServerOptions): RawGrpcServer {
   if (!(opts.maxRecvBytes > 0)) throw new Error('createRawGrpcServer: maxRecvBytes must be > 0');
   const core = new Core(opts.maxRecvBytes, opts.log);
   const known = opts.knownMethods ?? listServices().flatMap((s) => s.methods.map((m) => m.path));
+  const counters = (p: string): MethodCounters | null => opts.calls?.of(p) ?? null;
   for (const p of known) {
-    core.routes.set(p, { kind: Kind.Unimplemented, unary: null, stream: null });
+    core.routes.set(p, { kind: Kind.Unimplemented, unary: null, stream: null, counters: null });
     core.services.add(serviceOf(p));
   }
   for (const [p, h] of opts.unary) {
-    core.routes.set(p, { kind: Kind.Unary, unary: h, stream: null });
+    core.routes.set(p, { kind: Kind.Unary, unary: h, stream: null, counters: counters(p) });
     core.services.add(serviceOf(p));
   }
   for (const [p, h] of opts.streams ?? []) {
-    core.routes.set(p, { kind: Kind.Stream, unary: null, stream: h });
+    core.routes.set(p, { kind: Kind.Stream, unary: null, stream: h, counters: counters(p) });
     core.services.add(serviceOf(p));
   }
   const s = opts.settings ?? {};

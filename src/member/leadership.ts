@@ -19,6 +19,8 @@ export interface LeadershipHooks {
 export class Leadership {
   private lastLead = 0n;
   private lastTerm = 0;
+  /** etcd_server_leader_changes_seen_total: a leader seen that is not the one before (none in between counts). */
+  leaderChanges = 0;
 
   constructor(
     private readonly raft: RaftNode,
@@ -38,6 +40,7 @@ export class Leadership {
     }
     if (raft.lead !== this.lastLead) {
       this.lastLead = raft.lead;
+      if (raft.lead !== 0n) this.leaderChanges++;
       if (raft.lead === 0n) this.log.warn({ term: raft.term }, 'no leader');
       else this.log.info({ term: raft.term, leader: formatId(raft.lead), self: raft.isLeader() }, 'leader elected');
       // A new leader restarts every lease's clock, as etcd's lessor promote does; a follower's clock decides nothing.

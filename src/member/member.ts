@@ -144,6 +144,12 @@ export class Member {
   get commitIndex(): number { return this.raft.commit; }
   get appliedIdx(): number { return this.reads.applied; }
   get pendingCount(): number { return this.requests.size; }
+  /** Proposals that failed (timeout, leader lost, refused): etcd_server_proposals_failed_total. */
+  get proposalsFailed(): number { return this.requests.failedTotal; }
+  /** Leaders seen, each one not the one before: etcd_server_leader_changes_seen_total. */
+  get leaderChanges(): number { return this.leadership.leaderChanges; }
+  /** The space quota in bytes (--quota-backend-bytes, etcd's default when 0). */
+  get quotaBytes(): number { return quotaBytes(this.cfg.quotaBackendBytes); }
   get revision(): number { return Number(Atomics.load(this.state, Shared.Revision)); }
   get compactRevision(): number { return Number(Atomics.load(this.state, Shared.CompactRevision)); }
   get watcherTotal(): number { return this.watches.watcherTotal; }

@@ -38,6 +38,12 @@ export class RequestTable {
   get size(): number { return this.pending.size; }
 
   /** A new request id, or etcd's refusal when stopping or full. */
+  /**
+   * etcd_server_proposals_failed_total: proposals that never got an answer from the log
+   * (refused, timed out, leader lost); an applied request that answers an error is not one.
+   */
+  failedTotal = 0;
+
   admit(): number {
     if (this.stopped) throw Errors.stopped();
     if (this.pending.size >= this.maxPending) throw Errors.tooManyRequests();
@@ -70,6 +76,7 @@ export class RequestTable {
     const p = this.pending.get(reqId);
     if (!p) return;
     this.pending.delete(reqId);
+    this.failedTotal++;
     p.reject(err);
   }
 
@@ -82,6 +89,7 @@ export class RequestTable {
     for (const [id, p] of this.pending) {
       if (!p.clock.forwarded) continue;
       this.pending.delete(id);
+      this.failedTotal++;
       p.reject(Errors.leaderChanged());
     }
   }
@@ -95,6 +103,7 @@ export class RequestTable {
       if (p.parts !== null) continue;
       if (p.clock.tReceived > 0 && p.clock.tReceived < limit) {
         this.pending.delete(id);
+        this.failedTotal++;
         this.onExpired(id);
         p.reject(noLeader ? Errors.noLeader() : Errors.timeout());
       }

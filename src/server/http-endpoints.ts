@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Member } from '../member/member.js';
 import { createMetrics } from './metrics/prometheus.js';
+import type { CallCounters } from '../grpc/call-counters.js';
 import { ETCD_API_VERSION } from '../common/version.js';
 import { AlarmType } from '../storage/mvcc/alarms.js';
 
@@ -11,7 +12,7 @@ const ALARM_NAMES: Record<AlarmType, string> = { [AlarmType.NONE]: 'NONE', [Alar
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** HTTP/1.1 endpoints on the client port, beside gRPC (etcd's /health and /version). */
-export function httpRoutes(member: Member, etsdVersion: string): Map<string, HttpRoute> {
+export function httpRoutes(member: Member, etsdVersion: string, calls: CallCounters | null = null): Map<string, HttpRoute> {
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -59,7 +60,7 @@ export function httpRoutes(member: Member, etsdVersion: string): Map<string, Htt
     }
     if (req.method === 'POST' || url.searchParams.get('reset') === '1') member.stages.reset();
   });
-  const metrics = createMetrics(member);
+  const metrics = createMetrics(member, calls);
   routes.set('/metrics', (_req, res) => {
     metrics.render().then((body) => {
       res.writeHead(200, { 'content-type': metrics.contentType });

@@ -3,6 +3,7 @@ import { SharedHistogram, type SharedHistogramLayout } from '../../common/shared
 import { formatId } from '../../common/ids.js';
 import type { Member } from '../../member/member.js';
 import { ETCD_API_VERSION } from '../../common/version.js';
+import { GRPC_CODE_NAMES, type CallCounters } from '../../grpc/call-counters.js';
 
 /** Renders a worker's shared histogram in the Prometheus text format. */
 function renderHistogram(name: string, help: string, layout: SharedHistogramLayout): string {
@@ -13,8 +14,25 @@ function renderHistogram(name: string, help: string, layout: SharedHistogramLayo
   return lines.join('\n') + '\n';
 }
 
-/** /metrics with etcd's metric names (ETCD-FACTS.md 1.4) where etcd has one, via prom-client. */
-export function createMetrics(member: Member): { render(): Promise<string>; contentType: string } {
+/** go-grpc-prometheus's two counters, every method and code listed from zero as it pre-registers them. */
+function renderCalls(calls: CallCounters): string {
+  const started = ['# HELP grpc_server_started_total Total number of RPCs started on the server.', '# TYPE grpc_server_started_total counter'];
+  const handled = ['# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.', '# TYPE grpc_server_handled_total counter'];
+  for (const m of calls.all()) {
+    const labels = `grpc_method="${m.method}",grpc_service="${m.service}",grpc_type="${m.type}"`;
+    started.push(`grpc_server_started_total{${labels}} ${m.started}`);
+    for (let code = 0; code < GRPC_CODE_NAMES.length; code++) {
+      handled.push(`grpc_server_handled_total{grpc_code="${GRPC_CODE_NAMES[code]}",${labels}} ${m.handled[code]}`);
+    }
+  }
+  return started.join('\n') + '\n' + handled.join('\n') + '\n';
+}
+
+/**
+ * /metrics with etcd's metric names (ETCD-FACTS.md 1.4) where etcd has one, via prom-client;
+ * `calls`: the gRPC server's per-method counters (none on a metrics-only listener that has no server).
+ */
+export function createMetrics(member: Member, calls: CallCounters | null = null): { render(): Promise<string>; contentType: string } {
   const reg = new client.Registry();
   client.collectDefaultMetrics({ register: reg });
   const gauge = (name: string, help: string, value: () => number, labels?: Record<string, string>) =>
@@ -22,9 +40,19 @@ export function createMetrics(member: Member): { render(): Promise<string>; cont
       name, help, registers: [reg], labelNames: labels ? Object.keys(labels) : [],
       collect() { if (labels) this.set(labels, value()); else this.set(value()); },
     });
+  // A total kept by the member, read when scraped (a prom-client Counter cannot be set).
+  const counter = (name: string, help: string, value: () => number) =>
+    new client.Counter({
+      name, help, registers: [reg],
+      collect() { this.reset(); this.inc(value()); },
+    });
   gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (member.isLeaderKnown() ? 1 : 0));
   gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (member.isLeader() ? 1 : 0));
-  gauge('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => 1);
+  gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => (member.isLearnerSelf ? 1 : 0));
+  counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => member.leaderChanges);
+  counter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.', () => member.proposalsFailed);
+  gauge('etcd_server_version', 'Which version is running. 1 for \'server_version\' label with current version.', () => 1, { server_version: ETCD_API_VERSION });
+  gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => member.quotaBytes);
   gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => member.commitIndex);
   gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => member.appliedIdx);
   gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => member.pendingCount);
@@ -40,7 +68,8 @@ export function createMetrics(member: Member): { render(): Promise<string>; cont
     async render() {
       return (await reg.metrics()) +
         renderHistogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', member.fsyncHistogram) +
-        renderHistogram('etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', member.commitHistogram);
+        renderHistogram('etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', member.commitHistogram) +
+        (calls !== null ? renderCalls(calls) : '');
     },
   };
 }
