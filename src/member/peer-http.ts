@@ -50,6 +50,12 @@ export function createPeerHttpServer(src: PeerHttpSource, log: Logger): http.Ser
           res.writeHead(503, { 'Content-Type': 'text/plain' }).end('not the leader\n');
           return;
         }
+        // The follower gave up while the file was being made: nothing will close this response again.
+        if (res.destroyed) {
+          snap.release();
+          report(false);
+          return;
+        }
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(snap.bytes), 'X-Etsd-Snapshot-Index': String(snap.index) });
         const stream = createReadStream(snap.path);
         stream.on('error', (err) => { log.error({ err }, 'reading snapshot file failed'); res.destroy(err); });

@@ -12,6 +12,7 @@ import type { Logger } from '../common/log.js';
 import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import { formatId } from '../common/ids.js';
 import type { RaftNode } from '../raft/node.js';
+import { ProgressState } from '../raft/progress.js';
 import type { Outbox } from '../workers/outbox.js';
 import type { OneOffPool } from '../workers/pool.js';
 import { encodeInstallSnapshot } from '../workers/protocol/apply-ring.js';
@@ -22,12 +23,14 @@ import { peerGet } from '../tls/peer-get.js';
 import type { TlsSide } from '../tls/side.js';
 
 const FETCH_TIMEOUT_MS = 10 * 60_000;
-// After a snapshot was served, the follower still installs it before it asks for the
-// entries after it: log compaction waits this long (etcd pauses it while a snapshot is
-// in flight). Without the pause a busy leader cuts those entries during every install
-// and the follower fetches snapshot after snapshot, never catching up.
-const SERVED_GRACE_MS = 60_000;
-// ...but the in-memory log never holds more than this many times the usual amount.
+// A follower sent a snapshot fetches and installs it, then asks for the entries after
+// the snapshot's index: until it has them (its match reaches that index), the leader
+// does not compact its log (etcd pauses compaction while a snapshot is in flight).
+// Without the pause a busy leader cut those entries during every install and the
+// follower fetched snapshot after snapshot, never catching up. Bounded: a follower
+// that has not caught up after AWAIT_MAX_MS is no longer waited for, and the
+// in-memory log never holds more than PAUSE_CAP_FACTOR times its usual amount.
+const AWAIT_MAX_MS = 5 * 60_000;
 const PAUSE_CAP_FACTOR = 4;
 const PAUSE_CAP_MIN = 100_000;
 const RETRY_MS = 1000;
@@ -58,7 +61,8 @@ export interface InstallHooks {
 export class SnapshotCoordinator {
   private lastLogCompaction = 0;
   private serving = 0;
-  private lastServedAt = -Infinity;
+  /** Leader: followers sent a snapshot that have not caught up past it yet (index, since when). */
+  private readonly awaiting = new Map<bigint, { index: number; since: number }>();
   private seq = 0;
   private wanted = 0;
   private receiving = false;
@@ -89,12 +93,32 @@ export class SnapshotCoordinator {
   /** A follower is fetching or installing a snapshot and needs the entries after it; unless the log grew too long. */
   private pausedForFollower(wouldDrop: number): boolean {
     const { raft, cfg } = this.d;
-    const busy = this.serving > 0 || performance.now() - this.lastServedAt < SERVED_GRACE_MS || raft.snapshotInFlight();
-    if (!busy) return false;
+    this.trackAwaiting();
+    if (this.serving === 0 && this.awaiting.size === 0) return false;
     const cap = Math.max(PAUSE_CAP_MIN, PAUSE_CAP_FACTOR * (cfg.snapshotCount + cfg.snapshotCatchupEntries));
     if (wouldDrop + cfg.snapshotCatchupEntries <= cap) return true;
     this.d.log.warn({ retained: wouldDrop + cfg.snapshotCatchupEntries }, 'compacting the raft log although a follower is still catching up from a snapshot');
     return false;
+  }
+
+  /** Notes followers raft is sending a snapshot; forgets those that caught up past it (or left, or took too long). */
+  private trackAwaiting(): void {
+    const { raft, memberId } = this.d;
+    if (!raft.isLeader()) { this.awaiting.clear(); return; }
+    const now = performance.now();
+    const { voters, learners } = raft.conf();
+    for (const id of [...voters, ...learners]) {
+      const pr = id === memberId ? undefined : raft.progress(id);
+      if (pr && pr.state === ProgressState.Snapshot && !this.awaiting.has(id)) this.awaiting.set(id, { index: pr.pendingSnapshot, since: now });
+    }
+    for (const [id, w] of this.awaiting) {
+      const pr = raft.progress(id);
+      if (!pr || pr.match >= w.index) this.awaiting.delete(id);
+      else if (now - w.since > AWAIT_MAX_MS) {
+        this.awaiting.delete(id);
+        this.d.log.warn({ member: formatId(id), index: w.index }, 'a follower has not caught up from its snapshot; raft log compaction no longer waits for it');
+      }
+    }
   }
 
   /** Leader side: a snapshot file of the current state for a follower (GET /etsd/snapshot on the peer port). */
@@ -111,7 +135,6 @@ export class SnapshotCoordinator {
       if (released) return;
       released = true;
       this.serving--;
-      this.lastServedAt = performance.now();
       rmSync(path, { force: true });
     };
     try {

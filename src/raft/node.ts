@@ -165,13 +165,6 @@ export class RaftNode {
 
   conf(): ConfState { return { voters: [...this.voters], learners: [...this.learners] }; }
 
-  /** Leader: a follower waits on a snapshot (its entries after the snapshot must not be compacted away meanwhile). */
-  snapshotInFlight(): boolean {
-    if (this.role !== Role.Leader) return false;
-    for (const [id, pr] of this.prs) if (id !== this.id && pr.state === ProgressState.Snapshot) return true;
-    return false;
-  }
-
   /** The leader's view of a follower (for tests and status). */
   progress(id: bigint): Readonly<Progress> | undefined { return this.prs.get(id); }
 

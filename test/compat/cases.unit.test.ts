@@ -151,7 +151,9 @@ test('LeaseIds: hex and decimal forms, order of first appearance, variables', ()
 test('coarseTtl: only remaining TTLs just below the granted TTL', () => {
   assert.equal(coarseTtl('lease <L1> granted with TTL(100s), remaining(99s)'), 'lease <L1> granted with TTL(100s), remaining(~100s)');
   assert.equal(coarseTtl('TTL(100s), remaining(100s)'), 'TTL(100s), remaining(~100s)');
-  assert.equal(coarseTtl('TTL(100s), remaining(97s)'), 'TTL(100s), remaining(97s)');
+  assert.equal(coarseTtl('TTL(100s), remaining(95s)'), 'TTL(100s), remaining(~100s)');
+  assert.equal(coarseTtl('TTL(100s), remaining(94s)'), 'TTL(100s), remaining(94s)');
+  assert.equal(coarseTtl('TTL(10s), remaining(7s)'), 'TTL(10s), remaining(7s)');
   assert.equal(coarseTtl('TTL(100s), remaining(101s)'), 'TTL(100s), remaining(101s)');
   assert.equal(coarseTtl('"ttl":-1,"granted-ttl":0'), '"ttl":-1,"granted-ttl":0');
   assert.equal(coarseTtl('"id":<L1>,"ttl":9,"granted-ttl":10,"keys"'), '"id":<L1>,"ttl":~10,"granted-ttl":10,"keys"');
