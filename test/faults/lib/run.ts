@@ -78,7 +78,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
   try {
     traffic.start();
     while (traffic.done < o.ops * 0.3) await sleep(10);
-    fault = await inject(cluster, o.fault, o.point, watcher.memberIndex);
+    fault = await inject(cluster, o.fault, o.point, watcher.memberIndex, { nextWriteAck: () => rec.nextWriteAck() });
     // The stream that lived through the fault delivers what it missed before the run moves it;
     // otherwise whether the faulted member's catch-up reaches the client before the cut is timing.
     await watcher.settle(lastPutRevision(rec), SETTLE_MS);

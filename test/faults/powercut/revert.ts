@@ -38,6 +38,8 @@ export interface RevertReport {
   /** Changes undone (writes, truncations, allocations), and bytes cut off the ends of files. */
   undone: number;
   bytesCut: number;
+  /** Bytes given back their old contents (unsynced overwrites, e.g. of the WAL's preallocated zeros). */
+  bytesRestored: number;
   /** Completed fsync/fdatasync calls seen in the journal. */
   syncs: number;
   /** Files (by their path at open) whose changes were undone, with how many. */
@@ -110,7 +112,7 @@ function inodes(dir: string, out = new Map<string, string>()): Map<string, strin
 
 /** Undoes, in `dir`, what the journals (one per process that ran there) record as never synced. */
 export function revertUnsynced(dir: string, journals: string[]): RevertReport {
-  const report: RevertReport = { files: 0, undone: 0, bytesCut: 0, syncs: 0, detail: [] };
+  const report: RevertReport = { files: 0, undone: 0, bytesCut: 0, bytesRestored: 0, syncs: 0, detail: [] };
   const byInode = existsSync(dir) ? inodes(dir) : new Map<string, string>();
   for (const j of journals) {
     if (!existsSync(j)) continue;
@@ -126,6 +128,7 @@ export function revertUnsynced(dir: string, journals: string[]): RevertReport {
         for (let i = f.mods.length - 1; i >= 0; i--) {
           const m = f.mods[i]!;
           if (m.old.length > 0) writeSync(fd, m.old, 0, m.old.length, Number(m.offset));
+          report.bytesRestored += m.old.length;
           ftruncateSync(fd, Number(m.sizeBefore));
         }
         const sizeThen = f.mods[0]!.sizeBefore;
