@@ -64,6 +64,9 @@ export interface ClusterOptions {
  */
 export class PowerCutError extends Error { override name = 'PowerCutError'; }
 
+/** The cluster was closed under a run still using it (a test gave up on the run). */
+export class ClusterClosedError extends Error { override name = 'ClusterClosedError'; }
+
 /** mount(8) refused: the disk-full runs need root (or a tmpfs-capable container). */
 export class MountError extends Error { override name = 'MountError'; }
 
@@ -149,6 +152,7 @@ export class Cluster {
   /** The --initial-cluster-state each member starts with ('existing' once re-added). */
   private readonly state: ('new' | 'existing')[];
   private mounted: string | null = null;
+  private isClosed = false;
 
   private constructor(readonly kind: ClusterKind, private readonly members: Member[], readonly proxy: PartitionProxy, private readonly base: string,
     readonly flags: string[], readonly options: ClusterOptions) {
@@ -214,6 +218,9 @@ export class Cluster {
   }
 
   get size(): number { return this.members.length; }
+  /** close() was called: restarts and leader waits throw ClusterClosedError, so a run given up on ends soon. */
+  get closed(): boolean { return this.isClosed; }
+  private assertOpen(): void { if (this.isClosed) throw new ClusterClosedError('the cluster was closed'); }
   endpoint(i: number): string { return this.members[i]!.endpoint; }
   label(i: number): string { return this.members[i]!.label; }
   name(i: number): string { return this.members[i]!.name; }
@@ -234,6 +241,7 @@ export class Cluster {
   async leader(timeoutMs: number, among: number[] = this.members.map((_, i) => i), pollMs = 100): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      this.assertOpen();
       const says = await Promise.all(among.map((i) => this.isLeader(i)));
       const l = among.filter((_, k) => says[k] === true);
       if (l.length === 1) return l[0]!;
@@ -261,6 +269,7 @@ export class Cluster {
   }
   /** Starts member i again (with `env` as its extra environment from now on, if given) and waits until it answers. */
   async restart(i: number, env?: Record<string, string>, readyTimeoutMs?: number): Promise<void> {
+    this.assertOpen();
     const m = this.members[i]!;
     if (env) m.extraEnv = env;
     m.start();
@@ -268,6 +277,7 @@ export class Cluster {
   }
   /** Starts member i (with `env` as its extra environment from now on) without waiting for it. */
   launch(i: number, env: Record<string, string>): void {
+    this.assertOpen();
     const m = this.members[i]!;
     m.extraEnv = env;
     m.start();
@@ -349,6 +359,7 @@ export class Cluster {
   heal(): void { this.proxy.heal(); this.proxy.mode = 'refuse'; }
 
   async close(): Promise<void> {
+    this.isClosed = true;
     for (const m of this.members) await m.kill('SIGKILL').catch(() => undefined);
     await this.proxy.close();
     if (this.mounted) {

@@ -50,7 +50,7 @@ export class Recorder {
 
   now(): number { return Number(process.hrtime.bigint() - this.origin); }
 
-  /** Resolves when the next write (put, delete, successful CAS) is acknowledged. */
+  /** Resolves when the next write that made a revision (put, delete of a key, successful CAS) is acknowledged. */
   nextWriteAck(): Promise<void> { return new Promise((r) => this.ackWaiters.push(r)); }
 
   /** Runs one request and records it; never throws for a gRPC failure. */
@@ -62,7 +62,7 @@ export class Recorder {
       op.ret = this.now();
       op.outcome = 'ok';
       const o = op.output;
-      if (o.type === 'put' || o.type === 'delete' || (o.type === 'cas' && o.succeeded)) for (const w of this.ackWaiters.splice(0)) w();
+      if (o.type === 'put' || (o.type === 'delete' && o.deleted > 0) || (o.type === 'cas' && o.succeeded)) for (const w of this.ackWaiters.splice(0)) w();
     } catch (err) {
       if (!isGrpcError(err)) throw err;
       op.error = `${err.code} ${err.details}`;
