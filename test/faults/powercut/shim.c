@@ -172,14 +172,24 @@ static void record_mod(int fd, const struct stat *st, uint64_t off, uint64_t len
   if (old > 0) {
     buf = malloc(old);
     if (!buf) die("malloc old bytes");
+    // A write-only fd cannot be read: the same file opened again for reading through /proc.
+    int rfd = fd;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY) {
+      char link[64];
+      snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+      rfd = real_open(link, O_RDONLY | O_CLOEXEC);
+      if (rfd < 0) die("reopen a write-only fd for reading");
+    }
     uint64_t got = 0;
     while (got < old) {
-      ssize_t n = pread(fd, buf + got, old - got, (off_t)(off + got));
+      ssize_t n = pread(rfd, buf + got, old - got, (off_t)(off + got));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) die("pread old bytes");
       if (n == 0) break;
       got += (uint64_t)n;
     }
+    if (rfd != fd) real_close(rfd);
     old = got;
   }
   journal(R_MOD, (uint64_t)st->st_dev, (uint64_t)st->st_ino, size, off, old, buf, old);
