@@ -164,6 +164,7 @@ export class Cluster {
    * theirs (ETSD_FAILPOINTS only from here), `flags` to their command lines.
    */
   static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}, flags: string[] = [], options: ClusterOptions = {}): Promise<Cluster> {
+    if (options.powerCut && kind !== 'etsd') throw new PowerCutError('power-cut: etcd (Go) makes raw syscalls that an LD_PRELOAD shim cannot see; etsd members only');
     const ports = await freePorts(size * 3);
     const base = mkdtempSync(join(tmpdir(), `etsd-faults-${kind}-`));
     // The WAL dir is a directory inside the mount: etcd creates its WAL beside it and renames it into place.
@@ -174,11 +175,6 @@ export class Cluster {
     const advertised = (i: number) => proxy.advertisedUrl(i);
     const listenPeer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
     const initialCluster = names.map((n, i) => `${n}=${advertised(i)}`).join(',');
-    if (options.powerCut && kind !== 'etsd') {
-      await proxy.close();
-      rmSync(base, { recursive: true, force: true });
-      throw new PowerCutError('power-cut: etcd (Go) makes raw syscalls that an LD_PRELOAD shim cannot see; etsd members only');
-    }
     const shim = options.powerCut ? buildShim() : null;
     const members = names.map((name, i) => {
       const dataDir = join(base, name);
