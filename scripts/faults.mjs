@@ -2,9 +2,11 @@
 // Long seeded fault campaigns over real clusters (build first: npx tsc -p tsconfig.json).
 //   node scripts/faults.mjs [--target etsd|etcd] [--members 3] [--fault all|KIND[,KIND...]]
 //                           [--seed N] [--duration SECONDS] [--runs N] [--ops N] [--failpoints SPEC|cycle] [--point NAME] [--verbose]
-// Kinds: none, kill-leader, kill-follower, stop-leader, partition-leader, kill-majority,
-// drop-leader-to-follower, snapshot-follower, replace-follower, disk-full-wal (a tmpfs WAL:
-// needs mount, so root), failpoint-crash (etsd; --point NAME, default: cycle through CRASH_POINTS).
+// Kinds: none, kill-leader, kill-follower, stop-leader, partition-leader, kill-majority, kill-all,
+// power-cut (etsd: every member killed -9 and its unsynced writes dropped; needs gcc, see
+// test/faults/powercut/), drop-leader-to-follower, snapshot-follower, replace-follower,
+// disk-full-wal (a tmpfs WAL: needs mount, so root), failpoint-crash (etsd; --point NAME,
+// default: cycle through CRASH_POINTS).
 // --verbose prints the members' log tails after a failover slower than twice the election timeout.
 // --failpoints SPEC arms ETSD_FAILPOINTS in etsd's members (src/common/failpoints.ts), e.g.
 // 'rangeBeforeReadIndex=error', a deliberate bug the checkers must catch.
@@ -24,7 +26,7 @@ if (!existsSync(new URL('run.js', lib))) {
 }
 const { Cluster } = await import(new URL('cluster.js', lib).href);
 const { runOnce, summary } = await import(new URL('run.js', lib).href);
-const { FAULTS, CRASH_POINTS, faultApplies, clusterFlags, clusterOptions } = await import(new URL('faults.js', lib).href);
+const { FAULTS, CRASH_POINTS, faultApplies, faultRefused, clusterFlags, clusterOptions } = await import(new URL('faults.js', lib).href);
 
 const { values: a } = parseArgs({
   options: {
@@ -45,6 +47,11 @@ const members = Number(a.members);
 const cycle = a.failpoints === 'cycle';
 const faults = cycle ? ['failpoint-crash'] : a.fault === 'all' ? FAULTS : a.fault.split(',');
 for (const f of faults) if (!FAULTS.includes(f)) throw new Error(`unknown fault ${f}; one of ${FAULTS.join(', ')}`);
+// A kind named on the command line that the target cannot have at all is an error, not a skip.
+if (a.fault !== 'all') for (const f of faults) {
+  const why = faultRefused(f, a.target);
+  if (why) { console.error(why); process.exit(2); }
+}
 if (a.point && !CRASH_POINTS.includes(a.point)) throw new Error(`--point must be one of ${CRASH_POINTS.join(', ')}`);
 // failpoint-crash runs go through the points in turn (one point with --point).
 const points = a.point ? [a.point] : CRASH_POINTS;
@@ -66,9 +73,11 @@ for (let k = 0; ; k++) {
   const fault = faults[k % faults.length];
   const point = fault === 'failpoint-crash' ? points[crashRuns++ % points.length] : undefined;
   const replay = `node scripts/faults.mjs --target ${a.target} --members ${members} --fault ${fault} --seed ${seed} --runs 1 --ops ${a.ops}${fpArg}${point ? ` --point ${point}` : ''}`;
+  const refused = faultRefused(fault, a.target);
+  if (refused) { console.log(`skip ${fault}: ${refused}`); continue; }
   let cluster;
   try {
-    cluster = await Cluster.start(a.target, members, env, clusterFlags(a.target, [fault]), clusterOptions(fault));
+    cluster = await Cluster.start(a.target, members, env, clusterFlags(a.target, [fault]), clusterOptions(fault, a.target));
   } catch (e) {
     if (e?.name === 'MountError') { console.log(`skip ${fault}: ${e.message}`); if (faults.length === 1) break; continue; }
     runs++;
@@ -84,7 +93,9 @@ for (let k = 0; ; k++) {
     if (r.fault.failoverMs !== undefined) failover.push(r.fault.failoverMs);
     console.log(summary(r) + (point ? ` [${point}: ${r.fault.exited ? 'crashed there' : 'NOT reached'}]` : '') +
       (r.fault.snapshotsInstalled !== undefined ? ` [snapshots installed ${r.fault.snapshotsInstalled}]` : '') +
-      (fault === 'disk-full-wal' ? ` [${r.fault.exited ? 'member exited' : 'member did NOT exit'}]` : ''));
+      (fault === 'disk-full-wal' ? ` [${r.fault.exited ? 'member exited' : 'member did NOT exit'}]` : '') +
+      (r.fault.reverted ? ` [unsynced dropped: ${r.fault.reverted.map((x) => `${x.member} ${x.undone} changes, ${x.bytesCut} B cut, ${x.bytesRestored} B restored, ${x.syncs} syncs`).join('; ')}` +
+        `${r.fault.cutAfterAck ? '' : ', NOT right after an acknowledged write'}]` : ''));
     if (a.verbose && r.fault.slowLogs) console.log(`slow failover, log tails then:\n${r.fault.slowLogs}`);
     if (r.anomalies.length > 0) {
       failed++;

@@ -6,16 +6,21 @@
 // at process exit); data dirs are removed on close.
 //
 // Fault kinds that need more than that ask for it at start (ClusterOptions):
-// a per-member environment (a failpoint armed in one member only), and a
-// small tmpfs mounted as one member's --wal-dir (disk full; unmounted on
-// close). Members can be removed, wiped and re-added (member replace), and
-// each member counts the log lines that mark a raft snapshot install.
+// a per-member environment (a failpoint armed in one member only), a small
+// tmpfs mounted as one member's --wal-dir (disk full; unmounted on close),
+// and the power-cut shim (test/faults/powercut/) preloaded into every etsd
+// member, journaling its file writes and syncs so that powerCut() can drop
+// what was never synced. Members can be removed, wiped and re-added (member
+// replace), and each member counts the log lines that mark a raft snapshot
+// install.
 
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../common/ports.js';
+import { buildShim } from '../powercut/build.js';
+import { revertUnsynced, type RevertReport } from '../powercut/revert.js';
 import { etsdScript } from '../../common/repo.js';
 import { PartitionProxy } from '../../common/tcp-proxy.js';
 import { KvClient, isGrpcError } from '../../integration/kv-client.js';
@@ -49,7 +54,18 @@ export interface ClusterOptions {
   memberEnv?: Record<number, Record<string, string>>;
   /** A tmpfs of sizeMb MiB mounted as member i's --wal-dir (we run as root; MountError when mount is refused). */
   tmpfsWal?: { member: number; sizeMb: number };
+  /** The power-cut shim preloaded into every member (etsd only: PowerCutError for etcd). */
+  powerCut?: boolean;
 }
+
+/**
+ * etcd is a Go binary: its file I/O goes through raw syscalls, not libc, so an LD_PRELOAD
+ * shim never sees it and a power cut cannot be simulated that way for it.
+ */
+export class PowerCutError extends Error { override name = 'PowerCutError'; }
+
+/** The cluster was closed under a run still using it (a test gave up on the run). */
+export class ClusterClosedError extends Error { override name = 'ClusterClosedError'; }
 
 /** mount(8) refused: the disk-full runs need root (or a tmpfs-capable container). */
 export class MountError extends Error { override name = 'MountError'; }
@@ -65,7 +81,7 @@ class Member {
   private exit: Promise<void> = Promise.resolve();
 
   constructor(readonly name: string, readonly clientPort: number, readonly dataDir: string, private readonly argv: () => [string, string[]],
-    public extraEnv: Record<string, string>) {}
+    public extraEnv: Record<string, string>, private readonly launchEnv: (incarnation: number) => Record<string, string> = () => ({})) {}
 
   get endpoint(): string { return `127.0.0.1:${this.clientPort}`; }
   get label(): string { return `${this.name}#${this.incarnation}`; }
@@ -73,7 +89,8 @@ class Member {
 
   start(): void {
     const [file, args] = this.argv();
-    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && k !== 'ETSD_FAILPOINTS')), ...this.extraEnv };
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && k !== 'ETSD_FAILPOINTS')), ...this.extraEnv,
+      ...this.launchEnv(this.incarnation + 1) };
     const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = c;
     this.incarnation++;
@@ -135,6 +152,7 @@ export class Cluster {
   /** The --initial-cluster-state each member starts with ('existing' once re-added). */
   private readonly state: ('new' | 'existing')[];
   private mounted: string | null = null;
+  private isClosed = false;
 
   private constructor(readonly kind: ClusterKind, private readonly members: Member[], readonly proxy: PartitionProxy, private readonly base: string,
     readonly flags: string[], readonly options: ClusterOptions) {
@@ -146,6 +164,7 @@ export class Cluster {
    * theirs (ETSD_FAILPOINTS only from here), `flags` to their command lines.
    */
   static async start(kind: ClusterKind, size: number, env: Record<string, string> = {}, flags: string[] = [], options: ClusterOptions = {}): Promise<Cluster> {
+    if (options.powerCut && kind !== 'etsd') throw new PowerCutError('power-cut: etcd (Go) makes raw syscalls that an LD_PRELOAD shim cannot see; etsd members only');
     const ports = await freePorts(size * 3);
     const base = mkdtempSync(join(tmpdir(), `etsd-faults-${kind}-`));
     // The WAL dir is a directory inside the mount: etcd creates its WAL beside it and renames it into place.
@@ -156,8 +175,16 @@ export class Cluster {
     const advertised = (i: number) => proxy.advertisedUrl(i);
     const listenPeer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
     const initialCluster = names.map((n, i) => `${n}=${advertised(i)}`).join(',');
+    const shim = options.powerCut ? buildShim() : null;
     const members = names.map((name, i) => {
       const dataDir = join(base, name);
+      // One journal per incarnation (the revert covers the one the cut came in); io_uring off,
+      // or libuv could write past libc. The data dir exists first: the shim resolves it at load.
+      const powerCutEnv = (n: number): Record<string, string> => {
+        if (!shim) return {};
+        mkdirSync(dataDir, { recursive: true });
+        return { LD_PRELOAD: shim, POWERCUT_DIR: dataDir, POWERCUT_JOURNAL: Cluster.journalPath(base, name, n), UV_USE_IO_URING: '0' };
+      };
       const client = `http://127.0.0.1:${ports[i]}`;
       const argvFlags = [
         '--name', name, '--data-dir', dataDir,
@@ -169,11 +196,12 @@ export class Cluster {
       ];
       const withState = (): string[] => [...argvFlags, '--initial-cluster-state', cluster!.state[i]!];
       const argv = (): [string, string[]] => (kind === 'etcd' ? [ETCD_BIN, withState()] : [process.execPath, [etsdScript(), ...withState()]]);
-      return new Member(name, ports[i]!, dataDir, argv, { ...env, ...options.memberEnv?.[i] });
+      return new Member(name, ports[i]!, dataDir, argv, { ...env, ...options.memberEnv?.[i] }, powerCutEnv);
     });
     const c = new Cluster(kind, members, proxy, base, flags, options);
     cluster = c;
     try {
+      if (shim) mkdirSync(join(base, 'powercut'));
       if (options.tmpfsWal) c.mountTmpfs(join(base, 'tmpfs'), options.tmpfsWal.sizeMb);
       for (const m of members) m.start();
       await Promise.all(members.map((m) => m.waitReady()));
@@ -186,6 +214,9 @@ export class Cluster {
   }
 
   get size(): number { return this.members.length; }
+  /** close() was called: restarts and leader waits throw ClusterClosedError, so a run given up on ends soon. */
+  get closed(): boolean { return this.isClosed; }
+  private assertOpen(): void { if (this.isClosed) throw new ClusterClosedError('the cluster was closed'); }
   endpoint(i: number): string { return this.members[i]!.endpoint; }
   label(i: number): string { return this.members[i]!.label; }
   name(i: number): string { return this.members[i]!.name; }
@@ -206,6 +237,7 @@ export class Cluster {
   async leader(timeoutMs: number, among: number[] = this.members.map((_, i) => i), pollMs = 100): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      this.assertOpen();
       const says = await Promise.all(among.map((i) => this.isLeader(i)));
       const l = among.filter((_, k) => says[k] === true);
       if (l.length === 1) return l[0]!;
@@ -215,8 +247,25 @@ export class Cluster {
   }
 
   async kill(i: number): Promise<void> { await this.members[i]!.kill('SIGKILL'); }
+
+  private static journalPath(base: string, name: string, incarnation: number): string { return join(base, 'powercut', `${name}.${incarnation}.journal`); }
+
+  /**
+   * A power cut of members `which`: each killed -9 (all signalled before any is awaited), then
+   * its data dir put back as the disk would hold it, every write its current incarnation never
+   * synced undone (test/faults/powercut/revert.ts). Needs the cluster started with powerCut.
+   */
+  async powerCut(which: number[]): Promise<RevertReport[]> {
+    if (!this.options.powerCut) throw new PowerCutError('this cluster was not started with the power-cut shim (ClusterOptions.powerCut)');
+    await Promise.all(which.map((i) => this.members[i]!.kill('SIGKILL')));
+    return which.map((i) => {
+      const m = this.members[i]!;
+      return revertUnsynced(m.dataDir, [Cluster.journalPath(this.base, m.name, m.incarnation)]);
+    });
+  }
   /** Starts member i again (with `env` as its extra environment from now on, if given) and waits until it answers. */
   async restart(i: number, env?: Record<string, string>, readyTimeoutMs?: number): Promise<void> {
+    this.assertOpen();
     const m = this.members[i]!;
     if (env) m.extraEnv = env;
     m.start();
@@ -224,6 +273,7 @@ export class Cluster {
   }
   /** Starts member i (with `env` as its extra environment from now on) without waiting for it. */
   launch(i: number, env: Record<string, string>): void {
+    this.assertOpen();
     const m = this.members[i]!;
     m.extraEnv = env;
     m.start();
@@ -305,6 +355,7 @@ export class Cluster {
   heal(): void { this.proxy.heal(); this.proxy.mode = 'refuse'; }
 
   async close(): Promise<void> {
+    this.isClosed = true;
     for (const m of this.members) await m.kill('SIGKILL').catch(() => undefined);
     await this.proxy.close();
     if (this.mounted) {

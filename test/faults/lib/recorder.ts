@@ -46,8 +46,12 @@ export async function execute(kv: KvClient, i: KvInput, deadlineMs: number): Pro
 export class Recorder {
   readonly ops: KvOp[] = [];
   private readonly origin = process.hrtime.bigint();
+  private ackWaiters: (() => void)[] = [];
 
   now(): number { return Number(process.hrtime.bigint() - this.origin); }
+
+  /** Resolves when the next write that made a revision (put, delete of a key, successful CAS) is acknowledged. */
+  nextWriteAck(): Promise<void> { return new Promise((r) => this.ackWaiters.push(r)); }
 
   /** Runs one request and records it; never throws for a gRPC failure. */
   async run(kv: KvClient, client: number, member: string, input: KvInput, deadlineMs: number): Promise<KvOp> {
@@ -57,6 +61,8 @@ export class Recorder {
       op.output = await execute(kv, input, deadlineMs);
       op.ret = this.now();
       op.outcome = 'ok';
+      const o = op.output;
+      if (o.type === 'put' || (o.type === 'delete' && o.deleted > 0) || (o.type === 'cas' && o.succeeded)) for (const w of this.ackWaiters.splice(0)) w();
     } catch (err) {
       if (!isGrpcError(err)) throw err;
       op.error = `${err.code} ${err.details}`;

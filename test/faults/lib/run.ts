@@ -78,7 +78,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
   try {
     traffic.start();
     while (traffic.done < o.ops * 0.3) await sleep(10);
-    fault = await inject(cluster, o.fault, o.point, watcher.memberIndex);
+    fault = await inject(cluster, o.fault, o.point, watcher.memberIndex, { nextWriteAck: () => rec.nextWriteAck() });
     // The stream that lived through the fault delivers what it missed before the run moves it;
     // otherwise whether the faulted member's catch-up reaches the client before the cut is timing.
     await watcher.settle(lastPutRevision(rec), SETTLE_MS);
@@ -93,6 +93,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
     for (let n = 0; sentinel === 0; n++) {
       const op = await rec.run(kv0, 0, cluster.label(0), { type: 'put', key: `${o.prefix}end`, value: `end-${n}`, prevKv: false }, deadlineMs);
       if (op.output) sentinel = op.output.revision;
+      else if (cluster.closed) throw new Error('the cluster was closed before the sentinel write succeeded');
       else if (Date.now() - t0 > 10 * FINAL_TIMEOUT_MS) throw new Error(`the sentinel write keeps failing: ${op.error}\n${cluster.logs()}`);
       else await sleep(200);
     }
@@ -101,7 +102,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
         const kv = traffic.kvs[c]!;
         for (let tries = 0; tries < 50; tries++) {
           const op = await rec.run(kv, c, cluster.label(c % cluster.size), { type: 'get', key: traffic.key(k), serializable: false }, deadlineMs);
-          if (op.outcome === 'ok') break;
+          if (op.outcome === 'ok' || cluster.closed) break;
           await sleep(200);
         }
       }
