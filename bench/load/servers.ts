@@ -133,7 +133,7 @@ async function startMember(target: Target, opts: ServerOptions, name: string, cl
 }
 
 /** Ready = a linearizable Range succeeds (so there is a leader). */
-async function waitReady(endpoint: string, tls: TlsFiles | null, alive: () => boolean, timeoutMs: number): Promise<void> {
+export async function waitReady(endpoint: string, tls: TlsFiles | null, alive: () => boolean, timeoutMs: number): Promise<void> {
   const body = encodeFramed(messages().RangeRequest, { key: Buffer.from('bench-ready') });
   const deadline = Date.now() + timeoutMs;
   let last = 'timeout';
