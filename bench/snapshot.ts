@@ -17,8 +17,13 @@
 //   node dist/bench/snapshot.js --fill-mb 1024
 //   node dist/bench/snapshot.js --fill-mb 16      # smoke
 //
+// Each save is repeated --repeat times (3) on the filled server, and the
+// restores (with first start) --repeat times alternating between the
+// targets, so a busy spell of the shared machine hits both; medians are
+// reported, every run is in the JSON.
+//
 // Flags: --targets etcd,etsd  --fill-mb N (1024)  --val-size B (4096)
-// --etcd-bin PATH  --keep (keep the files and restored dirs, print where)
+// --repeat R (3)  --etcd-bin PATH  --keep (keep the files and restored dirs, print where)
 // --out FILE (bench/results/snapshot.json).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,14 +34,14 @@ import { fileURLToPath } from 'node:url';
 import { ETSD_CLI, freePort, startServer, stopAll, waitReady, type Server, type Target } from './load/servers.js';
 import { MiB, ETCDCTL, connect, etcdctl, fill, run, status } from './load/maintenance.js';
 
-interface Options { targets: Target[]; fillMb: number; valSize: number; etcdBin: string; keep: boolean; out: string }
+interface Options { targets: Target[]; fillMb: number; valSize: number; repeat: number; etcdBin: string; keep: boolean; out: string }
 
 const PUTS_PER_TXN = 64;
 const FILL_IN_FLIGHT = 4;
 const ETSDUTL = fileURLToPath(new URL('../src/cli/etsdutl.js', import.meta.url));
 
 function parse(argv: string[]): Options {
-  const o: Options = { targets: ['etcd', 'etsd'], fillMb: 1024, valSize: 4096, etcdBin: '/usr/bin/etcd', keep: false, out: 'bench/results/snapshot.json' };
+  const o: Options = { targets: ['etcd', 'etsd'], fillMb: 1024, valSize: 4096, repeat: 3, etcdBin: '/usr/bin/etcd', keep: false, out: 'bench/results/snapshot.json' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === '--keep') { o.keep = true; continue; }
@@ -46,12 +51,13 @@ function parse(argv: string[]): Options {
       case '--targets': o.targets = v.split(',').map((t) => { if (t !== 'etcd' && t !== 'etsd') throw new Error(`unknown target ${t}`); return t; }); break;
       case '--fill-mb': o.fillMb = Number(v); break;
       case '--val-size': o.valSize = Number(v); break;
+      case '--repeat': o.repeat = Number(v); break;
       case '--etcd-bin': o.etcdBin = v; break;
       case '--out': o.out = v; break;
       default: throw new Error(`unknown flag ${flag}`);
     }
   }
-  for (const [k, n] of [['--fill-mb', o.fillMb], ['--val-size', o.valSize]] as const) {
+  for (const [k, n] of [['--fill-mb', o.fillMb], ['--val-size', o.valSize], ['--repeat', o.repeat]] as const) {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${k} must be a positive number`);
   }
   return o;
@@ -93,18 +99,21 @@ async function firstStart(target: Target, o: Options, work: string, member: stri
 }
 
 interface TargetResult {
-  target: Target; fillMb: number; keys: number; valSize: number; revision: number; dbSize: number;
-  fileBytes: number; saveMs: number; saveMBps: number; restoreMs: number; restoredDirBytes: number; restoreCommand: string;
-  /** The restored member's start until it serves, and the keys it holds (must equal `keys`). */
-  firstStartMs: number; keysAfterRestore: number;
+  target: Target; fillMb: number; keys: number; valSize: number; revision: number; dbSize: number; fileBytes: number;
+  /** Every run's wall time (ms); the summary fields are their medians. */
+  saveRuns: number[]; restoreRuns: number[]; firstStartRuns: number[];
+  saveMs: number; saveMBps: number; restoreMs: number; firstStartMs: number;
+  restoredDirBytes: number; restoreCommand: string;
+  /** Keys the restored member served (must equal `keys`). */
+  keysAfterRestore: number;
 }
 
-async function runTarget(target: Target, o: Options, work: string): Promise<TargetResult> {
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return Math.round(s[Math.floor((s.length - 1) / 2)]!); };
+
+/** Fills a fresh server, saves --repeat snapshots from it (the last is kept as the file to restore), stops it. */
+async function fillAndSave(target: Target, o: Options, work: string): Promise<Omit<TargetResult, 'restoreRuns' | 'firstStartRuns' | 'restoreMs' | 'firstStartMs' | 'restoredDirBytes' | 'restoreCommand' | 'keysAfterRestore'>> {
   const keys = Math.ceil((o.fillMb * MiB) / o.valSize);
   const file = path.join(work, `${target}.db`);
-  let revision = 0;
-  let dbSize = 0;
-  let saveMs = 0;
   const server: Server = await startServer(target, { etcdBin: o.etcdBin, extraArgs: ['--quota-backend-bytes=8589934592'] });
   try {
     const conns = await connect(server.endpoint, 4);
@@ -115,34 +124,45 @@ async function runTarget(target: Target, o: Options, work: string): Promise<Targ
     } finally {
       for (const c of conns) c.close();
     }
-    ({ revision, dbSize } = await status(server.endpoint));
-    process.stderr.write(`${target}: snapshot save (dbSize ${dbSize})\n`);
-    saveMs = (await run(ETCDCTL, [`--endpoints=${server.endpoint}`, '--command-timeout=30m', 'snapshot', 'save', file], { ETCDCTL_API: '3' })).ms;
+    const { revision, dbSize } = await status(server.endpoint);
+    const saveRuns: number[] = [];
+    for (let i = 0; i < o.repeat; i++) {
+      rmSync(file, { force: true });
+      process.stderr.write(`${target}: snapshot save ${i + 1}/${o.repeat} (dbSize ${dbSize})\n`);
+      saveRuns.push(Math.round((await run(ETCDCTL, [`--endpoints=${server.endpoint}`, '--command-timeout=30m', 'snapshot', 'save', file], { ETCDCTL_API: '3' })).ms));
+    }
+    const fileBytes = statSync(file).size;
+    const saveMs = median(saveRuns);
+    return {
+      target, fillMb: o.fillMb, keys, valSize: o.valSize, revision, dbSize, fileBytes,
+      saveRuns, saveMs, saveMBps: Number((fileBytes / MiB / (saveMs / 1000)).toFixed(1)),
+    };
   } finally {
     await server.stop();
   }
-  const fileBytes = statSync(file).size;
+}
 
-  // The same member flags for both restores; the peer port is only named, never listened on.
+/** One restore of `target`'s file into a new data dir, then the restored member's first start; the dir is removed after. */
+async function restoreOnce(target: Target, o: Options, work: string, keys: number): Promise<{ restoreMs: number; firstStartMs: number; dirBytes: number; keys: number; command: string }> {
+  const file = path.join(work, `${target}.db`);
+  // The same member flags for both restores.
   const dataDir = path.join(work, `${target}-restored`);
+  rmSync(dataDir, { recursive: true, force: true });
   const peer = `http://127.0.0.1:${await freePort()}`;
   const member = ['--data-dir', dataDir, '--name', 'restored', '--initial-cluster', `restored=${peer}`,
     '--initial-cluster-token', 'bench-restore', '--initial-advertise-peer-urls', peer];
   const [cmd, args] = target === 'etcd'
     ? [ETCDCTL, ['snapshot', 'restore', file, ...member]]
     : [process.execPath, [ETSDUTL, 'snapshot', 'restore', file, ...member]];
-  process.stderr.write(`${target}: snapshot restore (${fileBytes} bytes)\n`);
-  const restoreMs = (await run(cmd, args, { ETCDCTL_API: '3' })).ms;
-  const restoredDirBytes = await duBytes(dataDir);
-  process.stderr.write(`${target}: first start of the restored member\n`);
+  process.stderr.write(`${target}: snapshot restore\n`);
+  const restoreMs = Math.round((await run(cmd, args, { ETCDCTL_API: '3' })).ms);
+  const dirBytes = await duBytes(dataDir);
   const started = await firstStart(target, o, work, member, peer);
   if (started.keys !== keys) throw new Error(`${target}: the restored member holds ${started.keys} keys, not ${keys}`);
   if (!o.keep) rmSync(dataDir, { recursive: true, force: true });
   return {
-    target, fillMb: o.fillMb, keys, valSize: o.valSize, revision, dbSize, fileBytes,
-    saveMs: Math.round(saveMs), saveMBps: Number((fileBytes / MiB / (saveMs / 1000)).toFixed(1)),
-    restoreMs: Math.round(restoreMs), restoredDirBytes, firstStartMs: Math.round(started.readyMs), keysAfterRestore: started.keys,
-    restoreCommand: `${target === 'etcd' ? 'etcdctl' : 'node dist/src/cli/etsdutl.js'} snapshot restore FILE ${member.join(' ').replaceAll(work, '$WORK')}`,
+    restoreMs, firstStartMs: Math.round(started.readyMs), dirBytes, keys: started.keys,
+    command: `${target === 'etcd' ? 'etcdctl' : 'node dist/src/cli/etsdutl.js'} snapshot restore FILE ${member.join(' ').replaceAll(work, '$WORK').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}`,
   };
 }
 
@@ -153,11 +173,26 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'bench-snapshot-'));
   const results: TargetResult[] = [];
   try {
-    for (const t of o.targets) results.push(await runTarget(t, o, work));
+    const saved = [];
+    for (const t of o.targets) saved.push(await fillAndSave(t, o, work));
+    const restores = saved.map(() => [] as Awaited<ReturnType<typeof restoreOnce>>[]);
+    // Restores alternate between the targets, so a busy spell of the shared machine hits both.
+    for (let i = 0; i < o.repeat; i++) {
+      for (const [j, s] of saved.entries()) restores[j]!.push(await restoreOnce(s.target, o, work, s.keys));
+    }
+    for (const [j, s] of saved.entries()) {
+      const rs = restores[j]!;
+      results.push({
+        ...s, restoreRuns: rs.map((r) => r.restoreMs), firstStartRuns: rs.map((r) => r.firstStartMs),
+        restoreMs: median(rs.map((r) => r.restoreMs)), firstStartMs: median(rs.map((r) => r.firstStartMs)),
+        restoredDirBytes: rs[rs.length - 1]!.dirBytes, restoreCommand: rs[0]!.command, keysAfterRestore: rs[rs.length - 1]!.keys,
+      });
+    }
   } finally {
     if (o.keep) console.log(`(files kept in ${work})`);
     else rmSync(work, { recursive: true, force: true });
   }
+  console.log(`(medians of ${o.repeat} runs; every run in the JSON)`);
   console.log('| target | fill MB | dbSize MiB | snapshot file MiB | save s | save MiB/s | restore s | restored dir MiB | first start s |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {

@@ -16,6 +16,7 @@ import { ConfigError, parseArgs } from '../common/config.js';
 import { formatId } from '../common/ids.js';
 import { loadOrCreateIdentity } from '../member/identity.js';
 import { checkSnapshotHash, importEtcdDb } from '../storage/bbolt/import.js';
+import { STORE_OPEN_OPTIONS } from '../storage/store-options.js';
 
 const USAGE = `usage: etsdutl snapshot restore <file> [--data-dir <dir>] [--name <name>] [--initial-cluster <name=url,...>]
        [--initial-cluster-token <token>] [--initial-advertise-peer-urls <urls>] [--skip-hash-check]`;
@@ -47,7 +48,7 @@ async function restore(args: string[]): Promise<void> {
   fs.mkdirSync(memberDir, { recursive: true });
   try {
     const db = new RocksLevel(join(memberDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open({ createIfMissing: true });
+    await db.open({ ...STORE_OPEN_OPTIONS });
     let info;
     try {
       info = await importEtcdDb(file, db);

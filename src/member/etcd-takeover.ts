@@ -34,6 +34,7 @@ import { EntryKind, encodeEntryData } from '../workers/protocol/entry.js';
 import { ETCD_FILES_RECORD, etcdFilesFingerprint, type DataLayout } from './data-layout.js';
 import { storeIdentity } from './identity.js';
 import type { MemberRecord } from './membership.js';
+import { STORE_OPEN_OPTIONS } from '../storage/store-options.js';
 
 const KIND_OF: Partial<Record<EtcdV3Kind, EntryKind>> = {
   put: EntryKind.Put, deleteRange: EntryKind.DeleteRange, txn: EntryKind.Txn, compaction: EntryKind.Compaction,
@@ -194,7 +195,7 @@ export async function takeOverEtcdDir(layout: DataLayout, log: Logger): Promise<
   mkdirSync(tmpDir, { recursive: true });
 
   const db = new RocksLevel(join(tmpDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open({ createIfMissing: true });
+  await db.open({ ...STORE_OPEN_OPTIONS });
   let info;
   try {
     info = await importEtcdDb(etcd.dbPath, db, { index: ci, term: ciTerm });

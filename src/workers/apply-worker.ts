@@ -35,6 +35,7 @@ import { toKeyValue } from '../storage/mvcc/reader.js';
 import { writeRevisionEvents, writeStorageReset, type WireEvent } from './events.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { decodeLeaseGrantRequest, decodeLeaseId, encodeHeaderOnly, encodeLeaseGrantResponse } from '../proto/lease-codec.js';
+import { STORE_OPEN_OPTIONS } from '../storage/store-options.js';
 
 export interface ApplyWorkerData {
   dbDir: string;
@@ -105,12 +106,7 @@ async function main(): Promise<void> {
   const d = workerData as ApplyWorkerData;
   mkdirSync(d.dbDir, { recursive: true });
   const db = new RocksLevel(d.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  // The raft WAL is our log of record: RocksDB's own WAL is never fsynced on the hot path, and
-  // compressing it (the binding's default) costs the apply thread more than the data saves.
-  // Bloom filters keep the point reads of keys that do not exist yet cheap.
-  await db.open({
-    createIfMissing: true, cacheSize: 64 * 1024 * 1024, walCompression: false, compression: false, filterPolicy: 'bloomfilter:10:false',
-  });
+  await db.open({ ...STORE_OPEN_OPTIONS });
   // Replaced wholesale when a snapshot is installed.
   let { writer, leases, applier } = await openStore(db);
   let alarms = AlarmStore.load(db);

@@ -204,3 +204,36 @@ test('random buckets round-trip through writer and reader', (t) => {
   const st = etcdctlStatus(file);
   assert.equal(st.hash, statusHash(r).hash);
 });
+
+test('values of half a page or more share multi-page leaves: at most 16 pages, 90% used, and bbolt\'s check holds', (t) => {
+  const dir = tempDir(t);
+  for (const valueBytes of [1000, 2100, 4096, 9000]) {
+    const file = path.join(dir, `db-${valueBytes}`);
+    const w = new BboltWriter(file);
+    const b = w.bucket();
+    const n = 600;
+    for (let i = 0; i < n; i++) b.put(revKey(i + 2, 0), Buffer.alloc(valueBytes, i));
+    const size = w.finish([{ name: Buffer.from('key'), root: b.finish() }]);
+    const raw = fs.readFileSync(file);
+    let leafPages = 0;
+    let leafBytes = 0;
+    for (let id = 3; id < size / 4096;) {
+      const p = raw.subarray(id * 4096);
+      const pages = 1 + p.readUInt32LE(12);
+      if (p.readUInt16LE(8) === 0x02 && p.readUInt16LE(10) > 1) {
+        assert.ok(pages <= 16, `${valueBytes} B values: a leaf of ${pages} pages`);
+        leafPages += pages;
+        leafBytes += 16 + p.readUInt16LE(10) * (16 + 17 + valueBytes);
+      }
+      id += pages;
+    }
+    // Before, one 4096 B value took a two-page leaf of its own (50% used).
+    assert.ok(leafBytes / (leafPages * 4096) > 0.85, `${valueBytes} B values: leaves ${(100 * leafBytes / (leafPages * 4096)).toFixed(0)}% used`);
+    const r = BboltReader.open(file);
+    const got = [...r.entries(r.bucket(r.root, Buffer.from('key'))!)];
+    assert.equal(got.length, n);
+    got.forEach((e, i) => assert.ok(e.key.equals(revKey(i + 2, 0)) && e.value.equals(Buffer.alloc(valueBytes, i)), `pair ${i}`));
+    assert.equal(etcdctlStatus(file).hash, statusHash(r).hash);
+    r.close();
+  }
+});

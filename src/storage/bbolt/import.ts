@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { decodeKeyValue } from '../../proto/kv-codec.js';
-import { attachKey, byRevKey, historyKey, latestKey, leaseKey, LATEST_END, PREFIX_LATEST } from '../mvcc/keys.js';
-import { decodeVersion, encodeVersion } from '../mvcc/record.js';
+import { attachKey, byRevKey, historyKey, latestKey, leaseKey } from '../mvcc/keys.js';
+import { encodeVersion } from '../mvcc/record.js';
 import { MvccWriter } from '../mvcc/writer.js';
 import { BboltReader, type BucketRef } from './reader.js';
 import { encodeAuthState } from '../../auth/state-record.js';
@@ -95,6 +95,9 @@ export async function importEtcdDb(path: string, db: RocksLevel, applied = { ind
 
     let maxRev = 1;
     let revisions = 0;
+    // Each key's lease as of its newest version so far (keys without one are absent): what the
+    // lessor attaches, found on the way instead of reading every latest record (values too) back.
+    const leaseOfKey = new Map<string, { key: Buffer; lease: bigint }>();
     for (const e of r.entries(keyB)) {
       const rev = decodeRevBytes(e.key);
       const kv = decodeKeyValue(e.value);
@@ -107,6 +110,8 @@ export async function importEtcdDb(path: string, db: RocksLevel, applied = { ind
       await out.put(byRevKey(rev.main, rev.sub), kv.key);
       // Revision order: the last write of a key's latest record is its newest version.
       await out.put(latestKey(kv.key), enc);
+      if (!v.tombstone && v.lease !== 0n) leaseOfKey.set(kv.key.toString('latin1'), { key: Buffer.from(kv.key), lease: v.lease });
+      else if (leaseOfKey.size > 0) leaseOfKey.delete(kv.key.toString('latin1'));
       maxRev = Math.max(maxRev, rev.main);
       revisions++;
     }
@@ -124,17 +129,10 @@ export async function importEtcdDb(path: string, db: RocksLevel, applied = { ind
 
     // Keys attached to a lease: each live key's latest version names it (etcd's lessor recovery).
     let attached = 0;
-    for (let gte = Buffer.from([PREFIX_LATEST]); ;) {
-      const { rows } = db.querySync({ keyEncoding: 'buffer', valueEncoding: 'buffer', gte, lt: LATEST_END, limit: 1000 });
-      for (let i = 0; i < rows.length; i += 2) {
-        const v = decodeVersion(rows[i + 1]!);
-        if (!v.tombstone && v.lease !== 0n && leaseIds.has(v.lease)) {
-          await out.put(attachKey(v.lease, rows[i]!.subarray(1)), Buffer.alloc(0));
-          attached++;
-        }
-      }
-      if (rows.length < 2000) break;
-      gte = Buffer.concat([rows[rows.length - 2]!, Buffer.from([0])]);
+    for (const { key, lease } of leaseOfKey.values()) {
+      if (!leaseIds.has(lease)) continue;
+      await out.put(attachKey(lease, key), Buffer.alloc(0));
+      attached++;
     }
     await out.flush();
 
