@@ -13,14 +13,15 @@
 //   node dist/bench/memory.js --at 20000 --settle 1s         # smoke
 //
 // Flags: --targets etcd,etsd  --at N[,N...] (1000000)  --val-size B (256)
-// --settle D (10s)  --etcd-bin PATH  --out FILE (bench/results/memory.json).
+// --settle D (10s)  --etcd-bin PATH  --out FILE (bench/results/memory.json)
+// --server-args "FLAGS" (more flags for both servers, e.g. "--snapshot-count 10000").
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAll, type Target } from './load/servers.js';
 import { connect, fill, sleep, status } from './load/maintenance.js';
 import { parseDuration } from './load/args.js';
 
-interface Options { targets: Target[]; at: number[]; valSize: number; settleMs: number; etcdBin: string; out: string }
+interface Options { targets: Target[]; at: number[]; valSize: number; settleMs: number; etcdBin: string; out: string; serverArgs: string[] }
 interface Point { keys: number; rssMB: number; bytesPerKey: number; dbSizeMB: number; fillSeconds: number }
 
 const MiB = 1024 * 1024;
@@ -28,7 +29,7 @@ const PUTS_PER_TXN = 100;
 const IN_FLIGHT = 8;
 
 function parse(argv: string[]): Options {
-  const o: Options = { targets: ['etcd', 'etsd'], at: [1_000_000], valSize: 256, settleMs: 10_000, etcdBin: '/usr/bin/etcd', out: 'bench/results/memory.json' };
+  const o: Options = { targets: ['etcd', 'etsd'], at: [1_000_000], valSize: 256, settleMs: 10_000, etcdBin: '/usr/bin/etcd', out: 'bench/results/memory.json', serverArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = (): string => {
@@ -42,6 +43,7 @@ function parse(argv: string[]): Options {
     else if (a === '--settle') o.settleMs = parseDuration(v()) * 1000;
     else if (a === '--etcd-bin') o.etcdBin = v();
     else if (a === '--out') o.out = v();
+    else if (a === '--server-args') o.serverArgs = v().split(' ').filter((x) => x !== '');
     else throw new Error(`unknown flag ${a}`);
   }
   if (o.at.some((n) => !(n > 0))) throw new Error('--at takes positive key counts');
@@ -57,7 +59,7 @@ function rssMB(pid: number): number {
 
 async function measure(target: Target, o: Options): Promise<Point[]> {
   // 5M keys of 256 B pass etcd's 2 GiB default quota with its history: room for both.
-  const server = await startServer(target, { etcdBin: o.etcdBin, extraArgs: ['--quota-backend-bytes', String(8 * 1024 * MiB)] });
+  const server = await startServer(target, { etcdBin: o.etcdBin, extraArgs: ['--quota-backend-bytes', String(8 * 1024 * MiB), ...o.serverArgs] });
   const points: Point[] = [];
   try {
     const conns = await connect(server.endpoint.split(',')[0]!, 4);
