@@ -6,6 +6,7 @@
 // entries, read states and snapshots on to the rooms that own them.
 
 import type { Logger } from '../common/log.js';
+import { formatId } from '../common/ids.js';
 import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import type { RaftNode } from '../raft/node.js';
 import { ReadyDriver, type DropReason, type PersistWrites, type ReadySink } from '../raft/driver.js';
@@ -90,6 +91,17 @@ export class RaftLoop {
   /** The transport lost `id`: the leader stops pipelining to it. */
   reportUnreachable(id: bigint): void {
     this.driver.reportUnreachable(id);
+    this.schedule();
+  }
+
+  /**
+   * The transport has evidence `id`'s process is gone (its peer port refuses us, its
+   * stream to us ended). If it was our leader, raft campaigns within a few ticks.
+   */
+  reportPeerGone(id: bigint): void {
+    if (!this.driver.reportLeaderGone(id)) return;
+    this.log.info({ leader: formatId(id) }, 'the leader\'s peer port refuses connections and its stream ended: campaigning soon');
+    this.hooks.stateChanged();
     this.schedule();
   }
 

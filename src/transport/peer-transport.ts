@@ -14,6 +14,9 @@
 // - Dial failures and broken connections are retried with exponential backoff
 //   (100 ms doubling to 5 s, +-20% jitter); success resets it, and so does the peer
 //   dialling us (it is up again: we redial it at once).
+// - A dial refused (or closed before the peer answered our hello) while the peer has no
+//   connection open to us is reported as the peer gone (onPeerGone): nothing serves its
+//   peer port, so its process is down. Timeouts and TLS failures are not reported.
 // - Messages to ourselves are looped back without TCP, in the next turn.
 // - Frames (src/transport/frames.ts) are checksummed; a bad frame, message or
 //   handshake closes that connection only.
@@ -99,6 +102,12 @@ export interface PeerTransportOptions {
   onRemoved?: (by: bigint) => void;
   /** Called when the outbound connection to a peer comes up (true) or goes down (false). */
   onPeerStatus?: (id: bigint, connected: boolean) => void;
+  /**
+   * Called when there is evidence that a peer's process is gone: a dial to it was refused
+   * (or closed before the peer answered our hello) and no connection from it is open.
+   * A timeout is no such evidence (a slow or partitioned peer may be alive).
+   */
+  onPeerGone?: (id: bigint) => void;
   log?: TransportLog;
   /** How sockets are made (TLS). Default PLAIN_SOCKETS. */
   sockets?: PeerSocketFactory;
@@ -145,6 +154,12 @@ export interface TransportStats {
   loopbackMessages: number;
 }
 
+/**
+ * Dial errors meaning nothing serves the peer's port (or it dropped us before answering):
+ * the peer's process is down. Not timeouts, not TLS failures.
+ */
+const REFUSALS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
+
 /** Limit on frames before a connection's handshake is done (hello and ack are a few dozen bytes). */
 const HANDSHAKE_MAX_FRAME_BYTES = 1024;
 const NOOP_LOG: TransportLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -179,6 +194,7 @@ export class PeerTransport {
 
   private readonly onMessage: (m: Message) => void;
   private readonly onPeerStatus: ((id: bigint, connected: boolean) => void) | undefined;
+  private readonly onPeerGone: ((id: bigint) => void) | undefined;
   /** @internal */
   readonly onForeignConnection: ((socket: net.Socket, head: Buffer) => void) | undefined;
   private readonly onRemoved: ((by: bigint) => void) | undefined;
@@ -204,6 +220,7 @@ export class PeerTransport {
     this.clusterId = opts.clusterId;
     this.onMessage = opts.onMessage;
     this.onPeerStatus = opts.onPeerStatus;
+    this.onPeerGone = opts.onPeerGone;
     this.onForeignConnection = opts.onForeignConnection;
     this.onRemoved = opts.onRemoved;
     this.log = opts.log ?? NOOP_LOG;
@@ -382,6 +399,17 @@ export class PeerTransport {
     }
   }
 
+  /** @internal A dial to `id` was refused: reported as gone unless `id` still has a connection open to us. */
+  dialRefused(id: bigint, code: string | undefined): void {
+    if (this.onPeerGone === undefined || this.inboundBySender.has(id)) return;
+    this.log.debug({ peer: hex(id), code: code ?? 'closed before the handshake answer' }, 'raft peer gone: its peer port refuses us and it has no connection to us');
+    try {
+      this.onPeerGone(id);
+    } catch (err) {
+      this.log.error({ err, peer: hex(id) }, 'onPeerGone threw');
+    }
+  }
+
   /** @internal */
   removedByPeer(by: bigint): void {
     try {
@@ -472,6 +500,8 @@ class OutboundPeer {
   private timer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private closedForGood = false;
+  /** Marks the current dial as answered by the peer (its process is up). */
+  private answered: () => void = () => undefined;
   /** Consecutive failed dials; only the first of a run is logged above debug. */
   private failures = 0;
 
@@ -508,6 +538,7 @@ class OutboundPeer {
   setAddress(url: string, addr: HostPort): void {
     this.url = url;
     this.addr = addr;
+    this.answered(); // our own close is no refusal
     if (this.socket !== null) this.socket.destroy(); // 'close' redials at the new address
     else if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -533,7 +564,12 @@ class OutboundPeer {
     this.socket = s;
     s.setKeepAlive(true, 10_000);
     this.reader = new FrameReader((f) => this.onFrame(f), HANDSHAKE_MAX_FRAME_BYTES);
+    // Whether this dial ended as a refusal (evidence the peer is down): set on a refusing
+    // error, or on a close before any answer; cleared by an answer, a timeout or our own close.
+    let refusal: { code: string | undefined } | null = { code: undefined };
+    this.answered = () => { refusal = null; };
     const hsTimer = setTimeout(() => {
+      refusal = null;
       if (!this.connected) s.destroy(new Error(`handshake with peer not done within ${this.t.handshakeTimeoutMs} ms`));
     }, this.t.handshakeTimeoutMs);
     hsTimer.unref();
@@ -547,6 +583,7 @@ class OutboundPeer {
     });
     s.on('drain', () => this.flush());
     s.on('error', (err: NodeJS.ErrnoException) => {
+      if (refusal !== null) refusal = REFUSALS.has(err.code ?? '') ? { code: err.code } : null;
       this.failures++;
       const fields = { peer: hex(this.id), url: this.url, code: err.code, msg: err.message };
       if (this.failures === 1) this.t.log.warn(fields, 'raft peer connection failed');
@@ -555,6 +592,8 @@ class OutboundPeer {
     s.on('close', () => {
       clearTimeout(hsTimer);
       if (this.socket !== s) return;
+      const refused = refusal;
+      refusal = null;
       this.socket = null;
       this.reader = null;
       if (this.connected) {
@@ -565,11 +604,13 @@ class OutboundPeer {
         this.t.peerStatus(this.id, false);
       }
       this.scheduleRedial();
+      if (refused !== null && !this.closedForGood && !this.t.isStopped()) this.t.dialRefused(this.id, refused.code);
     });
   }
 
   private onFrame(f: Buffer): void {
     if (this.connected) throw new TransportDecodeError('unexpected frame after the handshake');
+    this.answered();
     const a = decodeAck(f);
     const s = this.socket!;
     if (a.status !== HandshakeStatus.Ok) {
