@@ -46,12 +46,27 @@ export class RaftLoop {
     this.driver = new ReadyDriver(raft, this.sink());
   }
 
+  /**
+   * Ticks raft every intervalMs on a fixed schedule, as Go's time.Ticker does for etcd.
+   * setInterval re-arms from when its callback ran, so every late tick (a busy event
+   * loop) would push all later ones back and stretch the election timeout. A stall
+   * longer than a tick skips the missed ticks (the ticker drops them too).
+   */
   startTicking(intervalMs: number): void {
-    this.tickTimer = setInterval(() => { this.raft.tick(); this.processReady(); }, intervalMs);
+    let due = performance.now() + intervalMs;
+    const fire = (): void => {
+      this.raft.tick();
+      this.processReady();
+      const now = performance.now();
+      due += intervalMs;
+      if (due <= now) due += Math.ceil((now - due) / intervalMs) * intervalMs;
+      if (this.tickTimer !== null) this.tickTimer = setTimeout(fire, due - now);
+    };
+    this.tickTimer = setTimeout(fire, intervalMs);
   }
 
   stop(): void {
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.tickTimer) clearTimeout(this.tickTimer);
     this.tickTimer = null;
   }
 
