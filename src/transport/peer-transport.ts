@@ -13,7 +13,8 @@
 //   place (one sizing pass, one buffer, entry data copied once).
 // - Dial failures and broken connections are retried with exponential backoff
 //   (100 ms doubling to 5 s, +-20% jitter); success resets it, and so does the peer
-//   dialling us (it is up again: we redial it at once).
+//   dialling us (it is up again: we redial it at once). A connection that was up for a
+//   second or more and drops is redialled at once, then backs off.
 // - A dial refused (or closed before the peer answered our hello) while the peer has no
 //   connection open to us is reported as the peer gone (onPeerGone): nothing serves its
 //   peer port, so its process is down. Timeouts and TLS failures are not reported.
@@ -159,6 +160,9 @@ export interface TransportStats {
  * the peer's process is down. Not timeouts, not TLS failures.
  */
 const REFUSALS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
+
+/** An outbound connection up this long that drops is redialled at once rather than after the backoff. */
+const STABLE_CONNECTION_MS = 1000;
 
 /** Limit on frames before a connection's handshake is done (hello and ack are a few dozen bytes). */
 const HANDSHAKE_MAX_FRAME_BYTES = 1024;
@@ -596,14 +600,19 @@ class OutboundPeer {
       refusal = null;
       this.socket = null;
       this.reader = null;
+      // A connection that was up a while and dropped is redialled at once (once: its
+      // backoff starts from there), so a dead peer's refusal is known within a round trip.
+      let redialAtOnce = false;
       if (this.connected) {
+        redialAtOnce = Date.now() - this.connectedSince >= STABLE_CONNECTION_MS;
         this.connected = false;
         this.connectedSince = 0;
         this.t.log.info({ peer: hex(this.id), url: this.url }, 'raft peer disconnected');
         this.drops += this.queue.clear();
         this.t.peerStatus(this.id, false);
       }
-      this.scheduleRedial();
+      if (redialAtOnce && !this.closedForGood && !this.t.isStopped()) setImmediate(() => this.dial());
+      else this.scheduleRedial();
       if (refused !== null && !this.closedForGood && !this.t.isStopped()) this.t.dialRefused(this.id, refused.code);
     });
   }

@@ -369,9 +369,9 @@ test('peers: a refused dial is no report while the peer still has its connection
     await b.t.stop();
     await waitFor('b reported gone once its stream ended', () => a.gone.includes(2n), 3000);
   } finally {
-    await new Promise<void>((r) => relay.close(() => r()));
-    for (const s of relayed) s.destroy();
     await stopAll([a, b]);
+    for (const s of relayed) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
   }
 });
 
@@ -389,5 +389,33 @@ test('peers: a peer that accepts and never answers (handshake timeout) is not re
     for (const c of held) c.destroy();
     await new Promise<void>((r) => silent.close(() => r()));
     await stopAll([a]);
+  }
+});
+
+test('peers: a connection that was up a while and drops is redialled at once, not after the backoff', async () => {
+  // a's backoff is a minute; the relay cuts a's live connection to b but lets the next one through.
+  const a = await startNode(1n, { backoffMs: 60_000 });
+  const b = await startNode(2n);
+  const bPort = b.t.addresses()[0]!.port;
+  const relayed = new Set<net.Socket>();
+  const relay = net.createServer((c) => {
+    const up = net.connect({ host: HOST, port: bPort });
+    for (const s of [c, up]) { relayed.add(s); s.on('error', () => undefined); s.on('close', () => relayed.delete(s)); }
+    up.on('close', () => c.destroy());
+    c.on('close', () => up.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((r) => relay.listen(0, HOST, r));
+  try {
+    a.t.addPeer(2n, `http://${HOST}:${(relay.address() as net.AddressInfo).port}`);
+    await waitFor('a->b', () => connected(a, [2n]));
+    await new Promise((r) => setTimeout(r, 1100));
+    for (const s of relayed) s.destroy();
+    await waitFor('a->b again, long before its backoff', () => a.t.stats().peers[0]!.connects === 2 && connected(a, [2n]), 2000);
+    assert.deepEqual(a.gone, []);
+  } finally {
+    await stopAll([a, b]);
+    for (const s of relayed) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
   }
 });
