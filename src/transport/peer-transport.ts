@@ -447,7 +447,12 @@ export class PeerTransport {
   /** @internal */
   closed(c: InboundConn): void {
     this.inbound.delete(c);
-    if (c.peerId !== null && this.inboundBySender.get(c.peerId) === c) this.inboundBySender.delete(c.peerId);
+    if (c.peerId === null || this.inboundBySender.get(c.peerId) !== c) return;
+    this.inboundBySender.delete(c.peerId);
+    // The peer's stream ended after our dial to it was refused (the two closes of a
+    // killed peer come in either order): that refusal is the evidence now.
+    const p = this.peers.get(c.peerId);
+    if (p !== undefined && !p.connected && p.lastRefusal !== null && !this.stopped) this.dialRefused(c.peerId, p.lastRefusal);
   }
 
   /** @internal A message arrived from `from` (already checked to be from it and for us). */
@@ -504,6 +509,8 @@ class OutboundPeer {
   private timer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private closedForGood = false;
+  /** How our last finished dial was refused (its error code); null once a handshake succeeds. */
+  lastRefusal: string | null = null;
   /** Marks the current dial as answered by the peer (its process is up). */
   private answered: () => void = () => undefined;
   /** Consecutive failed dials; only the first of a run is logged above debug. */
@@ -543,6 +550,7 @@ class OutboundPeer {
     this.url = url;
     this.addr = addr;
     this.answered(); // our own close is no refusal
+    this.lastRefusal = null;
     if (this.socket !== null) this.socket.destroy(); // 'close' redials at the new address
     else if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -613,6 +621,7 @@ class OutboundPeer {
       }
       if (redialAtOnce && !this.closedForGood && !this.t.isStopped()) setImmediate(() => this.dial());
       else this.scheduleRedial();
+      if (refused !== null) this.lastRefusal = refused.code ?? 'closed before the handshake answer';
       if (refused !== null && !this.closedForGood && !this.t.isStopped()) this.t.dialRefused(this.id, refused.code);
     });
   }
@@ -620,6 +629,7 @@ class OutboundPeer {
   private onFrame(f: Buffer): void {
     if (this.connected) throw new TransportDecodeError('unexpected frame after the handshake');
     this.answered();
+    this.lastRefusal = null;
     const a = decodeAck(f);
     const s = this.socket!;
     if (a.status !== HandshakeStatus.Ok) {
@@ -638,6 +648,7 @@ class OutboundPeer {
       return;
     }
     this.connected = true;
+    this.lastRefusal = null;
     this.connectedSince = Date.now();
     this.connects++;
     this.attempt = 0;

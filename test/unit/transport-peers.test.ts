@@ -419,3 +419,44 @@ test('peers: a connection that was up a while and drops is redialled at once, no
     await new Promise<void>((r) => relay.close(() => r()));
   }
 });
+
+test('peers: a peer whose dial was refused is reported gone when its stream to us ends, without another dial', async () => {
+  // a's backoff is a minute: after the refused redial there is no other dial within the test.
+  const a = await startNode(1n, { backoffMs: 60_000 });
+  const b = await startNode(2n, { backoffMs: 50 });
+  const bPort = b.t.addresses()[0]!.port;
+  let refusing = false;
+  let refused = 0;
+  const relayed = new Set<net.Socket>();
+  const relay = net.createServer((c) => {
+    relayed.add(c);
+    c.on('error', () => undefined);
+    c.on('close', () => relayed.delete(c));
+    if (refusing) { c.once('data', () => { refused++; c.destroy(); }); return; }
+    const up = net.connect({ host: HOST, port: bPort });
+    relayed.add(up);
+    up.on('error', () => undefined);
+    up.on('close', () => { relayed.delete(up); c.destroy(); });
+    c.on('close', () => up.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((r) => relay.listen(0, HOST, r));
+  try {
+    a.t.addPeer(2n, `http://${HOST}:${(relay.address() as net.AddressInfo).port}`);
+    b.t.addPeer(1n, a.url);
+    await waitFor('both ways', () => connected(a, [2n]) && connected(b, [1n]));
+    await new Promise((r) => setTimeout(r, 1100)); // up long enough to be redialled at once
+    refusing = true;
+    for (const s of relayed) s.destroy();
+    await waitFor('the redial refused', () => refused === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(a.gone, [], 'b still has its stream to a');
+    await b.t.stop();
+    await waitFor('b reported gone as its stream ends', () => a.gone.includes(2n), 1000);
+    assert.equal(refused, 1, 'no further dial was needed');
+  } finally {
+    await stopAll([a, b]);
+    for (const s of relayed) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
+  }
+});
