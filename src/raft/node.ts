@@ -868,9 +868,8 @@ export class RaftNode {
    * its stream to us ended); not an etcd-io/raft input. A follower whose leader that is
    * stops protecting it (no lease: it grants others' votes) and campaigns within a few
    * ticks (its slot, see below; never later than its election timeout) instead of the full
-   * election timeout. Only with pre-vote: a wrong report then
-   * moves no term unless a quorum also stopped hearing from the leader. Returns whether
-   * it acted.
+   * election timeout. Only with pre-vote: a wrong report then moves no term unless a
+   * quorum also stopped hearing from the leader. Returns whether it acted.
    */
   reportLeaderGone(id: bigint): boolean {
     if (!this.preVote || this.role !== Role.Follower || id === NONE || this.lead !== id || !this.promotable()) return false;

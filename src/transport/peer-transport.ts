@@ -621,7 +621,8 @@ class OutboundPeer {
       }
       if (redialAtOnce && !this.closedForGood && !this.t.isStopped()) setImmediate(() => this.dial());
       else this.scheduleRedial();
-      if (refused !== null) this.lastRefusal = refused.code ?? 'closed before the handshake answer';
+      // Only the last dial counts: one that timed out or failed otherwise is no evidence.
+      this.lastRefusal = refused === null ? null : refused.code ?? 'closed before the handshake answer';
       if (refused !== null && !this.closedForGood && !this.t.isStopped()) this.t.dialRefused(this.id, refused.code);
     });
   }
