@@ -362,6 +362,7 @@ export class Member {
       onPeerStatus: (id, connected) => {
         if (!connected) this.raftLoop.reportUnreachable(id);
       },
+      onPeerGone: (id) => this.raftLoop.reportPeerGone(id),
       log,
     });
 

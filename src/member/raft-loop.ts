@@ -6,6 +6,7 @@
 // entries, read states and snapshots on to the rooms that own them.
 
 import type { Logger } from '../common/log.js';
+import { formatId } from '../common/ids.js';
 import { FAILPOINTS_ARMED, failpoint } from '../common/failpoints.js';
 import type { RaftNode } from '../raft/node.js';
 import { ReadyDriver, type DropReason, type PersistWrites, type ReadySink } from '../raft/driver.js';
@@ -45,12 +46,27 @@ export class RaftLoop {
     this.driver = new ReadyDriver(raft, this.sink());
   }
 
+  /**
+   * Ticks raft every intervalMs on a fixed schedule, as Go's time.Ticker does for etcd.
+   * setInterval re-arms from when its callback ran, so every late tick (a busy event
+   * loop) would push all later ones back and stretch the election timeout. A stall
+   * longer than a tick skips the missed ticks (the ticker drops them too).
+   */
   startTicking(intervalMs: number): void {
-    this.tickTimer = setInterval(() => { this.raft.tick(); this.processReady(); }, intervalMs);
+    let due = performance.now() + intervalMs;
+    const fire = (): void => {
+      this.raft.tick();
+      this.processReady();
+      const now = performance.now();
+      due += intervalMs;
+      if (due <= now) due += Math.ceil((now - due) / intervalMs) * intervalMs;
+      if (this.tickTimer !== null) this.tickTimer = setTimeout(fire, due - now);
+    };
+    this.tickTimer = setTimeout(fire, intervalMs);
   }
 
   stop(): void {
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.tickTimer) clearTimeout(this.tickTimer);
     this.tickTimer = null;
   }
 
@@ -90,6 +106,17 @@ export class RaftLoop {
   /** The transport lost `id`: the leader stops pipelining to it. */
   reportUnreachable(id: bigint): void {
     this.driver.reportUnreachable(id);
+    this.schedule();
+  }
+
+  /**
+   * The transport has evidence `id`'s process is gone (its peer port refuses us, its
+   * stream to us ended). If it was our leader, raft campaigns within a few ticks.
+   */
+  reportPeerGone(id: bigint): void {
+    if (!this.driver.reportLeaderGone(id)) return;
+    this.log.info({ leader: formatId(id) }, 'the leader\'s peer port refuses connections and its stream ended: campaigning soon');
+    this.hooks.stateChanged();
     this.schedule();
   }
 

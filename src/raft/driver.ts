@@ -166,6 +166,9 @@ export class ReadyDriver {
   /** The transport lost `id`: stop pipelining appends to it. */
   reportUnreachable(id: bigint): void { this.raft.reportUnreachable(id); }
 
+  /** The transport has evidence `id`'s process is gone: a follower led by it campaigns soon (RaftNode.reportLeaderGone). */
+  reportLeaderGone(id: bigint): boolean { return this.raft.reportLeaderGone(id); }
+
   /**
    * Whether a message may leave before its ready is durable (rule 2). A hook so a test
    * can inject an ordering bug and show the simulator catches it.

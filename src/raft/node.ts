@@ -856,6 +856,28 @@ export class RaftNode {
     if (pr.state === ProgressState.Replicate) pr.becomeProbe();
   }
 
+  /**
+   * The transport has evidence that `id`'s process is gone (its peer port refuses us and
+   * its stream to us ended); not an etcd-io/raft input. A follower whose leader that is
+   * stops protecting it (no lease: it grants others' votes) and campaigns within a few
+   * ticks (its slot, see below; never later than its election timeout) instead of the full
+   * election timeout. Only with pre-vote: a wrong report then moves no term unless a
+   * quorum also stopped hearing from the leader. Returns whether it acted.
+   */
+  reportLeaderGone(id: bigint): boolean {
+    if (!this.preVote || this.role !== Role.Follower || id === NONE || this.lead !== id || !this.promotable()) return false;
+    this.lead = NONE;
+    // Every follower learns it at about the same time: if two campaigned together their
+    // pre-votes could cross and split the vote. So each waits in its own slot of w ticks,
+    // by its rank among the other voters (by id), at a random tick within the slot.
+    let rank = 0;
+    for (const v of this.voters) if (v !== id && v < this.id) rank++;
+    const w = Math.max(1, Math.floor(this.electionTick / 5));
+    const soon = 1 + rank * w + Math.floor(this.rng() * w);
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - soon);
+    return true;
+  }
+
   /** The application could not deliver (or finished delivering) the snapshot to `id`. */
   reportSnapshot(id: bigint, ok: boolean): void {
     const pr = this.prs.get(id);

@@ -13,7 +13,11 @@
 //   place (one sizing pass, one buffer, entry data copied once).
 // - Dial failures and broken connections are retried with exponential backoff
 //   (100 ms doubling to 5 s, +-20% jitter); success resets it, and so does the peer
-//   dialling us (it is up again: we redial it at once).
+//   dialling us (it is up again: we redial it at once). A connection that was up for a
+//   second or more and drops is redialled at once, then backs off.
+// - A dial refused (or closed before the peer answered our hello) while the peer has no
+//   connection open to us is reported as the peer gone (onPeerGone): nothing serves its
+//   peer port, so its process is down. Timeouts and TLS failures are not reported.
 // - Messages to ourselves are looped back without TCP, in the next turn.
 // - Frames (src/transport/frames.ts) are checksummed; a bad frame, message or
 //   handshake closes that connection only.
@@ -99,6 +103,12 @@ export interface PeerTransportOptions {
   onRemoved?: (by: bigint) => void;
   /** Called when the outbound connection to a peer comes up (true) or goes down (false). */
   onPeerStatus?: (id: bigint, connected: boolean) => void;
+  /**
+   * Called when there is evidence that a peer's process is gone: a dial to it was refused
+   * (or closed before the peer answered our hello) and no connection from it is open.
+   * A timeout is no such evidence (a slow or partitioned peer may be alive).
+   */
+  onPeerGone?: (id: bigint) => void;
   log?: TransportLog;
   /** How sockets are made (TLS). Default PLAIN_SOCKETS. */
   sockets?: PeerSocketFactory;
@@ -145,6 +155,15 @@ export interface TransportStats {
   loopbackMessages: number;
 }
 
+/**
+ * Dial errors meaning nothing serves the peer's port (or it dropped us before answering):
+ * the peer's process is down. Not timeouts, not TLS failures.
+ */
+const REFUSALS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
+
+/** An outbound connection up this long that drops is redialled at once rather than after the backoff. */
+const STABLE_CONNECTION_MS = 1000;
+
 /** Limit on frames before a connection's handshake is done (hello and ack are a few dozen bytes). */
 const HANDSHAKE_MAX_FRAME_BYTES = 1024;
 const NOOP_LOG: TransportLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -179,6 +198,7 @@ export class PeerTransport {
 
   private readonly onMessage: (m: Message) => void;
   private readonly onPeerStatus: ((id: bigint, connected: boolean) => void) | undefined;
+  private readonly onPeerGone: ((id: bigint) => void) | undefined;
   /** @internal */
   readonly onForeignConnection: ((socket: net.Socket, head: Buffer) => void) | undefined;
   private readonly onRemoved: ((by: bigint) => void) | undefined;
@@ -204,6 +224,7 @@ export class PeerTransport {
     this.clusterId = opts.clusterId;
     this.onMessage = opts.onMessage;
     this.onPeerStatus = opts.onPeerStatus;
+    this.onPeerGone = opts.onPeerGone;
     this.onForeignConnection = opts.onForeignConnection;
     this.onRemoved = opts.onRemoved;
     this.log = opts.log ?? NOOP_LOG;
@@ -382,6 +403,17 @@ export class PeerTransport {
     }
   }
 
+  /** @internal A dial to `id` was refused: reported as gone unless `id` still has a connection open to us. */
+  dialRefused(id: bigint, code: string | undefined): void {
+    if (this.onPeerGone === undefined || this.inboundBySender.has(id)) return;
+    this.log.debug({ peer: hex(id), code: code ?? 'closed before the handshake answer' }, 'raft peer gone: its peer port refuses us and it has no connection to us');
+    try {
+      this.onPeerGone(id);
+    } catch (err) {
+      this.log.error({ err, peer: hex(id) }, 'onPeerGone threw');
+    }
+  }
+
   /** @internal */
   removedByPeer(by: bigint): void {
     try {
@@ -415,7 +447,12 @@ export class PeerTransport {
   /** @internal */
   closed(c: InboundConn): void {
     this.inbound.delete(c);
-    if (c.peerId !== null && this.inboundBySender.get(c.peerId) === c) this.inboundBySender.delete(c.peerId);
+    if (c.peerId === null || this.inboundBySender.get(c.peerId) !== c) return;
+    this.inboundBySender.delete(c.peerId);
+    // The peer's stream ended after our dial to it was refused (the two closes of a
+    // killed peer come in either order): that refusal is the evidence now.
+    const p = this.peers.get(c.peerId);
+    if (p !== undefined && !p.connected && p.lastRefusal !== null && !this.stopped) this.dialRefused(c.peerId, p.lastRefusal);
   }
 
   /** @internal A message arrived from `from` (already checked to be from it and for us). */
@@ -472,6 +509,10 @@ class OutboundPeer {
   private timer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private closedForGood = false;
+  /** How our last finished dial was refused (its error code); null once a handshake succeeds. */
+  lastRefusal: string | null = null;
+  /** Marks the current dial as answered by the peer (its process is up). */
+  private answered: () => void = () => undefined;
   /** Consecutive failed dials; only the first of a run is logged above debug. */
   private failures = 0;
 
@@ -508,6 +549,8 @@ class OutboundPeer {
   setAddress(url: string, addr: HostPort): void {
     this.url = url;
     this.addr = addr;
+    this.answered(); // our own close is no refusal
+    this.lastRefusal = null;
     if (this.socket !== null) this.socket.destroy(); // 'close' redials at the new address
     else if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -533,7 +576,12 @@ class OutboundPeer {
     this.socket = s;
     s.setKeepAlive(true, 10_000);
     this.reader = new FrameReader((f) => this.onFrame(f), HANDSHAKE_MAX_FRAME_BYTES);
+    // Whether this dial ended as a refusal (evidence the peer is down): set on a refusing
+    // error, or on a close before any answer; cleared by an answer, a timeout or our own close.
+    let refusal: { code: string | undefined } | null = { code: undefined };
+    this.answered = () => { refusal = null; };
     const hsTimer = setTimeout(() => {
+      refusal = null;
       if (!this.connected) s.destroy(new Error(`handshake with peer not done within ${this.t.handshakeTimeoutMs} ms`));
     }, this.t.handshakeTimeoutMs);
     hsTimer.unref();
@@ -547,6 +595,7 @@ class OutboundPeer {
     });
     s.on('drain', () => this.flush());
     s.on('error', (err: NodeJS.ErrnoException) => {
+      if (refusal !== null) refusal = REFUSALS.has(err.code ?? '') ? { code: err.code } : null;
       this.failures++;
       const fields = { peer: hex(this.id), url: this.url, code: err.code, msg: err.message };
       if (this.failures === 1) this.t.log.warn(fields, 'raft peer connection failed');
@@ -555,21 +604,33 @@ class OutboundPeer {
     s.on('close', () => {
       clearTimeout(hsTimer);
       if (this.socket !== s) return;
+      const refused = refusal;
+      refusal = null;
       this.socket = null;
       this.reader = null;
+      // A connection that was up a while and dropped is redialled at once (once: its
+      // backoff starts from there), so a dead peer's refusal is known within a round trip.
+      let redialAtOnce = false;
       if (this.connected) {
+        redialAtOnce = Date.now() - this.connectedSince >= STABLE_CONNECTION_MS;
         this.connected = false;
         this.connectedSince = 0;
         this.t.log.info({ peer: hex(this.id), url: this.url }, 'raft peer disconnected');
         this.drops += this.queue.clear();
         this.t.peerStatus(this.id, false);
       }
-      this.scheduleRedial();
+      if (redialAtOnce && !this.closedForGood && !this.t.isStopped()) setImmediate(() => this.dial());
+      else this.scheduleRedial();
+      // Only the last dial counts: one that timed out or failed otherwise is no evidence.
+      this.lastRefusal = refused === null ? null : refused.code ?? 'closed before the handshake answer';
+      if (refused !== null && !this.closedForGood && !this.t.isStopped()) this.t.dialRefused(this.id, refused.code);
     });
   }
 
   private onFrame(f: Buffer): void {
     if (this.connected) throw new TransportDecodeError('unexpected frame after the handshake');
+    this.answered();
+    this.lastRefusal = null;
     const a = decodeAck(f);
     const s = this.socket!;
     if (a.status !== HandshakeStatus.Ok) {
@@ -588,6 +649,7 @@ class OutboundPeer {
       return;
     }
     this.connected = true;
+    this.lastRefusal = null;
     this.connectedSince = Date.now();
     this.connects++;
     this.attempt = 0;

@@ -54,6 +54,11 @@ export interface SimConfig {
   compactRate: number;
   transferRate: number;
   confChangeRate: number;
+  /**
+   * Per-unit probability that a node's transport reports a peer it cannot reach (down, or
+   * cut off by a partition: a wrong report) as gone (RaftNode.reportLeaderGone).
+   */
+  goneRate: number;
   /** Probability that a crash or partition targets the leader. */
   leaderBias: number;
   /** Keep a trace of events (for printing a failing seed). */
@@ -69,7 +74,7 @@ export const defaults: SimConfig = {
   seed: 1, nodes: 3, spare: 0, tickUnits: 10, electionTick: 10, heartbeatTick: 1, preVote: true, checkQuorum: true,
   maxInflightMsgs: 256, maxSizePerMsg: 1 << 20, maxDelay: 5, dropRate: 0, dupRate: 0, maxWalDelay: 3,
   proposeRate: 0, readRate: 0, crashRate: 0, restartRate: 0, partitionRate: 0, healRate: 0, compactRate: 0,
-  transferRate: 0, confChangeRate: 0, leaderBias: 0, trace: false, checkAcks: true,
+  transferRate: 0, confChangeRate: 0, goneRate: 0, leaderBias: 0, trace: false, checkAcks: true,
 };
 
 export class SimError extends Error {
@@ -153,6 +158,8 @@ export class Cluster {
     lazyWrites: 0, lazyLost: 0,
     /** Snapshots installed; snapshot transfers reported to the leader (ok / failed). */
     installs: 0, snapReportsOk: 0, snapReportsFailed: 0,
+    /** Leader-gone reports a follower acted on (the leader crashed, or only cut off: wrong). */
+    goneReports: 0, goneWrong: 0,
   };
 
   constructor(cfg: Partial<SimConfig>, opts: { makeDriver?: MakeDriver } = {}) {
@@ -266,6 +273,21 @@ export class Cluster {
     n.snapFrom = null;
     this.stats.crashes++;
     this.trace(`crash ${n.id}`);
+  }
+
+  /**
+   * Node `at`'s transport reports `peer` gone, as its refused dials do in production (the
+   * driver's reportLeaderGone). Wrong when `peer` is up (only cut off by a partition).
+   */
+  peerGone(at: bigint | number, peer: bigint | number): void {
+    const n = this.node(at);
+    if (!n.up) return;
+    if (!n.driver.reportLeaderGone(BigInt(peer))) return;
+    const wrong = this.node(peer).up;
+    this.stats.goneReports++;
+    if (wrong) this.stats.goneWrong++;
+    this.trace(`gone ${peer} reported to ${n.id}${wrong ? ' (wrong: it is up)' : ''}`);
+    this.process(n);
   }
 
   restart(id: bigint | number): void {
@@ -438,6 +460,12 @@ export class Cluster {
       if (to !== undefined) this.transfer(to);
     }
     if (this.chance(c.confChangeRate)) this.randomConfChange();
+    // Drawn only when on, so seeds without it replay as before.
+    if (c.goneRate > 0 && this.chance(c.goneRate)) {
+      const n = this.pick(up);
+      const p = n && this.pick(all.filter((x) => x !== n && (!x.up || !this.connected(n.id, x.id))));
+      if (n && p) this.peerGone(n.id, p.id);
+    }
   }
 
   private randomConfChange(): void {
@@ -803,6 +831,8 @@ export function randomConfig(seed: number, nodes: number, overrides: Partial<Sim
     compactRate: r() * 0.01,
     transferRate: r() * 0.001,
     confChangeRate: r() < 0.3 ? 0.002 : 0,
+    // Drawn last, so every earlier knob of a seed stays as it was.
+    goneRate: r() < 0.5 ? 0 : r() * 0.02,
     ...overrides,
   };
 }

@@ -26,7 +26,7 @@ function randomBatch(nodes: number, count: number): void {
   assert.ok(res.stats.readsServed! > 0 && res.stats.snapshotsSent! > 0 && res.stats.crashes! > 0);
   // ...and the driver's paths: forwarding, the leader's early appends, lazy hard state
   // (some lost in crashes), snapshot installs and transfer reports both ways.
-  for (const k of ['forwarded', 'forwardedAcked', 'earlyApps', 'lazyWrites', 'lazyLost', 'installs', 'snapReportsOk', 'snapReportsFailed']) {
+  for (const k of ['forwarded', 'forwardedAcked', 'earlyApps', 'lazyWrites', 'lazyLost', 'installs', 'snapReportsOk', 'snapReportsFailed', 'goneReports', 'goneWrong']) {
     assert.ok(res.stats[k]! > 0, `${k} never happened: ${JSON.stringify(res.stats)}`);
   }
 }
@@ -72,6 +72,39 @@ test('scenario: leader crash, re-election, the old leader catches up', () => {
   c.restart(l1);
   assert.ok(c.runUntil(() => c.node(l1).appliedIndex >= i, 2 * ELECTION), 'restarted node did not catch up');
   c.checkAcked();
+});
+
+test('scenario: leader crash reported gone to the followers: a new leader well within one election timeout', () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const c = cluster({ seed });
+    const l1 = electLeader(c);
+    commitOne(c, 'a');
+    const t1 = c.raft(l1).term;
+    c.crash(l1);
+    const start = c.now;
+    // The report comes once the leader's stream to us ended: after what it had in flight.
+    c.run(10);
+    for (const f of c.nodes.keys()) if (f !== l1) c.peerGone(f, l1);
+    assert.ok(c.runUntil(() => c.leader() !== undefined, 3 * ELECTION), `seed ${seed}: no new leader`);
+    // electionTick 10 x tickUnits 10 = 100 units is the earliest an unreported election could start.
+    assert.ok(c.now - start < 100, `seed ${seed}: new leader after ${c.now - start} units`);
+    assert.equal(c.raft(c.leader()!.id).term, t1 + 1, `seed ${seed}: one election, no split vote`);
+    commitOne(c, 'b', [...c.nodes.keys()].filter((x) => x !== l1));
+    c.checkAcked();
+  }
+});
+
+test('scenario: a live leader wrongly reported gone to one follower keeps leading, same term', () => {
+  const c = cluster();
+  const l1 = electLeader(c);
+  commitOne(c, 'a');
+  const t1 = c.raft(l1).term;
+  const f = [...c.nodes.keys()].find((x) => x !== l1)!;
+  c.peerGone(f, l1);
+  c.run(ELECTION);
+  assert.equal(c.leader()!.id, l1);
+  assert.equal(c.raft(l1).term, t1, 'no term moved: the pre-vote failed against the other follower\'s lease');
+  commitOne(c, 'b');
 });
 
 test('scenario: a partitioned leader steps down (CheckQuorum); the majority elects another', () => {

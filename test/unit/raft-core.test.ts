@@ -232,3 +232,72 @@ test('transfer: the leader sends MsgTimeoutNow once the target is up to date; pr
   assert.equal(t.term, 2);
   assert.ok(sent(t.ready(), MessageType.MsgVote).every((m) => m.transfer === true));
 });
+
+// reportLeaderGone: the transport's evidence that the leader's process is gone.
+test('leader gone: a follower drops its lease and campaigns (pre-vote) within a few ticks, the lower ids first', () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const n = node({ hardState: { term: 1, vote: 0n, commit: 0 }, rng: makeRng(seed) });
+    n.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, term: 1 }));
+    n.ready();
+    assert.equal(n.reportLeaderGone(3n), false, 'not our leader: ignored');
+    assert.equal(n.lead, 2n);
+    assert.equal(n.reportLeaderGone(2n), true);
+    assert.equal(n.lead, 0n);
+    // Out of lease now: another candidate's pre-vote is answered (granted) instead of ignored.
+    n.step(msg({ type: MessageType.MsgPreVote, from: 3n, term: 2 }));
+    assert.equal(sent(n.ready(), MessageType.MsgPreVoteResp)[0]!.reject, false);
+    let ticks = 0;
+    while (n.role === Role.Follower && ticks < 20) { n.tick(); ticks++; }
+    assert.equal(n.role, Role.PreCandidate, `seed ${seed}`);
+    assert.ok(ticks >= 1 && ticks <= 2, `seed ${seed}: campaigned after ${ticks} ticks`);
+    assert.equal(n.term, 1, 'a pre-vote moves no term');
+    // Node 3 ranks after node 1 among the survivors: its slot is the next one (ticks 3..4).
+    const m = node({ id: 3n, hardState: { term: 1, vote: 0n, commit: 0 }, rng: makeRng(seed) });
+    m.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, to: 3n, term: 1 }));
+    assert.equal(m.reportLeaderGone(2n), true);
+    let mTicks = 0;
+    while (m.role === Role.Follower && mTicks < 20) { m.tick(); mTicks++; }
+    assert.ok(mTicks >= 3 && mTicks <= 4, `seed ${seed}: node 3 campaigned after ${mTicks} ticks`);
+  }
+});
+
+test('leader gone: ignored without pre-vote, by candidates and leaders, and for a leader heard from again', () => {
+  const noPre = node({ hardState: { term: 1, vote: 0n, commit: 0 }, preVote: false });
+  noPre.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, term: 1 }));
+  assert.equal(noPre.reportLeaderGone(2n), false);
+  assert.equal(noPre.lead, 2n);
+  const l = node();
+  elect(l);
+  assert.equal(l.reportLeaderGone(1n), false);
+  assert.equal(l.role, Role.Leader);
+  // A wrong report: the leader's next heartbeat restores it and restarts the election timer.
+  const f = node({ hardState: { term: 1, vote: 0n, commit: 0 } });
+  f.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, term: 1 }));
+  assert.equal(f.reportLeaderGone(2n), true);
+  f.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, term: 1 }));
+  assert.equal(f.lead, 2n);
+  for (let i = 0; i < 9; i++) f.tick();
+  assert.equal(f.role, Role.Follower);
+});
+
+test('leader gone, reported wrongly to one follower: its pre-vote fails while the other still hears the leader', () => {
+  // Node 1 is told (wrongly) that leader 2 is gone; node 3 still hears 2 and keeps its lease.
+  const a = node({ hardState: { term: 1, vote: 0n, commit: 0 } });
+  const c = node({ id: 3n, hardState: { term: 1, vote: 0n, commit: 0 } });
+  a.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, term: 1 }));
+  c.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, to: 3n, term: 1 }));
+  a.ready();
+  c.ready();
+  assert.equal(a.reportLeaderGone(2n), true);
+  while (a.role === Role.Follower) a.tick();
+  const pv = sent(a.ready(), MessageType.MsgPreVote).find((m) => m.to === 3n)!;
+  c.step(pv);
+  assert.deepEqual(c.ready().messages, [], 'in lease: the pre-vote is ignored');
+  assert.equal(c.term, 1);
+  assert.equal(a.term, 1);
+  // The leader's heartbeat brings node 1 back as its follower, in the same term.
+  a.step(msg({ type: MessageType.MsgHeartbeat, from: 2n, term: 1 }));
+  assert.equal(a.role, Role.Follower);
+  assert.equal(a.lead, 2n);
+  assert.equal(a.term, 1);
+});

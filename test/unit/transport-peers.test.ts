@@ -25,20 +25,23 @@ function captureLog(): TransportLog & { lines: LogLine[] } {
 interface Node {
   t: PeerTransport;
   got: Message[];
+  /** Peers reported gone (onPeerGone), in order. */
+  gone: bigint[];
   log: ReturnType<typeof captureLog>;
   url: string;
 }
 
-async function startNode(id: bigint, opts: { clusterId?: bigint; port?: number; maxQueueBytes?: number; backoffMs?: number } = {}): Promise<Node> {
+async function startNode(id: bigint, opts: { clusterId?: bigint; port?: number; maxQueueBytes?: number; backoffMs?: number; handshakeTimeoutMs?: number } = {}): Promise<Node> {
   const got: Message[] = [];
+  const gone: bigint[] = [];
   const log = captureLog();
   const t = new PeerTransport({
     selfId: id, clusterId: opts.clusterId ?? 0xc1n, listen: [{ host: HOST, port: opts.port ?? 0 }], peers: new Map(),
-    onMessage: (m) => got.push(m), log, maxQueueBytes: opts.maxQueueBytes,
-    backoffMinMs: opts.backoffMs, backoffMaxMs: opts.backoffMs,
+    onMessage: (m) => got.push(m), onPeerGone: (p) => gone.push(p), log, maxQueueBytes: opts.maxQueueBytes,
+    backoffMinMs: opts.backoffMs, backoffMaxMs: opts.backoffMs, handshakeTimeoutMs: opts.handshakeTimeoutMs,
   });
   await t.start();
-  return { t, got, log, url: `http://${HOST}:${t.addresses()[0]!.port}` };
+  return { t, got, gone, log, url: `http://${HOST}:${t.addresses()[0]!.port}` };
 }
 
 function connectAll(nodes: Node[]): void {
@@ -313,5 +316,147 @@ test('peers: removePeer closes both directions and refuses the member afterwards
     await waitFor('reconnected', () => connected(a, [2n]) && connected(b, [1n]), 15_000);
   } finally {
     await stopAll([a, b]);
+  }
+});
+
+test('peers: a stopped peer is reported gone (its port refuses us, its stream to us ended); a live one never', async () => {
+  const a = await startNode(1n, { backoffMs: 50 });
+  const b = await startNode(2n, { backoffMs: 50 });
+  try {
+    connectAll([a, b]);
+    await waitFor('both ways', () => connected(a, [2n]) && connected(b, [1n]));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(a.gone, []);
+    await b.t.stop();
+    await waitFor('b reported gone', () => a.gone.includes(2n), 3000);
+  } finally {
+    await stopAll([a, b]);
+  }
+});
+
+test('peers: a refused dial is no report while the peer still has its connection to us open', async () => {
+  // a dials b through a relay that can turn refusing (accept, then close before any answer,
+  // as a proxy in front of a dead port does); b dials a directly and stays connected.
+  const a = await startNode(1n, { backoffMs: 50 });
+  const b = await startNode(2n, { backoffMs: 50 });
+  const bPort = b.t.addresses()[0]!.port;
+  let refusing = false;
+  const relayed = new Set<net.Socket>();
+  const relay = net.createServer((c) => {
+    relayed.add(c);
+    c.on('error', () => undefined);
+    c.on('close', () => relayed.delete(c));
+    if (refusing) { c.once('data', () => c.destroy()); return; }
+    const up = net.connect({ host: HOST, port: bPort });
+    relayed.add(up);
+    up.on('error', () => undefined);
+    up.on('close', () => { relayed.delete(up); c.destroy(); });
+    c.on('close', () => up.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((r) => relay.listen(0, HOST, r));
+  try {
+    a.t.addPeer(2n, `http://${HOST}:${(relay.address() as net.AddressInfo).port}`);
+    b.t.addPeer(1n, a.url);
+    await waitFor('both ways', () => connected(a, [2n]) && connected(b, [1n]));
+    refusing = true;
+    for (const s of relayed) s.destroy();
+    await waitFor('a sees its link down', () => !connected(a, [2n]));
+    await new Promise((r) => setTimeout(r, 400)); // several refused redials
+    assert.deepEqual(a.gone, [], 'b is alive: its connection to a is open');
+    b.t.send([msg(2n, 1n, 1)]);
+    await waitFor('b still reaches a', () => a.got.length === 1);
+    await b.t.stop();
+    await waitFor('b reported gone once its stream ended', () => a.gone.includes(2n), 3000);
+  } finally {
+    await stopAll([a, b]);
+    for (const s of relayed) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
+  }
+});
+
+test('peers: a peer that accepts and never answers (handshake timeout) is not reported gone', async () => {
+  const held: net.Socket[] = [];
+  const silent = net.createServer((c) => { held.push(c); c.on('error', () => undefined); c.resume(); });
+  await new Promise<void>((r) => silent.listen(0, HOST, r));
+  const a = await startNode(1n, { backoffMs: 50, handshakeTimeoutMs: 100 });
+  try {
+    a.t.addPeer(2n, `http://${HOST}:${(silent.address() as net.AddressInfo).port}`);
+    await waitFor('two handshake timeouts', () => held.length >= 2, 3000);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(a.gone, []);
+  } finally {
+    for (const c of held) c.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+    await stopAll([a]);
+  }
+});
+
+test('peers: a connection that was up a while and drops is redialled at once, not after the backoff', async () => {
+  // a's backoff is a minute; the relay cuts a's live connection to b but lets the next one through.
+  const a = await startNode(1n, { backoffMs: 60_000 });
+  const b = await startNode(2n);
+  const bPort = b.t.addresses()[0]!.port;
+  const relayed = new Set<net.Socket>();
+  const relay = net.createServer((c) => {
+    const up = net.connect({ host: HOST, port: bPort });
+    for (const s of [c, up]) { relayed.add(s); s.on('error', () => undefined); s.on('close', () => relayed.delete(s)); }
+    up.on('close', () => c.destroy());
+    c.on('close', () => up.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((r) => relay.listen(0, HOST, r));
+  try {
+    a.t.addPeer(2n, `http://${HOST}:${(relay.address() as net.AddressInfo).port}`);
+    await waitFor('a->b', () => connected(a, [2n]));
+    await new Promise((r) => setTimeout(r, 1100));
+    for (const s of relayed) s.destroy();
+    await waitFor('a->b again, long before its backoff', () => a.t.stats().peers[0]!.connects === 2 && connected(a, [2n]), 2000);
+    assert.deepEqual(a.gone, []);
+  } finally {
+    await stopAll([a, b]);
+    for (const s of relayed) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
+  }
+});
+
+test('peers: a peer whose dial was refused is reported gone when its stream to us ends, without another dial', async () => {
+  // a's backoff is a minute: after the refused redial there is no other dial within the test.
+  const a = await startNode(1n, { backoffMs: 60_000 });
+  const b = await startNode(2n, { backoffMs: 50 });
+  const bPort = b.t.addresses()[0]!.port;
+  let refusing = false;
+  let refused = 0;
+  const relayed = new Set<net.Socket>();
+  const relay = net.createServer((c) => {
+    relayed.add(c);
+    c.on('error', () => undefined);
+    c.on('close', () => relayed.delete(c));
+    if (refusing) { c.once('data', () => { refused++; c.destroy(); }); return; }
+    const up = net.connect({ host: HOST, port: bPort });
+    relayed.add(up);
+    up.on('error', () => undefined);
+    up.on('close', () => { relayed.delete(up); c.destroy(); });
+    c.on('close', () => up.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((r) => relay.listen(0, HOST, r));
+  try {
+    a.t.addPeer(2n, `http://${HOST}:${(relay.address() as net.AddressInfo).port}`);
+    b.t.addPeer(1n, a.url);
+    await waitFor('both ways', () => connected(a, [2n]) && connected(b, [1n]));
+    await new Promise((r) => setTimeout(r, 1100)); // up long enough to be redialled at once
+    refusing = true;
+    for (const s of relayed) s.destroy();
+    await waitFor('the redial refused', () => refused === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(a.gone, [], 'b still has its stream to a');
+    await b.t.stop();
+    await waitFor('b reported gone as its stream ends', () => a.gone.includes(2n), 1000);
+    assert.equal(refused, 1, 'no further dial was needed');
+  } finally {
+    await stopAll([a, b]);
+    for (const s of relayed) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
   }
 });
