@@ -10,13 +10,14 @@
 // the flags as etcd derives it. Start etsd with the same flags on that dir.
 
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { ConfigError, parseArgs } from '../common/config.js';
 import { formatId } from '../common/ids.js';
 import { loadOrCreateIdentity } from '../member/identity.js';
 import { checkSnapshotHash, importEtcdDb } from '../storage/bbolt/import.js';
 import { STORE_OPEN_OPTIONS } from '../storage/store-options.js';
+import { fsyncDir } from '../common/fsync-dir.js';
 
 const USAGE = `usage: etsdutl snapshot restore <file> [--data-dir <dir>] [--name <name>] [--initial-cluster <name=url,...>]
        [--initial-cluster-token <token>] [--initial-advertise-peer-urls <urls>] [--skip-hash-check]`;
@@ -56,7 +57,11 @@ async function restore(args: string[]): Promise<void> {
       await db.close();
     }
     const ids = await loadOrCreateIdentity(memberDir, cfg, null);
+    // Synced before the rename, which is made durable too: a crash after "restored" leaves the whole data dir.
+    fsyncDir(tmpDir);
+    fsyncDir(memberDir);
     fs.renameSync(tmpDir, cfg.dataDir);
+    fsyncDir(dirname(resolve(cfg.dataDir)));
     process.stdout.write(`restored snapshot ${file} into ${cfg.dataDir}: revision ${info.revision}, compacted at ${info.compactRevision}, `
       + `${info.revisions} revisions, ${info.leases} leases, ${info.users} users, ${info.roles} roles, auth ${info.authEnabled ? 'enabled' : 'disabled'}; member ${formatId(ids.memberId)} of new cluster ${formatId(ids.clusterId)}\n`);
   } catch (err) {

@@ -35,6 +35,7 @@ import { ETCD_FILES_RECORD, etcdFilesFingerprint, type DataLayout } from './data
 import { storeIdentity } from './identity.js';
 import type { MemberRecord } from './membership.js';
 import { STORE_OPEN_OPTIONS } from '../storage/store-options.js';
+import { fsyncDir } from '../common/fsync-dir.js';
 
 const KIND_OF: Partial<Record<EtcdV3Kind, EntryKind>> = {
   put: EntryKind.Put, deleteRange: EntryKind.DeleteRange, txn: EntryKind.Txn, compaction: EntryKind.Compaction,
@@ -131,12 +132,6 @@ function translate(e: EtcdEntry, committed: boolean): { data: Buffer; noop: bool
       return { data: encodeEntryData(kind, 0, r.request, auth), noop: false };
     }
   }
-}
-
-/** A rename is durable once its directory is synced. */
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
 }
 
 /** Builds etsd's files for `layout` from etcd's; returns what was taken over. */

@@ -10,6 +10,7 @@ import { computeClusterId, computeMemberId, formatId } from '../common/ids.js';
 import { fetchClusterFromPeers } from './join.js';
 import type { MemberRecord } from './membership.js';
 import type { TlsSide } from '../tls/side.js';
+import { fsyncDir } from '../common/fsync-dir.js';
 
 export interface StoredIdentity {
   memberId: bigint; clusterId: bigint; members: MemberRecord[]; joined: boolean;
@@ -70,6 +71,5 @@ function writeDurably(file: string, text: string): void {
     closeSync(fd);
   }
   renameSync(tmp, file);
-  const dir = openSync(join(file, '..'), 'r');
-  try { fsyncSync(dir); } finally { closeSync(dir); }
+  fsyncDir(join(file, '..'));
 }

@@ -8,6 +8,7 @@ import { PREFIX_META } from '../mvcc/keys.js';
 import { writerStateFromMeta } from '../mvcc/writer.js';
 import { SnapshotFileWriter } from './format.js';
 import { INSTALL_MARKER } from './install.js';
+import { fsyncDir } from '../../common/fsync-dir.js';
 
 export interface SnapshotInfo {
   index: number;
@@ -62,7 +63,7 @@ export async function writeSnapshot(db: RocksLevel, file: string): Promise<Snaps
       throw err;
     }
     fs.renameSync(tmp, file);
-    syncDir(path.dirname(file));
+    fsyncDir(path.dirname(file));
     return { index: st.appliedIndex, term: st.appliedTerm, rev: st.rev, compactRev: st.compactRev, bytes: sum.bytes, pairs: sum.pairs };
   } catch (err) {
     fs.rmSync(tmp, { force: true });
@@ -72,8 +73,3 @@ export async function writeSnapshot(db: RocksLevel, file: string): Promise<Snaps
   }
 }
 
-/** Makes a rename durable. */
-function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-}

@@ -29,6 +29,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeRecord, encodedSize, isEntryRecord, scanRecords, RecordType, type WalRecord } from './record.js';
+import { fsyncDir } from '../../common/fsync-dir.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const MIN_SEGMENT_BYTES = 4096;
@@ -107,14 +108,6 @@ export function segmentName(seq: number, firstIndex: number): string {
   return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
 }
 
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function writeAll(fd: number, buf: Buffer, start: number, end: number, position: number): void {
   while (start < end) {
