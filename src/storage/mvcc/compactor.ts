@@ -3,6 +3,8 @@ import { byRevKey, decodeByRevKey, historyKey, historyKeyEnd, latestKey, MAX_REV
 import { decodeVersion, modRevisionOf } from './record.js';
 
 const CHUNK = 1000;
+/** Keys whose newest version <= toRev the sweep remembers (cleared when full). */
+const NEWEST_CACHE_MAX = 200_000;
 const Q = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
 
 /**
@@ -23,6 +25,12 @@ const Q = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
 export class Sweep {
   private cursor: Buffer;
   private removedCount = 0;
+  /**
+   * Each key's newest revision <= toRev (0: none), once looked up: a key written n times in the
+   * range has n by-revision records, and only the first needs the seek. Stays true between steps
+   * (later writes land above toRev) until extend() moves toRev.
+   */
+  private readonly newest = new Map<string, number>();
 
   constructor(private readonly db: RocksLevel, fromRev: number, private upTo: number) {
     this.cursor = byRevKey(fromRev + 1, 0);
@@ -40,6 +48,7 @@ export class Sweep {
    */
   extend(toRev: number): void {
     if (toRev < this.upTo) throw new Error(`a sweep to ${this.upTo} cannot shrink to ${toRev}`);
+    if (toRev !== this.upTo) this.newest.clear();
     this.upTo = toRev;
   }
 
@@ -55,10 +64,14 @@ export class Sweep {
       const { rev } = decodeByRevKey(rows[i]!);
       const key = rows[i + 1]!;
       // Only the newest version <= toRev of a key does the work for that key.
+      const name = key.toString('latin1');
+      const known = this.newest.get(name);
+      if (known !== undefined && known !== rev) continue;
       const newest = db.querySync({ ...Q, gte: historyKey(key, toRev), lt: historyKeyEnd(key), limit: 1 }).rows;
-      if (newest.length === 0) continue;
-      const keep = decodeVersion(newest[1]!);
-      if (keep.modRevision !== rev) continue;
+      const keep = newest.length === 0 ? null : decodeVersion(newest[1]!);
+      if (this.newest.size >= NEWEST_CACHE_MAX) this.newest.clear();
+      this.newest.set(name, keep === null ? 0 : keep.modRevision);
+      if (keep === null || keep.modRevision !== rev) continue;
       // Everything older than the kept version goes.
       const older = db.querySync({ ...Q, gte: historyKey(key, rev - 1), lt: historyKeyEnd(key) }).rows;
       for (let j = 0; j < older.length; j += 2) {
