@@ -19,12 +19,10 @@
 // --val-size B (64)  --puts-per-txn P (1)  --fill-in-flight F (64)
 // --rate R (puts/s, 500)  --conns C (4)  --before D (5s)  --etcd-bin PATH
 // --out FILE (bench/results/compaction.json).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startServer, stopAll, type Server, type Target } from './load/servers.js';
+import { startServer, type Server, type Target } from './load/servers.js';
 import { newHistogram, summarize, type LatencySummary } from './load/histogram.js';
 import { parseDuration } from './load/args.js';
-import { connect, etcdctl, fill, ms, putLoad, sleep, status } from './load/maintenance.js';
+import { connect, etcdctl, fill, ms, putLoad, sleep, status, runBench, writeResults } from './load/maintenance.js';
 
 interface Options {
   targets: Target[]; keys: number; versions: number; valSize: number; putsPerTxn: number; fillInFlight: number;
@@ -131,13 +129,7 @@ async function main(): Promise<void> {
       `${(r.compactionMs / 1000).toFixed(2)} | ${ms(r.before.p50)} / ${ms(r.before.p99)} / ${ms(r.before.max)} | ` +
       `${ms(r.during.p50)} / ${ms(r.during.p99)} / ${ms(r.during.max)} | ${r.during.count} | ${r.loadErrors} |`);
   }
-  mkdirSync(path.dirname(o.out), { recursive: true });
-  writeFileSync(o.out, JSON.stringify({ options: o, results }, null, 2) + '\n');
-  console.log(`(JSON: ${o.out})`);
+  writeResults(o.out, o, results);
 }
 
-main().catch(async (err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  await stopAll();
-  process.exit(1);
-});
+runBench(main);

@@ -20,12 +20,10 @@
 // its "during" p99 is about the defrag's duration; etsd's should stay near
 // its "before". Both servers get --quota-backend-bytes 8 GiB so a large fill
 // fits (etsd keeps each value twice: latest and history records).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startServer, stopAll, type Server, type Target } from './load/servers.js';
+import { startServer, type Server, type Target } from './load/servers.js';
 import { newHistogram, summarize, type LatencySummary } from './load/histogram.js';
 import { parseDuration } from './load/args.js';
-import { MiB, connect, etcdctl, fill, ms, putLoad, sleep, status } from './load/maintenance.js';
+import { MiB, connect, etcdctl, fill, ms, putLoad, sleep, status, runBench, writeResults } from './load/maintenance.js';
 
 interface Options {
   targets: Target[]; fillMb: number; valSize: number; rate: number; conns: number; beforeMs: number; etcdBin: string; out: string;
@@ -130,13 +128,7 @@ async function main(): Promise<void> {
     console.log(`| ${r.target} | ${r.fillMb} | ${r.dbSizeBeforeDefrag} | ${r.dbSizeAfterDefrag} | ${(r.defragMs / 1000).toFixed(2)} | ` +
       `${ms(r.before.p50)} / ${ms(r.before.p99)} / ${ms(r.before.max)} | ${ms(r.during.p50)} / ${ms(r.during.p99)} / ${ms(r.during.max)} | ${r.during.count} | ${r.loadErrors} |`);
   }
-  mkdirSync(path.dirname(o.out), { recursive: true });
-  writeFileSync(o.out, JSON.stringify({ options: o, results }, null, 2) + '\n');
-  console.log(`(JSON: ${o.out})`);
+  writeResults(o.out, o, results);
 }
 
-main().catch(async (err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  await stopAll();
-  process.exit(1);
-});
+runBench(main);

@@ -27,12 +27,12 @@
 // --out FILE (bench/results/snapshot.json).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ETSD_CLI, freePort, startServer, stopAll, waitReady, type Server, type Target } from './load/servers.js';
-import { MiB, ETCDCTL, connect, etcdctl, fill, run, status } from './load/maintenance.js';
+import { ETSD_CLI, freePort, startServer, waitReady, type Server, type Target } from './load/servers.js';
+import { MiB, ETCDCTL, connect, etcdctl, fill, run, status, runBench, writeResults } from './load/maintenance.js';
 
 interface Options { targets: Target[]; fillMb: number; valSize: number; repeat: number; etcdBin: string; keep: boolean; out: string }
 
@@ -199,13 +199,7 @@ async function main(): Promise<void> {
     console.log(`| ${r.target} | ${r.fillMb} | ${mb(r.dbSize)} | ${mb(r.fileBytes)} | ${(r.saveMs / 1000).toFixed(2)} | ${r.saveMBps} | ` +
       `${(r.restoreMs / 1000).toFixed(2)} | ${mb(r.restoredDirBytes)} | ${(r.firstStartMs / 1000).toFixed(2)} |`);
   }
-  mkdirSync(path.dirname(o.out), { recursive: true });
-  writeFileSync(o.out, JSON.stringify({ options: o, results }, null, 2) + '\n');
-  console.log(`(JSON: ${o.out})`);
+  writeResults(o.out, o, results);
 }
 
-main().catch(async (err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  await stopAll();
-  process.exit(1);
-});
+runBench(main);

@@ -3,9 +3,12 @@
 // of txns of puts, and an open-loop put load whose latencies land in the
 // histogram of the phase each request's intended send time falls in.
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { RawH2Conn } from './h2raw.js';
 import { PATHS, encodeFramed, messages } from './proto.js';
 import { record, type Histogram } from './histogram.js';
+import { stopAll } from './servers.js';
 
 export const MiB = 1024 * 1024;
 export const ETCDCTL = '/usr/bin/etcdctl';
@@ -125,3 +128,19 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Microseconds as milliseconds with one decimal. */
 export function ms(us: number): string { return (us / 1000).toFixed(1); }
+
+/** A bench's options and results as JSON at `out`, and where they went. */
+export function writeResults(out: string, options: unknown, results: unknown): void {
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ options, results }, null, 2) + '\n');
+  console.log(`(JSON: ${out})`);
+}
+
+/** Runs a bench's main; on failure prints why, stops every server it started, and exits 1. */
+export function runBench(main: () => Promise<void>): void {
+  main().catch(async (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    await stopAll();
+    process.exit(1);
+  });
+}
