@@ -11,6 +11,10 @@
 //       Rejects with an Error whose message is RocksDB's status.
 //   rocksdbIntProperty(handle: bigint, location: string, name: string): number | null
 //       DB::GetIntProperty on the default column family (null if unknown).
+//   rocksdbSetOptions(handle: bigint, location: string, options: Record<string, string>): void
+//       DB::SetOptions on the default column family: the mutable column options
+//       (write_buffer_size, memtable bloom) the binding's open does not take.
+//       Throws an Error whose message is RocksDB's status if it refuses one.
 //
 // `handle` is what the binding's `db.handle` getter returns: the address of
 // its `struct Database` (binding.cc). We never link RocksDB: we mirror that
@@ -35,6 +39,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #if ROCKSDB_MAJOR != 9 || ROCKSDB_MINOR != 7
 #error "rocksdb_compact.cc mirrors @nxtedition/rocksdb 12.2.12, which ships RocksDB 9.7"
@@ -302,6 +307,41 @@ napi_value IntProperty(napi_env env, napi_callback_info info) {
   return out;
 }
 
+napi_value SetOptions(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return nullptr;
+  if (argc < 3) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbSetOptions(handle, location, options)");
+    return nullptr;
+  }
+  rocksdb::DB* db = checked_db(env, args[0], args[1]);
+  if (db == nullptr) return nullptr;
+  napi_value names;
+  uint32_t n = 0;
+  if (napi_get_property_names(env, args[2], &names) != napi_ok || napi_get_array_length(env, names, &n) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "options must be an object of strings");
+    return nullptr;
+  }
+  std::unordered_map<std::string, std::string> opts;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value k, v;
+    std::string key, value;
+    if (napi_get_element(env, names, i, &k) != napi_ok || !get_string(env, k, &key) ||
+        napi_get_property(env, args[2], k, &v) != napi_ok || !get_string(env, v, &value)) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "options must be an object of strings");
+      return nullptr;
+    }
+    opts[key] = value;
+  }
+  const rocksdb::Status s = db->SetOptions(db->DefaultColumnFamily(), opts);
+  if (!s.ok()) {
+    const std::string text = status_text(s);
+    napi_throw_error(env, "ETSD_ROCKSDB_OPTIONS", text.c_str());
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 // Called from etsd_native.cc's module init.
@@ -311,6 +351,7 @@ bool etsd_register_rocksdb(napi_env env, napi_value exports) {
       {"rocksdbCompactCancel", nullptr, CompactCancel, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rocksdbCompact", nullptr, Compact, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rocksdbIntProperty", nullptr, IntProperty, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rocksdbSetOptions", nullptr, SetOptions, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

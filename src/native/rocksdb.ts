@@ -1,6 +1,7 @@
 // RocksDB calls @nxtedition/rocksdb does not expose, from the etsd addon
 // (native-bindings/src/rocksdb_compact.cc): a manual compaction of the whole
-// key range (Maintenance.Defragment) and integer properties.
+// key range (Maintenance.Defragment), integer properties, and the mutable
+// column options the binding's open does not take.
 //
 // The addon reaches the binding's database through `db.handle` (the address
 // of its C++ `struct Database`), whose leading fields it mirrors: that is
@@ -42,6 +43,8 @@ export interface RocksdbNative {
   compactAll(handle: bigint, location: string): Compaction;
   /** DB::GetIntProperty (e.g. rocksdb.total-sst-files-size); null when RocksDB does not know it. */
   intProperty(handle: bigint, location: string, name: string): number | null;
+  /** DB::SetOptions on the default column family (mutable options only); throws RocksDB's refusal. */
+  setOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
 }
 
 interface RocksdbAddon {
@@ -49,6 +52,7 @@ interface RocksdbAddon {
   rocksdbCompactCancel(job: object): void;
   rocksdbCompact(handle: bigint, location: string, job: object): Promise<CompactionResult>;
   rocksdbIntProperty(handle: bigint, location: string, name: string): number | null;
+  rocksdbSetOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
 }
 
 function load(): { native: RocksdbNative | null; reason: string | null } {
@@ -60,7 +64,8 @@ function load(): { native: RocksdbNative | null; reason: string | null } {
   }
   const addon = req(bindings.addonFile) as Partial<RocksdbAddon>;
   if (typeof addon.rocksdbCompact !== 'function' || typeof addon.rocksdbCompactJob !== 'function' ||
-    typeof addon.rocksdbCompactCancel !== 'function' || typeof addon.rocksdbIntProperty !== 'function') {
+    typeof addon.rocksdbCompactCancel !== 'function' || typeof addon.rocksdbIntProperty !== 'function' ||
+    typeof addon.rocksdbSetOptions !== 'function') {
     return { native: null, reason: `${bindings.addonFile} has no RocksDB functions (built before they were added; run npm run build:native)` };
   }
   const a = addon as RocksdbAddon;
@@ -72,6 +77,7 @@ function load(): { native: RocksdbNative | null; reason: string | null } {
         return { done: a.rocksdbCompact(handle, location, job), cancel: () => a.rocksdbCompactCancel(job) };
       },
       intProperty: (handle, location, name) => a.rocksdbIntProperty(handle, location, name),
+      setOptions: (handle, location, options) => a.rocksdbSetOptions(handle, location, options),
     },
   };
 }
