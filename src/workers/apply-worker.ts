@@ -29,13 +29,13 @@ import { Sweep } from '../storage/mvcc/compactor.js';
 import { installSnapshot, openStore } from '../storage/snapshot/install.js';
 import { EtcdError, Errors } from '../common/errors.js';
 import * as codec from '../proto/kv-codec.js';
-import type { RequestOp, ResponseHeader, TxnRequest } from '../proto/kv-types.js';
+import type { PutRequest, RequestOp, ResponseHeader, TxnRequest } from '../proto/kv-types.js';
 import { EVENT_DELETE, EVENT_PUT, encodeEvent } from '../proto/watch-codec.js';
 import { toKeyValue } from '../storage/mvcc/reader.js';
 import { writeRevisionEvents, writeStorageReset, type WireEvent } from './events.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { decodeLeaseGrantRequest, decodeLeaseId, encodeHeaderOnly, encodeLeaseGrantResponse } from '../proto/lease-codec.js';
-import { STORE_OPEN_OPTIONS } from '../storage/store-options.js';
+import { STORE_OPEN_OPTIONS, tuneStore } from '../storage/store-options.js';
 
 export interface ApplyWorkerData {
   dbDir: string;
@@ -107,6 +107,8 @@ async function main(): Promise<void> {
   mkdirSync(d.dbDir, { recursive: true });
   const db = new RocksLevel(d.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open({ ...STORE_OPEN_OPTIONS });
+  const untuned = tuneStore(db, d.dbDir);
+  if (untuned !== null) console.warn(`etsd apply: RocksDB runs with the binding's memtable options: ${untuned}`);
   // Replaced wholesale when a snapshot is installed.
   let { writer, leases, applier } = await openStore(db);
   let alarms = AlarmStore.load(db);
@@ -292,14 +294,16 @@ async function main(): Promise<void> {
   };
 
   /** Applies one entry; its answer, or null when there is none now (none at all, or a physical compaction's, sent after its sweep). */
-  const applyOne = async (kind: EntryKind, request: Buffer, ai: AuthInfo, index: number, reqId: number): Promise<Buffer | null> => {
+  const applyOne = async (
+    kind: EntryKind, request: Buffer, ai: AuthInfo, index: number, reqId: number, decodedPut: PutRequest | null,
+  ): Promise<Buffer | null> => {
     switch (kind) {
       case EntryKind.Noop: return null;
       case EntryKind.Members: writer.setMembers(request); return null;
       case EntryKind.Auth: return applyAuth(ai, request, index);
       case EntryKind.Alarm: return applyAlarm(request);
       case EntryKind.Put: {
-        const p = codec.decodePutRequest(request);
+        const p = decodedPut ?? codec.decodePutRequest(request);
         if (auth.isEnabled) checkPut(auth, ai, p, await leaseKeysOf(p.lease));
         const fits = guard(kind, () => costPut(p));
         const r = applier.put(p);
@@ -454,8 +458,14 @@ async function main(): Promise<void> {
       continue;
     }
     stalledSince = 0;
+    // Decoded up front so the batch's puts find their keys' metadata with one MultiGet.
+    const decoded = entries.map((e) => (e.index === APPLY_CONTROL_INDEX ? null : decodeEntryData(e.data)));
+    const puts = decoded.map((x) => (x?.kind === EntryKind.Put ? codec.decodePutRequest(x.request) : null));
+    const putKeys = puts.filter((p): p is PutRequest => p !== null).map((p) => p.key);
+    if (putKeys.length > 1) writer.prefetchMeta(putKeys);
     let unpublished = false;
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (e.index === APPLY_CONTROL_INDEX) {
         // Entries before a control record are applied and published first.
         if (unpublished) await publish();
@@ -467,10 +477,10 @@ async function main(): Promise<void> {
       }
       unpublished = true;
       if (e.index <= writer.state.appliedIndex) continue; // replayed after restart
-      const { kind, reqId, request, auth: ai } = decodeEntryData(e.data);
+      const { kind, reqId, request, auth: ai } = decoded[i]!;
       bytesSinceSync += e.data.length;
       try {
-        const body = await applyOne(kind, request, ai ?? NO_USER, e.index, reqId);
+        const body = await applyOne(kind, request, ai ?? NO_USER, e.index, reqId, puts[i]!);
         // Another member's request: that member answers it from its own apply.
         if (body && isOwnReqId(reqId, d.memberId)) results.push({ reqId, body, err: null });
       } catch (err) {

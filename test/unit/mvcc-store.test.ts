@@ -137,6 +137,29 @@ test('a put creates version 1 with create = mod; later puts keep create and bump
   assert.equal(read(s, rr('foo', '', { revision: 2 })).revision, 5);
 });
 
+test('prefetchMeta: puts after a batched lookup keep create revision, version and lease as one at a time would', async (t) => {
+  const s = await openStore(t);
+  put(s, 'a', '1');
+  put(s, 'b', '1', { lease: 7n });
+  put(s, 'a', '2');
+  s.a.deleteRange(dr('b'));
+  await s.w.flush();
+  // A writer opened on the flushed store knows nothing of these keys until it looks them up.
+  const w = new MvccWriter(s.db);
+  const fresh: Store = { db: s.db, w, a: new Applier(w, (id) => LEASES.has(id)) };
+  w.prefetchMeta([B('a'), B('b'), B('c'), B('a')]);
+  assert.equal(put(fresh, 'a', '3'), 6);
+  assert.equal(put(fresh, 'b', '2'), 7);
+  assert.equal(put(fresh, 'c', '1', { lease: 8n }), 8);
+  assert.deepEqual(get(fresh, 'a'), ['a', '3', 2, 6, 3, 0n]);
+  assert.deepEqual(get(fresh, 'b'), ['b', '2', 7, 7, 1, 0n], 'a deleted key starts over at version 1');
+  assert.deepEqual(get(fresh, 'c'), ['c', '1', 8, 8, 1, 8n]);
+  // Keys the batch already wrote are not looked up again (the batch knows better than RocksDB).
+  w.prefetchMeta([B('a')]);
+  assert.equal(put(fresh, 'a', '4'), 9);
+  assert.deepEqual(get(fresh, 'a'), ['a', '4', 2, 9, 4, 0n]);
+});
+
 test('delete leaves a tombstone; a re-put restarts version at 1 with a new create revision', async (t) => {
   const s = await openStore(t);
   put(s, 'k', 'v1'); // 2
