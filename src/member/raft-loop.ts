@@ -177,6 +177,10 @@ export class RaftLoop {
         encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit })]);
     }
     if (barrierSeq !== null) toWal.push([walRecordHeader(WAL_BARRIER, barrierSeq, 0)]);
-    if (toWal.length > 0) this.walOut.sendAll(toWal);
+    if (toWal.length === 0) return;
+    // A lone commit-index HardState waits in the ring for the next batch's wake-up: the WAL
+    // worker writes it unsynced anyway, and waking it for that cost a wake per commit.
+    if (w.entries.length === 0 && hs !== null && w.lazy && barrierSeq === null) this.walOut.sendQuiet(toWal);
+    else this.walOut.sendAll(toWal);
   }
 }

@@ -29,6 +29,19 @@ export class Outbox {
     }
   }
 
+  /**
+   * Sends records the consumer need not act on before its next wake-up (a
+   * commit-only HardState: written, never synced on its own), without waking
+   * it. Anything already queued goes first, woken as usual.
+   */
+  sendQuiet(records: Uint8Array[][]): void {
+    if (this.queue.length > 0) return this.sendAll(records);
+    for (let i = 0; i < records.length; i++) {
+      if (this.ring.tryWriteQuiet(Buffer.concat(records[i]!))) continue;
+      return this.sendAll(records.slice(i));
+    }
+  }
+
   private async drain(): Promise<void> {
     this.draining = true;
     try {
