@@ -12,6 +12,13 @@ declare module '@nxtedition/rocksdb' {
     readonly length: number;
     write(options?: { sync?: boolean }): Promise<void>;
     close(): Promise<void>;
+    /** The binding's unchecked calls (storage/write-batch.ts reuses one batch with them). */
+    _put(key: Uint8Array, value: Uint8Array): void;
+    _del(key: Uint8Array): void;
+    /** Writes the batch and leaves it open (its records stay until _clear). */
+    _writeSync(options: { sync: boolean }): void;
+    _clear(): void;
+    _closeSync(): void;
   }
   /** An iterator holds an implicit RocksDB snapshot: it sees the database as of its creation. */
   export interface Iterator {

@@ -16,6 +16,7 @@ import { decodeKeyValue } from '../../proto/kv-codec.js';
 import { attachKey, byRevKey, historyKey, latestKey, leaseKey } from '../mvcc/keys.js';
 import { encodeVersion } from '../mvcc/record.js';
 import { MvccWriter } from '../mvcc/writer.js';
+import { ReusableBatch } from '../write-batch.js';
 import { BboltReader, type BucketRef } from './reader.js';
 import { encodeAuthState } from '../../auth/state-record.js';
 import { readAuthBuckets } from './auth-buckets.js';
@@ -63,19 +64,14 @@ export function checkSnapshotHash(path: string, skipHashCheck: boolean): void {
 export interface ImportInfo { revision: number; compactRevision: number; revisions: number; leases: number; attached: number; users: number; roles: number; authEnabled: boolean }
 
 class Batcher {
-  private batch;
-  private bytes = 0;
-  constructor(private readonly db: RocksLevel) { this.batch = db.batch(); }
+  private readonly batch: ReusableBatch;
+  constructor(db: RocksLevel) { this.batch = new ReusableBatch(db); }
   async put(k: Buffer, v: Buffer): Promise<void> {
     this.batch.put(k, v);
-    this.bytes += k.length + v.length;
-    if (this.bytes >= BATCH_BYTES) await this.flush();
+    if (this.batch.byteLength >= BATCH_BYTES) await this.flush();
   }
   async flush(): Promise<void> {
-    const b = this.batch;
-    this.batch = this.db.batch();
-    this.bytes = 0;
-    await b.write({ sync: false });
+    this.batch.write(false);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { byRevKey, decodeByRevKey, historyKey, historyKeyEnd, latestKey, MAX_REV } from './keys.js';
 import { decodeVersion, modRevisionOf } from './record.js';
+import { ReusableBatch } from '../write-batch.js';
 
 const CHUNK = 1000;
 /** Keys whose newest version <= toRev the sweep remembers (cleared when full). */
@@ -31,9 +32,11 @@ export class Sweep {
    * (later writes land above toRev) until extend() moves toRev.
    */
   private readonly newest = new Map<string, number>();
+  private readonly batch: ReusableBatch;
 
   constructor(private readonly db: RocksLevel, fromRev: number, private upTo: number) {
     this.cursor = byRevKey(fromRev + 1, 0);
+    this.batch = new ReusableBatch(db);
   }
 
   /** The revision this sweep compacts up to. */
@@ -59,7 +62,7 @@ export class Sweep {
     const lt = byRevKey(Math.min(toRev + 1, MAX_REV), 0);
     const { rows } = db.querySync({ ...Q, gte: this.cursor, lt, limit });
     if (rows.length === 0) return true;
-    const batch = db.batch();
+    const batch = this.batch;
     for (let i = 0; i < rows.length; i += 2) {
       const { rev } = decodeByRevKey(rows[i]!);
       const key = rows[i + 1]!;
@@ -88,7 +91,7 @@ export class Sweep {
         this.removedCount++;
       }
     }
-    await batch.write({ sync: false });
+    batch.write(false);
     this.cursor = Buffer.concat([rows[rows.length - 2]!, Buffer.from([0])]);
     // The binding reports finished whenever it hits the limit, so only a short chunk ends the scan.
     return rows.length < limit * 2;

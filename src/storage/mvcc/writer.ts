@@ -1,4 +1,5 @@
-import type { ChainedBatch, RocksLevel } from '@nxtedition/rocksdb';
+import type { RocksLevel } from '@nxtedition/rocksdb';
+import { ReusableBatch } from '../write-batch.js';
 import { attachKey, byRevKey, historyKey, latestKey, leaseKey, metaKey } from './keys.js';
 import { DbReader, type LatestSource } from './reader.js';
 import { encodeVersion, type StoredVersion } from './record.js';
@@ -7,6 +8,9 @@ const EMPTY = Buffer.alloc(0);
 
 interface KeyMeta { tombstone: boolean; createRevision: number; version: number; lease: bigint }
 const TOMBSTONE_META: KeyMeta = { tombstone: true, createRevision: 0, version: 0, lease: 0n };
+/** Just the metadata: a cached StoredVersion would keep its value (and the buffer it views) alive. */
+const metaOf = (v: StoredVersion | null): KeyMeta =>
+  (v === null || v.tombstone ? TOMBSTONE_META : { tombstone: false, createRevision: v.createRevision, version: v.version, lease: v.lease });
 const META_APPLIED = metaKey('applied_index');
 const META_REV = metaKey('current_rev');
 const META_COMPACT = metaKey('compact_rev');
@@ -68,7 +72,7 @@ export function loadWriterState(db: RocksLevel): WriterState {
  */
 export class MvccWriter implements LatestSource {
   readonly reader: DbReader;
-  private batch: ChainedBatch;
+  private readonly batch: ReusableBatch;
   private overlay = new Map<string, { key: Buffer; v: StoredVersion }>();
   /** Every change since the last takeChanges(), in (revision, sub) order: the watch event stream. */
   private changes: { key: Buffer; v: StoredVersion }[] = [];
@@ -89,7 +93,7 @@ export class MvccWriter implements LatestSource {
 
   constructor(readonly db: RocksLevel) {
     this.reader = new DbReader(db);
-    this.batch = db.batch();
+    this.batch = new ReusableBatch(db);
     this.state = loadWriterState(db);
   }
 
@@ -131,7 +135,7 @@ export class MvccWriter implements LatestSource {
     const cached = this.meta.get(k);
     if (cached !== undefined) return cached.tombstone ? null : cached;
     const v = this.reader.getLatest(key);
-    this.remember(k, v ?? TOMBSTONE_META);
+    this.remember(k, metaOf(v));
     return v && !v.tombstone ? v : null;
   }
 
@@ -153,7 +157,7 @@ export class MvccWriter implements LatestSource {
     }
     if (missing.length === 0) return;
     const found = this.reader.getLatestMany(missing);
-    for (let i = 0; i < missing.length; i++) this.remember(names[i]!, found[i] ?? TOMBSTONE_META);
+    for (let i = 0; i < missing.length; i++) this.remember(names[i]!, metaOf(found[i] ?? null));
   }
 
   private remember(k: string, m: KeyMeta): void {
@@ -260,10 +264,8 @@ export class MvccWriter implements LatestSource {
     applied.writeUIntBE(this.state.appliedTerm, 6, 6);
     this.batch.put(META_APPLIED, applied);
     this.batch.put(META_REV, u48(this.state.rev));
-    const b = this.batch;
-    this.batch = this.db.batch();
     this.overlay.clear();
-    await b.write({ sync });
+    this.batch.write(sync);
   }
 
   async markCompactionDone(rev: number): Promise<void> {

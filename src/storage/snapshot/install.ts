@@ -13,6 +13,7 @@ import { compactRange } from '../mvcc/compactor.js';
 import { metaKey } from '../mvcc/keys.js';
 import { LeaseTable } from '../mvcc/leases.js';
 import { MvccWriter } from '../mvcc/writer.js';
+import { ReusableBatch } from '../write-batch.js';
 import { readSnapshotChunks, verifySnapshotFile, type SnapshotSummary } from './format.js';
 
 /** Present only while an install is under way; its value is the snapshot file's path. */
@@ -78,8 +79,7 @@ export async function installSnapshot(
 
   // The file was verified, but it is read again: checked again rather than trusting the disk twice.
   const chunks = readSnapshotChunks(file);
-  let b = db.batch();
-  let bytes = 0;
+  const b = new ReusableBatch(db);
   let r = chunks.next();
   try {
     for (; !r.done; r = chunks.next()) {
@@ -88,13 +88,8 @@ export async function installSnapshot(
       for (let i = 0; i < keys.length; i++) {
         if (keys[i]!.equals(INSTALL_MARKER)) continue;
         b.put(keys[i]!, values[i]!);
-        bytes += keys[i]!.length + values[i]!.length;
       }
-      if (bytes >= BATCH_BYTES) {
-        await b.write({ sync: false });
-        b = db.batch();
-        bytes = 0;
-      }
+      if (b.byteLength >= BATCH_BYTES) b.write(false);
     }
   } finally {
     if (!r.done) chunks.return(summary); // closes the file
@@ -104,7 +99,7 @@ export async function installSnapshot(
   }
   b.del(INSTALL_MARKER);
   // Synced: RocksDB's WAL sync covers every unsynced write before it.
-  await b.write({ sync: true });
+  b.write(true);
 
   const store = await loadStore(db);
   const st = store.writer.state;
@@ -117,13 +112,12 @@ export async function installSnapshot(
 /** Deletes every record (every key family) except `keep`, in bounded batches. */
 async function deleteAllBut(db: RocksLevel, keep: Buffer): Promise<void> {
   const it = db.iterator({ keyEncoding: 'buffer', values: false });
+  const b = new ReusableBatch(db);
   try {
     for (;;) {
       const { rows, finished } = it._nextvSync(ROWS_PER_READ);
-      const b = db.batch();
       for (let i = 0; i < rows.length; i += 2) if (!rows[i]!.equals(keep)) b.del(rows[i]!);
-      if (b.length > 0) await b.write({ sync: false });
-      else await b.close();
+      if (b.length > 0) b.write(false);
       if (finished) break;
     }
   } finally {
