@@ -13,6 +13,8 @@ export class RaftLog {
   private baseConf: ConfState;
   /** Membership after each applied conf change still above the base: conf at index. */
   private confHistory: { index: number; conf: ConfState }[] = [];
+  /** Sum of the held entries' data lengths (what the log costs in memory, roughly). */
+  private dataBytes = 0;
 
   constructor(base: SnapshotMeta, entries: Entry[]) {
     this.baseIndex = base.index;
@@ -22,6 +24,23 @@ export class RaftLog {
     for (let i = 0; i < this.ents.length; i++) {
       if (this.ents[i]!.index !== base.index + 1 + i) throw new Error('entries are not contiguous after the log base');
     }
+    for (const e of this.ents) this.dataBytes += e.data.length;
+  }
+
+  /** Bytes of entry data held. */
+  get bytes(): number { return this.dataBytes; }
+
+  /**
+   * The highest index the log can be compacted to while the entries after it hold at
+   * least `keep` bytes (or all of them, if they hold fewer): the base when nothing can go.
+   */
+  indexKeepingBytes(keep: number): number {
+    let held = 0;
+    for (let i = this.ents.length - 1; i >= 0; i--) {
+      held += this.ents[i]!.data.length;
+      if (held >= keep) return this.ents[i]!.index - 1;
+    }
+    return this.baseIndex;
   }
 
   /** The last compacted entry (index 0, term 0 for a log that was never compacted). */
@@ -80,12 +99,15 @@ export class RaftLog {
   push(e: Entry): void {
     if (e.index !== this.lastIndex() + 1) throw new Error(`raft: gap appending ${e.index} after ${this.lastIndex()}`);
     this.ents.push(e);
+    this.dataBytes += e.data.length;
   }
 
   /** Drops the entries from `index` on (a conflicting suffix being replaced). */
   truncateFrom(index: number): void {
     if (index <= this.baseIndex) throw new Error(`raft: truncating at ${index}, at or below the base ${this.baseIndex}`);
-    this.ents.length = Math.max(0, index - this.baseIndex - 1);
+    const keep = Math.max(0, index - this.baseIndex - 1);
+    for (let i = keep; i < this.ents.length; i++) this.dataBytes -= this.ents[i]!.data.length;
+    this.ents.length = keep;
   }
 
   /** First index in ents whose term differs from ours (or that we lack); 0 if all match. */
@@ -111,7 +133,9 @@ export class RaftLog {
     if (term === undefined) throw new Error(`raft: compacting to ${index}, beyond the last index ${this.lastIndex()}`);
     let conf = this.baseConf;
     for (const h of this.confHistory) if (h.index <= index) conf = h.conf;
-    this.ents = this.ents.slice(index - this.baseIndex);
+    const drop = index - this.baseIndex;
+    for (let i = 0; i < drop; i++) this.dataBytes -= this.ents[i]!.data.length;
+    this.ents = this.ents.slice(drop);
     this.baseIndex = index;
     this.baseTerm = term;
     this.baseConf = conf;
@@ -121,6 +145,7 @@ export class RaftLog {
   /** Everything is replaced by a snapshot's base. */
   restore(s: SnapshotMeta): void {
     this.ents = [];
+    this.dataBytes = 0;
     this.baseIndex = s.index;
     this.baseTerm = s.term;
     this.baseConf = copyConf(s.conf);

@@ -138,6 +138,10 @@ export class RaftNode {
   lastTerm(): number { return this.log.lastTerm(); }
 
   firstIndex(): number { return this.log.firstIndex(); }
+  /** Bytes of entry data the in-memory log holds. */
+  logBytes(): number { return this.log.bytes; }
+  /** The highest index compacting to which keeps at least `keep` bytes of entries after it. */
+  indexKeepingBytes(keep: number): number { return this.log.indexKeepingBytes(keep); }
 
   /** Term of the entry at index; undefined if compacted away or beyond the log. */
   termAt(index: number): number | undefined { return this.log.termAt(index); }
