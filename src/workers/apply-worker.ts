@@ -295,7 +295,7 @@ async function main(): Promise<void> {
 
   /** Applies one entry; its answer, or null when there is none now (none at all, or a physical compaction's, sent after its sweep). */
   const applyOne = async (
-    kind: EntryKind, request: Buffer, ai: AuthInfo, index: number, reqId: number, decodedPut: PutRequest | null,
+    kind: EntryKind, request: Buffer, ai: AuthInfo, index: number, reqId: number, pre: Predecoded,
   ): Promise<Buffer | null> => {
     switch (kind) {
       case EntryKind.Noop: return null;
@@ -303,7 +303,7 @@ async function main(): Promise<void> {
       case EntryKind.Auth: return applyAuth(ai, request, index);
       case EntryKind.Alarm: return applyAlarm(request);
       case EntryKind.Put: {
-        const p = decodedPut ?? codec.decodePutRequest(request);
+        const p = pre?.kind === 'put' ? pre.put : codec.decodePutRequest(request);
         if (auth.isEnabled) checkPut(auth, ai, p, await leaseKeysOf(p.lease));
         const fits = guard(kind, () => costPut(p));
         const r = applier.put(p);
@@ -319,7 +319,7 @@ async function main(): Promise<void> {
         return codec.encodeDeleteRangeResponse(r);
       }
       case EntryKind.Txn: {
-        const t = codec.decodeTxnRequest(request);
+        const t = pre?.kind === 'txn' ? pre.txn : codec.decodeTxnRequest(request);
         if (auth.isEnabled) checkTxn(auth, ai, txnCheck(t));
         const fits = guard(kind, () => costTxn(t));
         // History of this batch is not in RocksDB yet; past-revision reads need it there.
@@ -460,8 +460,12 @@ async function main(): Promise<void> {
     stalledSince = 0;
     // Decoded up front so the batch's puts find their keys' metadata with one MultiGet.
     const decoded = entries.map((e) => (e.index === APPLY_CONTROL_INDEX ? null : decodeEntryData(e.data)));
-    const puts = decoded.map((x) => (x?.kind === EntryKind.Put ? codec.decodePutRequest(x.request) : null));
-    const putKeys = puts.filter((p): p is PutRequest => p !== null).map((p) => p.key);
+    const pre = decoded.map((x) => (x === null ? null : predecode(x.kind, x.request)));
+    const putKeys: Buffer[] = [];
+    for (const p of pre) {
+      if (p?.kind === 'put') putKeys.push(p.put.key);
+      else if (p?.kind === 'txn') txnPutKeys(p.txn, putKeys);
+    }
     if (putKeys.length > 1) writer.prefetchMeta(putKeys);
     let unpublished = false;
     for (let i = 0; i < entries.length; i++) {
@@ -480,7 +484,7 @@ async function main(): Promise<void> {
       const { kind, reqId, request, auth: ai } = decoded[i]!;
       bytesSinceSync += e.data.length;
       try {
-        const body = await applyOne(kind, request, ai ?? NO_USER, e.index, reqId, puts[i]!);
+        const body = await applyOne(kind, request, ai ?? NO_USER, e.index, reqId, pre[i]!);
         // Another member's request: that member answers it from its own apply.
         if (body && isOwnReqId(reqId, d.memberId)) results.push({ reqId, body, err: null });
       } catch (err) {
@@ -492,6 +496,25 @@ async function main(): Promise<void> {
     if (unpublished) await publish();
     // One small step between applied batches: the sweep moves on under load without holding writes up.
     if (sweep !== null) await sweepStep(sweep, SWEEP_STEP_BUSY);
+  }
+}
+
+/** A Put or Txn entry's request, decoded before its batch is applied (for the batch's key lookup). */
+type Predecoded = { kind: 'put'; put: PutRequest } | { kind: 'txn'; txn: TxnRequest } | null;
+
+function predecode(kind: EntryKind, request: Buffer): Predecoded {
+  if (kind === EntryKind.Put) return { kind: 'put', put: codec.decodePutRequest(request) };
+  if (kind === EntryKind.Txn) return { kind: 'txn', txn: codec.decodeTxnRequest(request) };
+  return null;
+}
+
+/** The keys every put of a txn (both branches, nested txns too) may write: a superset is harmless. */
+function txnPutKeys(t: TxnRequest, out: Buffer[]): void {
+  for (const ops of [t.success, t.failure]) {
+    for (const op of ops) {
+      if (op.kind === 'put') out.push(op.put.key);
+      else if (op.kind === 'txn') txnPutKeys(op.txn, out);
+    }
   }
 }
 
