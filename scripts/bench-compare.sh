@@ -2,7 +2,8 @@
 # One command for "how does etsd compare with the etcd I run today, on this machine?"
 # Runs real etcd 3.4 (Debian's etcd-server) and etsd with the same flags on the
 # same disk, workload by workload in alternation, and prints throughput and p99
-# ratios; JSON and SVG percentile plots go to bench/results/.
+# ratios; JSON and SVG percentile plots go to bench/results/. Last, etcd's own
+# benchmark tool on both, server RSS after 1M keys, and watchers (memory, latency).
 # Usage: npm run bench:compare [-- --duration 10s --rounds 2] [-- --tls] [-- --auth] [-- --jwt]
 #   --tls: both servers serve clients over TLS (same openssl-made certificates, client
 #          certificates required); --auth: root user and auth on, the load clients
@@ -45,3 +46,9 @@ if bin=$(bash scripts/build-etcd-benchmark.sh); then
 else
   echo "(skipped: scripts/build-etcd-benchmark.sh could not build the tool; see its messages above)"
 fi
+
+echo "### memory with many keys: RSS of each server (all threads) after 1M keys (txns of 100 puts, 256 B values)"
+node dist/bench/memory.js --at 1000000 --out "$out/memory.json"
+
+echo "### watchers: server memory per watcher (100k watchers) and event delivery latency (10k watchers on 1k keys, 1000 puts/s)"
+node dist/bench/watch.js --target etsd,etcd | tee "$out/watch.txt"
