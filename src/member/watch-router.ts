@@ -46,8 +46,9 @@ export class WatchRouter {
 
   /** A piece of a watch response; `last` ends it. */
   onWatchData(streamId: number, watchId: number, body: Buffer, last: boolean): void {
-    const key = `${streamId}/${watchId}`;
-    const parts = this.parts.get(key);
+    // Most responses come whole: no key string is made for them.
+    const key = last && this.parts.size === 0 ? '' : `${streamId}/${watchId}`;
+    const parts = key === '' ? undefined : this.parts.get(key);
     if (!last) {
       if (parts) parts.push(body);
       else this.parts.set(key, [body]);

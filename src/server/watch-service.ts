@@ -8,6 +8,7 @@ import type { AuthInfo } from '../auth/types.js';
 import { authInfo } from './auth-check.js';
 import type { Member, StreamSink } from '../member/member.js';
 import type { BidiStream, StreamHandler } from '../grpc/stream.js';
+import { WatchIdSet } from './watch-ids.js';
 
 /** grpc-go's codes.Code String() for the codes a refused watch names. */
 const GRPC_CODE_NAMES: Partial<Record<number, string>> = {
@@ -25,8 +26,8 @@ export function watchHandlers(member: Member): Map<string, StreamHandler> {
 /** Serves one Watch stream; also used in-process by the lock and election services. */
 export class WatchStream implements StreamSink {
   private readonly id: number;
-  /** watch id -> shard holding it */
-  private readonly ids = new Map<number, number>();
+  /** The open watch ids; the shard holding one is member.shardOf(stream, id). */
+  private readonly ids = new WatchIdSet();
   private nextAuto = 0;
   private paused = false;
   private closed = false;
@@ -118,16 +119,15 @@ export class WatchStream implements StreamSink {
     }
     const minRev = c.startRevision === 0 ? wsrev + 1 : Math.max(1, c.startRevision);
     const shard = this.member.shardOf(this.id, watchId);
-    this.ids.set(watchId, shard);
+    this.ids.add(watchId);
     this.member.addWatchers(shard, 1);
     this.member.sendShard(shard, [encodeCreate(this.id, watchId, minRev, c, key, end)]);
     this.send(encodeWatchResponse({ header: this.header(wsrev), watchId, created: true }));
   }
 
   private cancel(watchId: number): void {
-    const shard = this.ids.get(watchId);
-    if (shard === undefined) return;
-    this.ids.delete(watchId);
+    if (!this.ids.delete(watchId)) return;
+    const shard = this.member.shardOf(this.id, watchId);
     this.member.addWatchers(shard, -1);
     this.member.sendShard(shard, [opHeader(ShardOp.WatchCancel, this.id, watchId)]);
     this.send(encodeWatchResponse({ header: this.header(this.member.revision), watchId, canceled: true }));
@@ -158,15 +158,23 @@ export class WatchStream implements StreamSink {
     if (this.paused === paused || this.closed) return;
     this.paused = paused;
     const o = paused ? ShardOp.StreamPause : ShardOp.StreamResume;
-    for (const s of new Set(this.ids.values())) this.member.sendShard(s, [opHeader(o, this.id, 0)]);
+    for (const s of this.shardsUsed().keys()) this.member.sendShard(s, [opHeader(o, this.id, 0)]);
+  }
+
+  /** Shard -> how many of this stream's watchers it holds. */
+  private shardsUsed(): Map<number, number> {
+    const perShard = new Map<number, number>();
+    this.ids.forEach((id) => {
+      const s = this.member.shardOf(this.id, id);
+      perShard.set(s, (perShard.get(s) ?? 0) + 1);
+    });
+    return perShard;
   }
 
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    const perShard = new Map<number, number>();
-    for (const s of this.ids.values()) perShard.set(s, (perShard.get(s) ?? 0) + 1);
-    for (const [s, n] of perShard) {
+    for (const [s, n] of this.shardsUsed()) {
       this.member.sendShard(s, [opHeader(ShardOp.StreamClose, this.id, 0)]);
       this.member.addWatchers(s, -n);
     }

@@ -122,14 +122,17 @@ async function main(): Promise<void> {
   }
 }
 
-/** u8 op | f64 streamId | f64 watchId | f64 minRev | u8 flags | u8 endKind | u32 keyLen | key | u32 endLen | end */
+/**
+ * u8 op | f64 streamId | f64 watchId | f64 minRev | u8 flags | u8 endKind | u32 keyLen | key | u32 endLen | end
+ * key and end are views of the record (the hub copies what it keeps).
+ */
 export function decodeWatchCreate(b: Buffer): WatchCreate {
   const flags = b[25]!;
   const endKind = b[26]!;
   const kl = b.readUInt32LE(27);
-  const key = Buffer.from(b.subarray(31, 31 + kl));
+  const key = b.subarray(31, 31 + kl);
   const el = b.readUInt32LE(31 + kl);
-  const end = Buffer.from(b.subarray(35 + kl, 35 + kl + el));
+  const end = b.subarray(35 + kl, 35 + kl + el);
   return {
     streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), minRev: b.readDoubleLE(17),
     prevKv: (flags & 1) !== 0, fragment: (flags & 2) !== 0, progressNotify: (flags & 4) !== 0,
