@@ -182,9 +182,10 @@ async function main(): Promise<void> {
     storeShared(shared, Shared.AppliedIndex, writer.state.appliedIndex);
     // Shards read storage up to the published revision, so events go out after it.
     storeShared(shared, Shared.Revision, writer.state.rev);
+    // Events are written first (a shard finds them before anyone has the answer) but the
+    // shards are woken after the answers: their wake-up is not on the put's path.
     for (const r of eventRings) r.cork();
     fanOut();
-    for (const r of eventRings) r.uncork();
     outRing.cork();
     // Before the answers: a client that gets its token back can use it at once.
     for (const n of authNotices) writeBlocking(outRing, n);
@@ -197,6 +198,7 @@ async function main(): Promise<void> {
     leaseNotices.length = 0;
     writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev, sync)]);
     outRing.uncork();
+    for (const r of eventRings) r.uncork();
     results = [];
   };
 
