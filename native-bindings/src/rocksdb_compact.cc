@@ -15,6 +15,8 @@
 //       DB::SetOptions on the default column family: the mutable column options
 //       (write_buffer_size, memtable bloom) the binding's open does not take.
 //       Throws an Error whose message is RocksDB's status if it refuses one.
+//   rocksdbSetDBOptions(handle: bigint, location: string, options: Record<string, string>): void
+//       DB::SetDBOptions: the mutable database-wide options (bytes_per_sync).
 //
 // `handle` is what the binding's `db.handle` getter returns: the address of
 // its `struct Database` (binding.cc). We never link RocksDB: we mirror that
@@ -307,12 +309,12 @@ napi_value IntProperty(napi_env env, napi_callback_info info) {
   return out;
 }
 
-napi_value SetOptions(napi_env env, napi_callback_info info) {
+napi_value SetOptionsOf(napi_env env, napi_callback_info info, bool db_wide) {
   size_t argc = 3;
   napi_value args[3];
   if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return nullptr;
   if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbSetOptions(handle, location, options)");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbSetOptions/rocksdbSetDBOptions(handle, location, options)");
     return nullptr;
   }
   rocksdb::DB* db = checked_db(env, args[0], args[1]);
@@ -334,13 +336,16 @@ napi_value SetOptions(napi_env env, napi_callback_info info) {
     }
     opts[key] = value;
   }
-  const rocksdb::Status s = db->SetOptions(db->DefaultColumnFamily(), opts);
+  const rocksdb::Status s = db_wide ? db->SetDBOptions(opts) : db->SetOptions(db->DefaultColumnFamily(), opts);
   if (!s.ok()) {
     const std::string text = status_text(s);
     napi_throw_error(env, "ETSD_ROCKSDB_OPTIONS", text.c_str());
   }
   return nullptr;
 }
+
+napi_value SetOptions(napi_env env, napi_callback_info info) { return SetOptionsOf(env, info, false); }
+napi_value SetDBOptions(napi_env env, napi_callback_info info) { return SetOptionsOf(env, info, true); }
 
 }  // namespace
 
@@ -352,6 +357,7 @@ bool etsd_register_rocksdb(napi_env env, napi_value exports) {
       {"rocksdbCompact", nullptr, Compact, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rocksdbIntProperty", nullptr, IntProperty, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rocksdbSetOptions", nullptr, SetOptions, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rocksdbSetDBOptions", nullptr, SetDBOptions, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

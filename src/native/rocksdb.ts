@@ -45,6 +45,8 @@ export interface RocksdbNative {
   intProperty(handle: bigint, location: string, name: string): number | null;
   /** DB::SetOptions on the default column family (mutable options only); throws RocksDB's refusal. */
   setOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
+  /** DB::SetDBOptions (mutable database-wide options only); throws RocksDB's refusal. */
+  setDBOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
 }
 
 interface RocksdbAddon {
@@ -53,6 +55,7 @@ interface RocksdbAddon {
   rocksdbCompact(handle: bigint, location: string, job: object): Promise<CompactionResult>;
   rocksdbIntProperty(handle: bigint, location: string, name: string): number | null;
   rocksdbSetOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
+  rocksdbSetDBOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
 }
 
 function load(): { native: RocksdbNative | null; reason: string | null } {
@@ -65,7 +68,7 @@ function load(): { native: RocksdbNative | null; reason: string | null } {
   const addon = req(bindings.addonFile) as Partial<RocksdbAddon>;
   if (typeof addon.rocksdbCompact !== 'function' || typeof addon.rocksdbCompactJob !== 'function' ||
     typeof addon.rocksdbCompactCancel !== 'function' || typeof addon.rocksdbIntProperty !== 'function' ||
-    typeof addon.rocksdbSetOptions !== 'function') {
+    typeof addon.rocksdbSetOptions !== 'function' || typeof addon.rocksdbSetDBOptions !== 'function') {
     return { native: null, reason: `${bindings.addonFile} has no RocksDB functions (built before they were added; run npm run build:native)` };
   }
   const a = addon as RocksdbAddon;
@@ -78,6 +81,7 @@ function load(): { native: RocksdbNative | null; reason: string | null } {
       },
       intProperty: (handle, location, name) => a.rocksdbIntProperty(handle, location, name),
       setOptions: (handle, location, options) => a.rocksdbSetOptions(handle, location, options),
+      setDBOptions: (handle, location, options) => a.rocksdbSetDBOptions(handle, location, options),
     },
   };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { rocksdbNative, rocksdbUnavailableReason } from '../../src/native/rocksdb.js';
-import { STORE_OPEN_OPTIONS, STORE_TUNING, tuneStore } from '../../src/storage/store-options.js';
+import { STORE_DB_TUNING, STORE_OPEN_OPTIONS, STORE_TUNING, tuneStore } from '../../src/storage/store-options.js';
 
 const skip = rocksdbNative === null && `no RocksDB access: ${rocksdbUnavailableReason}`;
 
@@ -63,5 +63,9 @@ test('RocksDB\'s refusal of an option comes back as an Error with its status', {
     assert.throws(() => rocksdbNative!.setOptions(db.handle, dir, { no_such_option: '1' }),
       (e: Error & { code?: string }) => e.code === 'ETSD_ROCKSDB_OPTIONS' && /Invalid argument/.test(e.message));
     assert.throws(() => rocksdbNative!.setOptions(db.handle, '/not/its/location', STORE_TUNING), /location/);
+    // Database-wide options go through DB::SetDBOptions, which knows other names.
+    assert.throws(() => rocksdbNative!.setDBOptions(db.handle, dir, { write_buffer_size: '1048576' }),
+      (e: Error & { code?: string }) => e.code === 'ETSD_ROCKSDB_OPTIONS' && /Unrecognized option: write_buffer_size/.test(e.message));
+    assert.doesNotThrow(() => rocksdbNative!.setDBOptions(db.handle, dir, STORE_DB_TUNING));
   });
 });
