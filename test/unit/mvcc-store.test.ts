@@ -160,6 +160,26 @@ test('prefetchMeta: puts after a batched lookup keep create revision, version an
   assert.deepEqual(get(fresh, 'a'), ['a', '4', 2, 9, 4, 0n]);
 });
 
+test('the metadata cache rolls over generations: keys dropped from it are read back from RocksDB, right', async (t) => {
+  const s = await openStore(t);
+  // More distinct keys than two generations of the cache hold (100k each), each put twice.
+  const n = 210_000;
+  const key = (i: number) => `g${String(i).padStart(7, '0')}`;
+  for (let round = 1; round <= 2; round++) {
+    for (let i = 0; i < n; i++) {
+      put(s, key(i), `v${round}`);
+      if (i % 20_000 === 0) await s.w.flush();
+    }
+    await s.w.flush();
+  }
+  for (const i of [0, 1, 99_999, 100_000, 150_000, n - 1]) {
+    const [k, v, create, mod, version] = get(s, key(i))!;
+    assert.deepEqual([k, v, version], [key(i), 'v2', 2], key(i));
+    assert.equal(create, 2 + i, `${key(i)} keeps its create revision`);
+    assert.equal(mod, 2 + n + i);
+  }
+});
+
 test('delete leaves a tombstone; a re-put restarts version at 1 with a new create revision', async (t) => {
   const s = await openStore(t);
   put(s, 'k', 'v1'); // 2
