@@ -108,6 +108,15 @@ bool get_string(napi_env env, napi_value v, std::string* out) {
   return napi_get_value_string_utf8(env, v, &(*out)[0], len + 1, &len) == napi_ok;
 }
 
+// Reads the first n arguments into args; throws a TypeError naming `usage` when fewer came.
+bool take_args(napi_env env, napi_callback_info info, size_t n, napi_value* args, const char* usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return false;
+  if (argc >= n) return true;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
+  return false;
+}
+
 // The open rocksdb::DB behind `handle`, after checking that the mirrored
 // fields say what the caller expects: the location string equals `location`,
 // the DB pointer is set (open), and the DB itself reports that name. Throws a
@@ -178,13 +187,8 @@ CompactJob* get_job(napi_env env, napi_value v) {
 }
 
 napi_value CompactCancel(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value args[1];
-  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbCompactCancel(job)");
-    return nullptr;
-  }
+  if (!take_args(env, info, 1, args, "rocksdbCompactCancel(job)")) return nullptr;
   CompactJob* job = get_job(env, args[0]);
   if (job != nullptr) job->canceled.store(true);
   return nullptr;
@@ -247,13 +251,8 @@ void compact_complete(napi_env env, napi_status status, void* data) {
 }
 
 napi_value Compact(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value args[3];
-  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbCompact(handle, location, job)");
-    return nullptr;
-  }
+  if (!take_args(env, info, 3, args, "rocksdbCompact(handle, location, job)")) return nullptr;
   rocksdb::DB* db = checked_db(env, args[0], args[1]);
   if (db == nullptr) return nullptr;
   CompactJob* job = get_job(env, args[2]);
@@ -285,13 +284,8 @@ napi_value Compact(napi_env env, napi_callback_info info) {
 }
 
 napi_value IntProperty(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value args[3];
-  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbIntProperty(handle, location, name)");
-    return nullptr;
-  }
+  if (!take_args(env, info, 3, args, "rocksdbIntProperty(handle, location, name)")) return nullptr;
   rocksdb::DB* db = checked_db(env, args[0], args[1]);
   if (db == nullptr) return nullptr;
   std::string prop;
@@ -310,13 +304,8 @@ napi_value IntProperty(napi_env env, napi_callback_info info) {
 }
 
 napi_value SetOptionsOf(napi_env env, napi_callback_info info, bool db_wide) {
-  size_t argc = 3;
   napi_value args[3];
-  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "rocksdbSetOptions/rocksdbSetDBOptions(handle, location, options)");
-    return nullptr;
-  }
+  if (!take_args(env, info, 3, args, "rocksdbSetOptions/rocksdbSetDBOptions(handle, location, options)")) return nullptr;
   rocksdb::DB* db = checked_db(env, args[0], args[1]);
   if (db == nullptr) return nullptr;
   napi_value names;

@@ -5,6 +5,8 @@
 // BITMAP_IDS, or negative ones, go to a Set. Which shard holds a watcher is
 // not stored: it is a hash of (stream, watch id).
 
+import { grown } from '../common/typed-tables.js';
+
 /** Ids below this are bits: at most 128 KiB of bitmap per stream. */
 const BITMAP_IDS = 1 << 20;
 
@@ -31,9 +33,7 @@ export class WatchIdSet {
       if (w >= this.bits.length) {
         let n = this.bits.length * 2;
         while (n <= w) n *= 2;
-        const grown = new Uint32Array(n);
-        grown.set(this.bits);
-        this.bits = grown;
+        this.bits = grown(this.bits, n);
       }
       this.bits[w] |= 1 << (id & 31);
     } else {

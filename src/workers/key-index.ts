@@ -11,6 +11,7 @@
 // 2^31 entries.
 
 import { ByteArena, compareBytes, hashBytes } from '../common/byte-arena.js';
+import { grown, unchain } from '../common/typed-tables.js';
 
 const NONE = -1;
 const INITIAL = 64;
@@ -61,13 +62,7 @@ export class KeyIndex {
 
   /** Drops an entry (its watcher list must be empty). */
   remove(e: number): void {
-    const b = this.hash[e]! & (this.buckets.length - 1);
-    if (this.buckets[b] === e) this.buckets[b] = this.next[e]!;
-    else {
-      let p = this.buckets[b]!;
-      while (this.next[p] !== e) p = this.next[p]!;
-      this.next[p] = this.next[e]!;
-    }
+    unchain(this.buckets, this.next, this.hash[e]! & (this.buckets.length - 1), e);
     this.arena.free(this.off[e]!);
     this.len[e] = NONE;
     this.next[e] = this.free;
@@ -94,11 +89,10 @@ export class KeyIndex {
 
   private growEntries(): void {
     const n = this.len.length * 2;
-    const grow = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => { const b = make(n); b.set(a); return b; };
-    this.hash = grow(this.hash, (k) => new Uint32Array(k));
-    this.off = grow(this.off, (k) => new Int32Array(k));
-    this.len = grow(this.len, (k) => new Int32Array(k).fill(NONE));
-    this.next = grow(this.next, (k) => new Int32Array(k));
-    this.head = grow(this.head, (k) => new Int32Array(k));
+    this.hash = grown(this.hash, n);
+    this.off = grown(this.off, n);
+    this.len = grown(this.len, n, NONE);
+    this.next = grown(this.next, n);
+    this.head = grown(this.head, n);
   }
 }

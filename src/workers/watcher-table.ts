@@ -10,6 +10,8 @@
 // never keep a column across alloc(). Free slots are chained through idNext
 // and have flags 0. Bounds: fewer than 2^30 slots.
 
+import { grown, unchain } from '../common/typed-tables.js';
+
 const NONE = -1;
 const INITIAL = 256;
 const MAX_SLOTS = 2 ** 30;
@@ -90,13 +92,7 @@ export class WatcherTable {
 
   /** Frees a slot (already off every list). */
   release(s: number): void {
-    const b = idHash(this.stream[s]!, this.watchId[s]!) & (this.buckets.length - 1);
-    if (this.buckets[b] === s) this.buckets[b] = this.idNext[s]!;
-    else {
-      let p = this.buckets[b]!;
-      while (this.idNext[p] !== s) p = this.idNext[p]!;
-      this.idNext[p] = this.idNext[s]!;
-    }
+    unchain(this.buckets, this.idNext, idHash(this.stream[s]!, this.watchId[s]!) & (this.buckets.length - 1), s);
     this.flags[s] = 0;
     this.idNext[s] = this.free;
     this.free = s;
@@ -106,23 +102,19 @@ export class WatcherTable {
   private grow(): void {
     const n = this.flags.length * 2;
     if (n > MAX_SLOTS) throw new SlotsFullError();
-    const f64 = (a: Float64Array) => { const b = new Float64Array(n); b.set(a); return b; };
-    const i32 = (a: Int32Array) => { const b = new Int32Array(n); b.set(a); return b; };
-    this.stream = f64(this.stream);
-    this.watchId = f64(this.watchId);
-    this.nextRev = f64(this.nextRev);
-    const flags = new Uint16Array(n);
-    flags.set(this.flags);
-    this.flags = flags;
-    this.ref = i32(this.ref);
-    this.idNext = i32(this.idNext);
-    this.sNext = i32(this.sNext);
-    this.sPrev = i32(this.sPrev);
-    this.kNext = i32(this.kNext);
-    this.kPrev = i32(this.kPrev);
-    this.uNext = i32(this.uNext);
-    this.uPrev = i32(this.uPrev);
-    this.mark = i32(this.mark);
+    this.stream = grown(this.stream, n);
+    this.watchId = grown(this.watchId, n);
+    this.nextRev = grown(this.nextRev, n);
+    this.flags = grown(this.flags, n);
+    this.ref = grown(this.ref, n);
+    this.idNext = grown(this.idNext, n);
+    this.sNext = grown(this.sNext, n);
+    this.sPrev = grown(this.sPrev, n);
+    this.kNext = grown(this.kNext, n);
+    this.kPrev = grown(this.kPrev, n);
+    this.uNext = grown(this.uNext, n);
+    this.uPrev = grown(this.uPrev, n);
+    this.mark = grown(this.mark, n);
     // One bucket per slot; every live slot is re-chained.
     this.buckets = new Int32Array(n).fill(NONE);
     for (let s = 0; s < this.top; s++) {
