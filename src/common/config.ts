@@ -25,6 +25,8 @@ export interface Config {
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
   preVote: boolean;
+  /** Main thread polls for workers' answers while one request waits (--busy-poll). */
+  busyPoll: boolean;
   /** Applied entries between raft log compactions (etcd's --snapshot-count). */
   snapshotCount: number;
   /** Entries kept behind the applied index at a compaction, for slow followers (etcd's catch-up entries). */
@@ -82,6 +84,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-txn-ops': { kind: 'int', help: 'Maximum number of operations permitted in a transaction.' },
   'log-level': { kind: 'string', help: 'Configures log level: debug, info, warn, error, panic, or fatal.' },
   'shards': { kind: 'int', help: 'Number of shard worker threads serving reads (default cores-1, at least 1).' },
+  'busy-poll': { kind: 'bool', help: 'While a lone request waits for a worker, poll for its answer instead of sleeping: lower latency for one client, at the cost of CPU (default true).' },
   'watch-progress-notify-interval': { kind: 'string', help: 'Duration of periodic watch progress notifications (default 10m).' },
   'experimental-watch-progress-notify-interval': { kind: 'string', help: 'Alias of --watch-progress-notify-interval (etcd 3.4/3.5 name).' },
   'heartbeat-interval': { kind: 'int', help: 'Time (in milliseconds) of a heartbeat interval (default 100).' },
@@ -246,6 +249,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     heartbeatIntervalMs: int('heartbeat-interval', 100),
     electionTimeoutMs: int('election-timeout', 1000),
     preVote: bool('pre-vote', true),
+    busyPoll: bool('busy-poll', true),
     snapshotCount: int('snapshot-count', 100_000),
     snapshotCatchupEntries: int('experimental-snapshot-catchup-entries', 5000),
     strictReconfigCheck: bool('strict-reconfig-check', true),

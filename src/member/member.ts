@@ -56,6 +56,7 @@ import { RaftLoop } from './raft-loop.js';
 import { ReadPath } from './read-path.js';
 import { Reconfig, type MemberOp } from './reconfig.js';
 import { RequestTable } from './requests.js';
+import { BusyPoll, DEFAULT_BUSY_POLL, NO_BUSY_POLL } from './busy-poll.js';
 import { startResultLoop, type ResultHandlers } from './result-router.js';
 import { SnapshotCoordinator } from './snapshots.js';
 import { StageTracker } from './stage-tracker.js';
@@ -90,6 +91,8 @@ export class Member {
   private readonly tracker = new StageTracker(this.stages);
   private readonly pool = new OneOffPool();
   private readonly requests: RequestTable;
+  /** Whether the main thread's ring loops poll or sleep while requests wait. */
+  private readonly busyPoll: BusyPoll;
   private raft!: RaftNode;
   private raftLoop!: RaftLoop;
   private reads!: ReadPath;
@@ -125,7 +128,8 @@ export class Member {
     this.leaseIds = new IdGenerator(ids.memberId);
     this.workers = new WorkerSet(cfg, log, ids);
     this.state = sharedState(this.workers.shared);
-    this.requests = new RequestTable(ids.memberId, cfg.maxPendingProposals, this.tracker, (reqId) => this.reads.forget(reqId));
+    this.busyPoll = new BusyPoll(() => this.requests.size, cfg.busyPoll ? DEFAULT_BUSY_POLL : NO_BUSY_POLL);
+    this.requests = new RequestTable(ids.memberId, cfg.maxPendingProposals, this.tracker, (reqId) => this.reads.forget(reqId), () => this.busyPoll.requestAdded());
   }
 
   static async start(cfg: Config, log: Logger): Promise<Member> {
@@ -279,10 +283,10 @@ export class Member {
 
     await workers.startShards(applied.handle);
     this.wireRooms(membership, applied.appliedIndex, applied.handle);
-    for (const ring of workers.shardResults) startResultLoop(ring, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err));
+    for (const ring of workers.shardResults) startResultLoop(ring, this.results, this.busyPoll, () => workers.running, (err) => workers.fatal('result loop failed', err));
     // Durable notices first: an entry the WAL handed to the apply worker is durable (and, raft hears, committed) before it is answered.
-    startResultLoop(workers.applyResults, this.results, () => workers.running, (err) => workers.fatal('result loop failed', err), () => workers.pollDurable());
-    workers.startDurableLoop((last, barrier) => this.raftLoop.onDurable(last, barrier));
+    startResultLoop(workers.applyResults, this.results, this.busyPoll, () => workers.running, (err) => workers.fatal('result loop failed', err), () => workers.pollDurable());
+    workers.startDurableLoop((last, barrier) => this.raftLoop.onDurable(last, barrier), this.busyPoll);
 
     if (cfg.initialCorruptCheck && this.ids.existed) {
       await checkInitialHashKV({

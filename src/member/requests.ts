@@ -28,6 +28,8 @@ export class RequestTable {
     private readonly tracker: StageTracker,
     /** Told when a request is dropped by the timeout, so whoever holds its id lets go. */
     private readonly onExpired: (reqId: number) => void,
+    /** Told when a request starts waiting (the main thread may poll for its answer). */
+    private readonly onAdded: () => void = () => {},
   ) {
     // Unique among this process's in-flight requests; the random base keeps them
     // apart from ids replayed from the log after a restart, the member tag from
@@ -52,6 +54,7 @@ export class RequestTable {
 
   add(reqId: number, clock: StageClock, resolve: (body: Buffer) => void, reject: (err: EtcdError) => void): void {
     this.pending.set(reqId, { resolve, reject, parts: null, clock });
+    this.onAdded();
   }
 
   /** A leading piece of a large answer. */

@@ -4,6 +4,7 @@
 
 import { EtcdError, type GrpcCode } from '../common/errors.js';
 import type { Ring } from '../workers/ring/ring.js';
+import type { BusyPoll } from './busy-poll.js';
 import { ResultType, decodeResult, decodeSnapshotInstalled, type AuthNotice, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
 
 export interface ResultHandlers {
@@ -45,8 +46,9 @@ export function routeResult(view: Uint8Array, h: ResultHandlers, installPieces: 
 const RESULTS_PER_TURN = 128;
 
 /** Drains a result ring for as long as the member runs; `before` runs ahead of each chunk. */
-export function startResultLoop(ring: Ring, h: ResultHandlers, running: () => boolean, onFatal: (err: unknown) => void, before?: () => void): void {
+export function startResultLoop(ring: Ring, h: ResultHandlers, poll: BusyPoll, running: () => boolean, onFatal: (err: unknown) => void, before?: () => void): void {
   const installPieces: Buffer[] = [];
+  poll.watch(ring);
   const loop = async () => {
     while (running()) {
       // Before the first record, not before the drain: what was written before a record is visible once it is.
@@ -58,7 +60,9 @@ export function startResultLoop(ring: Ring, h: ResultHandlers, running: () => bo
       // A bounded chunk, then a turn of the event loop: answering a thousand
       // results in one go would hold back every incoming request meanwhile,
       // and the WAL and apply workers would idle until the burst is over.
-      if (ring.drain(route, RESULTS_PER_TURN) === RESULTS_PER_TURN) {
+      const n = ring.drain(route, RESULTS_PER_TURN);
+      if (n > 0) poll.progressed();
+      if (n === RESULTS_PER_TURN || poll.shouldPoll()) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }

@@ -10,6 +10,7 @@ import type { Logger } from '../common/log.js';
 import { ETCD_DISK_BUCKETS, SharedHistogram } from '../common/shared-histogram.js';
 import { Ring } from '../workers/ring/ring.js';
 import { Outbox } from '../workers/outbox.js';
+import type { BusyPoll } from './busy-poll.js';
 import { Shared } from '../workers/protocol/shared-state.js';
 import { readDurableNotice } from '../workers/protocol/wal-ring.js';
 import type { ApplyReady, ApplyWorkerData } from '../workers/apply-worker.js';
@@ -107,13 +108,15 @@ export class WorkerSet {
   }
 
   /** Feeds the WAL's durable notices to onDurable(last entry index, last barrier) for as long as the member runs. */
-  startDurableLoop(onDurable: (lastIndex: number, barrier: number) => void): void {
+  startDurableLoop(onDurable: (lastIndex: number, barrier: number) => void, poll: BusyPoll): void {
     this.onDurable = onDurable;
     const ring = this.walResults;
+    poll.watch(ring);
     const loop = async () => {
       while (!this.stopping) {
-        this.pollDurable();
-        await ring.waitReadableAsync(1000);
+        if (this.pollDurable()) poll.progressed();
+        if (poll.shouldPoll()) await new Promise<void>((resolve) => setImmediate(resolve));
+        else await ring.waitReadableAsync(1000);
       }
     };
     loop().catch((err) => this.fatal('durable loop failed', err));
@@ -122,10 +125,10 @@ export class WorkerSet {
   /**
    * Hands on the durable notices waiting now. The apply results loop calls it first: the
    * WAL worker writes its notice before it hands direct entries to the apply worker, so
-   * raft hears an entry is durable before its answer goes out.
+   * raft hears an entry is durable before its answer goes out. True if there was one.
    */
-  pollDurable(): void {
-    if (!this.onDurable) return;
+  pollDurable(): boolean {
+    if (!this.onDurable) return false;
     let last = -1;
     let barrier = -1;
     this.walResults.drain((view) => {
@@ -133,7 +136,9 @@ export class WorkerSet {
       last = Math.max(last, n.lastIndex);
       barrier = Math.max(barrier, n.barrier);
     });
-    if (last >= 0 || barrier >= 0) this.onDurable(last, barrier);
+    if (last < 0 && barrier < 0) return false;
+    this.onDurable(last, barrier);
+    return true;
   }
 
   get running(): boolean { return !this.stopping; }

@@ -16,3 +16,8 @@ test('a boolean flag with another value is refused with Go flag\'s message', () 
   assert.throws(() => parseArgs(['--pre-vote=no']), (err: unknown) =>
     err instanceof ConfigError && err.message === 'invalid boolean value "no" for -pre-vote: parse error');
 });
+
+test('--busy-poll is on unless turned off', () => {
+  assert.equal(parseArgs([]).config.busyPoll, true);
+  assert.equal(parseArgs(['--busy-poll=false']).config.busyPoll, false);
+});

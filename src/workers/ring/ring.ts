@@ -465,6 +465,15 @@ export class Ring {
     }
   }
 
+  /**
+   * Main thread, consumer side: end a pending waitReadableAsync now (it resolves on the
+   * next turn of the event loop), so its caller can decide again how to wait. Only
+   * wakes a consumer that is asleep; costs nothing otherwise.
+   */
+  interruptAsyncWait(): void {
+    if (Atomics.load(this.ctl, CONSUMER_SLEEPING) !== 0) Atomics.notify(this.ctl, HEAD);
+  }
+
   // ------------------------------------------------------------------ either
 
   isEmpty(): boolean {
