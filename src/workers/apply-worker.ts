@@ -187,15 +187,17 @@ async function main(): Promise<void> {
     for (const r of eventRings) r.cork();
     fanOut();
     outRing.cork();
-    // Before the answers: a client that gets its token back can use it at once.
+    // Notices before the answers: the main thread may read each record as soon as it is
+    // written (it polls while a request waits), so a client that has its answer finds the
+    // main thread already knows its token, or its lease granted or revoked.
     for (const n of authNotices) writeBlocking(outRing, n);
     authNotices.length = 0;
+    for (const n of leaseNotices) writeBlocking(outRing, [n]);
+    leaseNotices.length = 0;
     for (const r of results) {
       if (r.body) writeResultOk(outRing, r.reqId, r.body);
       else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
     }
-    for (const n of leaseNotices) writeBlocking(outRing, [n]);
-    leaseNotices.length = 0;
     writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev, sync)]);
     outRing.uncork();
     for (const r of eventRings) r.uncork();
