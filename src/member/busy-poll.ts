@@ -14,6 +14,7 @@
 // slow fsync), until the next answer or request.
 
 import type { Ring } from '../workers/ring/ring.js';
+import type { RequestObserver } from './requests.js';
 
 export interface BusyPollLimits {
   /** Poll only while at most this many requests wait (0: never poll). */
@@ -32,7 +33,7 @@ export const DEFAULT_BUSY_POLL: BusyPollLimits = { maxWaiting: 1, pollMs: 2, lin
 /** --busy-poll=false: the loops always sleep. */
 export const NO_BUSY_POLL: BusyPollLimits = { maxWaiting: 0, pollMs: 0, lingerMs: 0 };
 
-export class BusyPoll {
+export class BusyPoll implements RequestObserver {
   private lastProgress = 0;
   /** Most requests waiting at once since nothing last waited, and that figure for the period before. */
   private peak = 0;
@@ -63,13 +64,13 @@ export class BusyPoll {
     return this.lastPeak <= max && performance.now() - this.lastProgress < this.limits.lingerMs;
   }
 
-  /** A loop read something: the polling window restarts. */
-  progressed(): void {
+  /** A worker answered a request: the polling window restarts. Only answers count, so a stream of watch events alone never keeps the main thread polling. */
+  answered(): void {
     this.lastProgress = performance.now();
   }
 
   /** A request started waiting: loops asleep on their rings get up and poll. */
-  requestAdded(): void {
+  added(): void {
     const n = this.waiting();
     if (n > this.peak) this.peak = n;
     if (n > this.limits.maxWaiting) return;

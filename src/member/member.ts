@@ -129,7 +129,7 @@ export class Member {
     this.workers = new WorkerSet(cfg, log, ids);
     this.state = sharedState(this.workers.shared);
     this.busyPoll = new BusyPoll(() => this.requests.size, cfg.busyPoll ? DEFAULT_BUSY_POLL : NO_BUSY_POLL);
-    this.requests = new RequestTable(ids.memberId, cfg.maxPendingProposals, this.tracker, (reqId) => this.reads.forget(reqId), () => this.busyPoll.requestAdded());
+    this.requests = new RequestTable(ids.memberId, cfg.maxPendingProposals, this.tracker, (reqId) => this.reads.forget(reqId), this.busyPoll);
   }
 
   static async start(cfg: Config, log: Logger): Promise<Member> {

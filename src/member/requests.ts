@@ -17,6 +17,11 @@ interface Pending {
   clock: StageClock;
 }
 
+export interface RequestObserver {
+  added(): void;
+  answered(): void;
+}
+
 export class RequestTable {
   private readonly pending = new Map<number, Pending>();
   private nextReqId: number;
@@ -28,8 +33,8 @@ export class RequestTable {
     private readonly tracker: StageTracker,
     /** Told when a request is dropped by the timeout, so whoever holds its id lets go. */
     private readonly onExpired: (reqId: number) => void,
-    /** Told when a request starts waiting (the main thread may poll for its answer). */
-    private readonly onAdded: () => void = () => {},
+    /** Told when a request starts waiting and when a worker answers one (the main thread's polling follows them). */
+    private readonly observer: RequestObserver = { added() {}, answered() {} },
   ) {
     // Unique among this process's in-flight requests; the random base keeps them
     // apart from ids replayed from the log after a restart, the member tag from
@@ -54,7 +59,7 @@ export class RequestTable {
 
   add(reqId: number, clock: StageClock, resolve: (body: Buffer) => void, reject: (err: EtcdError) => void): void {
     this.pending.set(reqId, { resolve, reject, parts: null, clock });
-    this.onAdded();
+    this.observer.added();
   }
 
   /** A leading piece of a large answer. */
@@ -71,6 +76,7 @@ export class RequestTable {
     const tApplied = performance.now();
     if (outcome.ok) p.resolve(p.parts ? Buffer.concat([...p.parts, outcome.body]) : outcome.body);
     else p.reject(outcome.err);
+    this.observer.answered();
     // The response is written by the promise's continuation, which runs before this microtask.
     queueMicrotask(() => this.tracker.record(p.clock, tApplied, performance.now()));
   }

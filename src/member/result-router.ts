@@ -60,9 +60,7 @@ export function startResultLoop(ring: Ring, h: ResultHandlers, poll: BusyPoll, r
       // A bounded chunk, then a turn of the event loop: answering a thousand
       // results in one go would hold back every incoming request meanwhile,
       // and the WAL and apply workers would idle until the burst is over.
-      const n = ring.drain(route, RESULTS_PER_TURN);
-      if (n > 0) poll.progressed();
-      if (n === RESULTS_PER_TURN || poll.shouldPoll()) {
+      if (ring.drain(route, RESULTS_PER_TURN) === RESULTS_PER_TURN || poll.shouldPoll()) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }

@@ -114,7 +114,7 @@ export class WorkerSet {
     poll.watch(ring);
     const loop = async () => {
       while (!this.stopping) {
-        if (this.pollDurable()) poll.progressed();
+        this.pollDurable();
         if (poll.shouldPoll()) await new Promise<void>((resolve) => setImmediate(resolve));
         else await ring.waitReadableAsync(1000);
       }
@@ -125,10 +125,10 @@ export class WorkerSet {
   /**
    * Hands on the durable notices waiting now. The apply results loop calls it first: the
    * WAL worker writes its notice before it hands direct entries to the apply worker, so
-   * raft hears an entry is durable before its answer goes out. True if there was one.
+   * raft hears an entry is durable before its answer goes out.
    */
-  pollDurable(): boolean {
-    if (!this.onDurable) return false;
+  pollDurable(): void {
+    if (!this.onDurable) return;
     let last = -1;
     let barrier = -1;
     this.walResults.drain((view) => {
@@ -136,9 +136,7 @@ export class WorkerSet {
       last = Math.max(last, n.lastIndex);
       barrier = Math.max(barrier, n.barrier);
     });
-    if (last < 0 && barrier < 0) return false;
-    this.onDurable(last, barrier);
-    return true;
+    if (last >= 0 || barrier >= 0) this.onDurable(last, barrier);
   }
 
   get running(): boolean { return !this.stopping; }

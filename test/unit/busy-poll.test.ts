@@ -14,38 +14,38 @@ test('polls while one request waits, not while several do', () => {
   const poll = new BusyPoll(() => waiting, LONG);
   assert.equal(poll.shouldPoll(), false, 'a member that never had a request does not poll');
   waiting = 1;
-  poll.requestAdded();
+  poll.added();
   assert.equal(poll.shouldPoll(), true);
   waiting = 2;
-  poll.requestAdded();
+  poll.added();
   assert.equal(poll.shouldPoll(), false, 'two waiting: past maxWaiting');
 });
 
 test('lingers after one client\'s answer, not after a busier period', () => {
   let waiting = 1;
   const poll = new BusyPoll(() => waiting, LONG);
-  poll.requestAdded();
+  poll.added();
   waiting = 0;
-  poll.progressed();
+  poll.answered();
   assert.equal(poll.shouldPoll(), true, 'a lone request answered: its client\'s next one is likely soon');
-  for (const n of [1, 2, 3]) { waiting = n; poll.requestAdded(); }
+  for (const n of [1, 2, 3]) { waiting = n; poll.added(); }
   waiting = 0;
-  poll.progressed();
+  poll.answered();
   assert.equal(poll.shouldPoll(), false, 'three waited at once: sleep');
   waiting = 1;
-  poll.requestAdded();
+  poll.added();
   waiting = 0;
-  poll.progressed();
+  poll.answered();
   assert.equal(poll.shouldPoll(), true, 'back to one at a time');
 });
 
 test('zero windows and --busy-poll=false never poll', () => {
   let waiting = 1;
   const short = new BusyPoll(() => waiting, { maxWaiting: 1, pollMs: 0, lingerMs: 0 });
-  short.requestAdded();
+  short.added();
   assert.equal(short.shouldPoll(), false, 'no answer within pollMs: sleep');
   const off = new BusyPoll(() => waiting, NO_BUSY_POLL);
-  off.requestAdded();
+  off.added();
   assert.equal(off.shouldPoll(), false);
   waiting = 0;
   assert.equal(off.shouldPoll(), false);
@@ -61,12 +61,12 @@ test('a request starting to wait ends a loop\'s sleep on its ring', async () => 
   await new Promise((r) => setImmediate(r));
   assert.equal(woke, false, 'nothing written: still asleep');
   waiting = 1;
-  poll.requestAdded();
+  poll.added();
   await sleeping;
   assert.equal(woke, true);
   assert.equal(ring.hasData(), false, 'woken without a record');
   waiting = 2;
   const again = ring.waitReadableAsync(50);
-  poll.requestAdded(); // past maxWaiting: leaves the loop asleep (until its 50 ms timeout)
+  poll.added(); // past maxWaiting: leaves the loop asleep (until its 50 ms timeout)
   await again;
 });
