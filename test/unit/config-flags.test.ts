@@ -17,7 +17,8 @@ test('a boolean flag with another value is refused with Go flag\'s message', () 
     err instanceof ConfigError && err.message === 'invalid boolean value "no" for -pre-vote: parse error');
 });
 
-test('--busy-poll is on unless turned off', () => {
-  assert.equal(parseArgs([]).config.busyPoll, true);
+test('--busy-poll is off unless turned on', () => {
+  assert.equal(parseArgs([]).config.busyPoll, false);
+  assert.equal(parseArgs(['--busy-poll']).config.busyPoll, true);
   assert.equal(parseArgs(['--busy-poll=false']).config.busyPoll, false);
 });
