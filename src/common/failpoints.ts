@@ -17,7 +17,7 @@ import { writeSync } from 'node:fs';
 
 export const FAILPOINT_NAMES = [
   'walBeforeFsync', 'walAfterFsync',
-  'applyBeforeCommit', 'applyAfterCommit',
+  'applyBeforeCommit', 'applyAfterCommit', 'applyAfterAnswers',
   'raftBeforeLeaderSend', 'raftBeforeSend',
   'snapshotBeforeSave', 'snapshotAfterSave', 'snapshotBeforeInstall', 'snapshotInstallAfterMarker', 'snapshotAfterInstall',
   'compactBeforeSweep', 'compactSweepStep', 'compactAfterSweep',

@@ -198,6 +198,8 @@ async function main(): Promise<void> {
       if (r.body) writeResultOk(outRing, r.reqId, r.body);
       else writeBlocking(outRing, encodeResultError(r.reqId, r.err!.code, r.err!.message));
     }
+    // A polling main thread may already be answering: a sleep here shows what it could miss.
+    if (FAILPOINTS_ARMED && failpoint('applyAfterAnswers')) throw new Error('failpoint applyAfterAnswers: injected error');
     writeBlocking(outRing, [encodeApplied(writer.state.appliedIndex, writer.state.rev, sync)]);
     outRing.uncork();
     for (const r of eventRings) r.uncork();
