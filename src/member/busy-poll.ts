@@ -53,6 +53,7 @@ export class BusyPoll implements RequestObserver {
 
   /** A loop found its ring empty: true to look again on the next event-loop turn, false to sleep. */
   shouldPoll(): boolean {
+    if (this.limits.maxWaiting === 0) return false;
     const n = this.waiting();
     const max = this.limits.maxWaiting;
     if (n > 0) return n <= max && performance.now() - this.lastProgress < this.limits.pollMs;
@@ -66,11 +67,12 @@ export class BusyPoll implements RequestObserver {
 
   /** A worker answered a request: the polling window restarts. Only answers count, so a stream of watch events alone never keeps the main thread polling. */
   answered(): void {
-    this.lastProgress = performance.now();
+    if (this.limits.maxWaiting > 0) this.lastProgress = performance.now();
   }
 
   /** A request started waiting: loops asleep on their rings get up and poll. */
   added(): void {
+    if (this.limits.maxWaiting === 0) return; // --busy-poll off: no clock reads per request
     const n = this.waiting();
     if (n > this.peak) this.peak = n;
     if (n > this.limits.maxWaiting) return;
