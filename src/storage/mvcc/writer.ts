@@ -74,6 +74,19 @@ export class MvccWriter implements LatestSource {
   readonly reader: DbReader;
   private readonly batch: ReusableBatch;
   private overlay = new Map<string, { key: Buffer; v: StoredVersion }>();
+  /**
+   * The batch's 'k' and 'r' records, added to it at flush after its 'l'
+   * records, each family together. RocksDB inserts a batch's records into the
+   * memtable's skiplist in batch order and starts each search from where the
+   * previous insert ended: a put's three records interleaved sent every search
+   * across the key space from the top, where the by-revision records, all past
+   * the previous batch's, now land next to each other (a batch of 64 puts:
+   * RocksDB's write 5.1-5.8 -> 4.4-4.8 us per put, tmp microbench).
+   */
+  private readonly histKeys: Buffer[] = [];
+  private readonly histValues: Buffer[] = [];
+  private readonly byRevKeys: Buffer[] = [];
+  private readonly byRevValues: Buffer[] = [];
   /** Every change since the last takeChanges(), in (revision, sub) order: the watch event stream. */
   private changes: { key: Buffer; v: StoredVersion }[] = [];
   state: WriterState;
@@ -175,7 +188,8 @@ export class MvccWriter implements LatestSource {
 
   put(key: Buffer, value: Buffer, lease: bigint): StoredVersion {
     const rev = this.beginRev + 1;
-    const live = this.latestMeta(key, key.toString('latin1'));
+    const k = key.toString('latin1');
+    const live = this.latestMeta(key, k);
     // A key moved to another lease, or to none, leaves its old lease.
     if (live && live.lease !== 0n && live.lease !== lease) this.batch.del(attachKey(live.lease, key));
     if (lease !== 0n) this.batch.put(attachKey(lease, key), EMPTY);
@@ -188,25 +202,28 @@ export class MvccWriter implements LatestSource {
       sub: this.sub,
       value,
     };
-    this.write(key, v);
+    this.write(key, k, v);
     return v;
   }
 
   del(key: Buffer): void {
-    const prev = this.latestMeta(key, key.toString('latin1'));
+    const k = key.toString('latin1');
+    const prev = this.latestMeta(key, k);
     if (prev && prev.lease !== 0n) this.batch.del(attachKey(prev.lease, key));
     const v: StoredVersion = {
       tombstone: true, createRevision: 0, modRevision: this.beginRev + 1, version: 0, lease: 0n, sub: this.sub, value: Buffer.alloc(0),
     };
-    this.write(key, v);
+    this.write(key, k, v);
   }
 
-  private write(key: Buffer, v: StoredVersion): void {
+  /** `k`: the key as a latin1 string (the maps' key). */
+  private write(key: Buffer, k: string, v: StoredVersion): void {
     const enc = encodeVersion(v);
     this.batch.put(latestKey(key), enc);
-    this.batch.put(historyKey(key, v.modRevision), enc);
-    this.batch.put(byRevKey(v.modRevision, v.sub), key);
-    const k = key.toString('latin1');
+    this.histKeys.push(historyKey(key, v.modRevision));
+    this.histValues.push(enc);
+    this.byRevKeys.push(byRevKey(v.modRevision, v.sub));
+    this.byRevValues.push(key);
     this.overlay.set(k, { key, v });
     this.remember(k, { tombstone: v.tombstone, createRevision: v.createRevision, version: v.version, lease: v.lease });
     this.changes.push({ key, v });
@@ -269,6 +286,9 @@ export class MvccWriter implements LatestSource {
     applied.writeUIntBE(this.state.appliedTerm, 6, 6);
     this.batch.put(META_APPLIED, applied);
     this.batch.put(META_REV, u48(this.state.rev));
+    for (let i = 0; i < this.histKeys.length; i++) this.batch.put(this.histKeys[i]!, this.histValues[i]!);
+    for (let i = 0; i < this.byRevKeys.length; i++) this.batch.put(this.byRevKeys[i]!, this.byRevValues[i]!);
+    this.histKeys.length = this.histValues.length = this.byRevKeys.length = this.byRevValues.length = 0;
     this.overlay.clear();
     this.batch.write(sync);
   }
