@@ -18,13 +18,13 @@ import { runBench, type BenchResult } from './runner.js';
 import { formatSummary } from './report.js';
 import { writePlot } from './plot.js';
 import { startServer, stopAll, ETSD_CLI, type Server, type Target } from './servers.js';
-import { TOOL_CASES, toolBinary, runToolCase, formatToolResult, type ToolCase, type ToolResult } from './etcdtool.js';
+import { TOOL_CASES, TOOL_WARMUP, toolBinary, runToolCase, formatToolResult, type ToolCase, type ToolResult } from './etcdtool.js';
 import { rowFromBench, rowFromTool, tableCells, formatTable, writeMarkdown, type Row } from './sidebyside.js';
 
 const USAGE = `usage: compare [--targets etcd,etsd] [--workloads put,range,txn-put] [--rounds N] [--members N]
                [--etcd-bin /usr/bin/etcd] [any etsd-bench flag: --duration, --conns, --clients, ...]
                [--tool etsd-bench|etcd-benchmark|both] [--tool-cases ${TOOL_CASES.map((c) => c.name).join(',')}]
-               [--tool-scale F (multiplies etcd-benchmark --total)] [--benchmark-bin PATH]
+               [--tool-scale F (multiplies etcd-benchmark --total)] [--tool-warmup N] [--benchmark-bin PATH]
                [--out results.json] [--plot plot.svg] [--md table.md]
                [--tls] [--auth] [--jwt]
 --tls: both servers serve clients over TLS with the same openssl-made certificates (client
@@ -35,12 +35,13 @@ const USAGE = `usage: compare [--targets etcd,etsd] [--workloads put,range,txn-p
 --jwt: with auth, both servers use JWT tokens (RS256, the same openssl-made key) instead of simple ones.
 default targets: etcd, plus etsd if ${ETSD_CLI} exists; default --duration 10s; default --tool etsd-bench
 etcd-benchmark rows use --conns/--clients/--total of each case, and --val-size, --key-size,
---key-space-size from the flags (defaults 256, 8, 100000).
+--key-space-size from the flags (defaults 256, 8, 100000). Before them each server gets
+--tool-warmup puts (default ${TOOL_WARMUP.total}, 1000 clients, times --tool-scale; 0: none) from the tool, not counted.
 `;
 
 const ROOT_PASSWORD = 'bench-root-pw';
 const OWN_BOOL = ['--tls', '--auth', '--jwt'];
-const OWN = ['--targets', '--workloads', '--rounds', '--etcd-bin', '--members', '--tool', '--tool-cases', '--tool-scale', '--benchmark-bin', '--md'];
+const OWN = ['--targets', '--workloads', '--rounds', '--etcd-bin', '--members', '--tool', '--tool-cases', '--tool-scale', '--tool-warmup', '--benchmark-bin', '--md'];
 
 function takeOwnFlags(argv: string[]): { own: Record<string, string>; rest: string[] } {
   const ownNames = new Set(OWN);
@@ -84,6 +85,8 @@ async function main(): Promise<number> {
     keySpaceSize: Number(values['key-space-size'] ?? 100_000), scale: Number(own['tool-scale'] ?? 1),
   };
   if (!(toolOpts.scale > 0)) throw new Error('--tool-scale must be > 0');
+  const warmupPuts = Number(own['tool-warmup'] ?? TOOL_WARMUP.total);
+  if (!Number.isInteger(warmupPuts) || warmupPuts < 0) throw new Error('--tool-warmup must be a whole number of puts');
   const rounds = Number(own.rounds ?? 1);
   if (values.duration === undefined && values.total === undefined) values.duration = '10s';
   parseDuration(String(values.duration ?? '1'));
@@ -124,6 +127,13 @@ async function main(): Promise<number> {
       if (typeof values.plot === 'string') {
         const path = workloads.length > 1 ? values.plot.replace(/(\.svg)?$/, `-${w}.svg`) : values.plot;
         writePlot(path, results.filter((x) => x.workload === w).map((x) => ({ label: x.label, curve: x.curve })), `${w}: latency by percentile`);
+      }
+    }
+    if (cases.length > 0 && warmupPuts > 0) {
+      for (const t of targets) {
+        const s = servers.get(t)!;
+        const w = await runToolCase(bin, { ...TOOL_WARMUP, total: warmupPuts }, s, { ...toolOpts, tls: s.tls, user }, t);
+        process.stdout.write(`${t}: warm-up, not counted: ${w.requests} puts from etcd's tool at ${w.throughput.toFixed(0)}/s\n\n`);
       }
     }
     for (const c of cases) {

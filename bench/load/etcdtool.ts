@@ -34,6 +34,15 @@ export const TOOL_CASES: readonly ToolCase[] = [
   { name: 'range-s-1000c', workload: 'range', conns: 100, clients: 1000, total: 300_000, consistency: 's' },
 ];
 
+/**
+ * Run on each server before the measured cases, and not counted: etsd's JIT
+ * compiles its hot paths during the first tens of thousands of requests
+ * (TurboFan work on V8's helper threads showed in a cold run's CPU), where a
+ * server that has been up for a while has them compiled. etcd gets the same
+ * load. Our own load generator warms up the same way (--warmup).
+ */
+export const TOOL_WARMUP: ToolCase = { name: 'warm-up', workload: 'put', conns: 100, clients: 1000, total: 30_000 };
+
 export interface ToolOptions {
   valSize: number;
   keySize: number;
