@@ -52,23 +52,23 @@ export class StageTracker {
   /** Records a finished request's stages. */
   record(c: StageClock, tApplied: number, tResponded: number): void {
     const us = (a: number, b: number) => (b - a) * 1000;
-    const st = this.stages;
+    const st = this.stages.of(c.rpc);
     if (c.forwarded) {
-      st.record(c.rpc, 'received->forwarded', us(c.tReceived, c.tProposed));
-      st.record(c.rpc, 'forwarded->applied', us(c.tProposed, tApplied));
-      st.record(c.rpc, 'applied->responded', us(tApplied, tResponded));
+      st.record('received->forwarded', us(c.tReceived, c.tProposed));
+      st.record('forwarded->applied', us(c.tProposed, tApplied));
+      st.record('applied->responded', us(tApplied, tResponded));
     } else if (c.tDurable > 0) {
-      st.record(c.rpc, 'received->proposed', us(c.tReceived, c.tProposed));
-      st.record(c.rpc, 'proposed->durable', us(c.tProposed, c.tDurable));
-      st.record(c.rpc, 'durable->committed', us(c.tDurable, c.tCommitted));
-      st.record(c.rpc, 'committed->applied', us(c.tCommitted, tApplied));
-      st.record(c.rpc, 'applied->responded', us(tApplied, tResponded));
+      st.record('received->proposed', us(c.tReceived, c.tProposed));
+      st.record('proposed->durable', us(c.tProposed, c.tDurable));
+      st.record('durable->committed', us(c.tDurable, c.tCommitted));
+      st.record('committed->applied', us(c.tCommitted, tApplied));
+      st.record('applied->responded', us(tApplied, tResponded));
     } else if (c.tProposed > 0) {
       // A read: dispatched to a shard at tCommitted (after any read-index wait), served at tApplied.
-      st.record(c.rpc, 'received->dispatched', us(c.tReceived, c.tCommitted));
-      st.record(c.rpc, 'dispatched->served', us(c.tCommitted, tApplied));
-      st.record(c.rpc, 'served->responded', us(tApplied, tResponded));
+      st.record('received->dispatched', us(c.tReceived, c.tCommitted));
+      st.record('dispatched->served', us(c.tCommitted, tApplied));
+      st.record('served->responded', us(tApplied, tResponded));
     }
-    if (c.tReceived > 0) st.record(c.rpc, 'total', us(c.tReceived, tResponded));
+    if (c.tReceived > 0) st.record('total', us(c.tReceived, tResponded));
   }
 }
