@@ -8,7 +8,8 @@
 //       zero-reading blocks; extends the file size. Throws Error{code,errno,syscall}.
 //   fdatasync(fd): void                    throws Error{code,errno,syscall}.
 //   pinThreadToCpu(cpu): boolean           pthread_setaffinity_np on the calling thread.
-//   rocksdb*: manual compaction of the store (rocksdb_compact.cc).
+//   rocksdb*: manual compaction of the store (rocksdb_compact.cc), many
+//       records into a write batch in one call (rocksdb_batch.cc).
 //
 // Everything runs on the calling thread (the WAL worker is synchronous by
 // design). Context-aware (NAPI_MODULE_INIT), no per-instance state, so it
@@ -336,6 +337,7 @@ napi_value HasHardwareCrc(napi_env env, napi_callback_info) {
 }  // namespace
 
 bool etsd_register_rocksdb(napi_env env, napi_value exports);
+bool etsd_register_rocksdb_batch(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
@@ -348,5 +350,6 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return nullptr;
   if (!etsd_register_rocksdb(env, exports)) return nullptr;
+  if (!etsd_register_rocksdb_batch(env, exports)) return nullptr;
   return exports;
 }

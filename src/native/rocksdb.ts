@@ -47,6 +47,12 @@ export interface RocksdbNative {
   setOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
   /** DB::SetDBOptions (mutable database-wide options only); throws RocksDB's refusal. */
   setDBOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
+  /**
+   * Adds the records in records[0, length) to a WriteBatch of the binding (the
+   * external its ChainedBatch holds) in one call, in order; the layout is
+   * write-batch.ts's. Returns how many. Throws on a malformed record.
+   */
+  batchAppend(batch: object, records: Uint8Array, length: number): number;
 }
 
 interface RocksdbAddon {
@@ -56,6 +62,7 @@ interface RocksdbAddon {
   rocksdbIntProperty(handle: bigint, location: string, name: string): number | null;
   rocksdbSetOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
   rocksdbSetDBOptions(handle: bigint, location: string, options: Readonly<Record<string, string>>): void;
+  rocksdbBatchAppend(batch: object, records: Uint8Array, length: number): number;
 }
 
 function load(): { native: RocksdbNative | null; reason: string | null } {
@@ -68,7 +75,8 @@ function load(): { native: RocksdbNative | null; reason: string | null } {
   const addon = req(bindings.addonFile) as Partial<RocksdbAddon>;
   if (typeof addon.rocksdbCompact !== 'function' || typeof addon.rocksdbCompactJob !== 'function' ||
     typeof addon.rocksdbCompactCancel !== 'function' || typeof addon.rocksdbIntProperty !== 'function' ||
-    typeof addon.rocksdbSetOptions !== 'function' || typeof addon.rocksdbSetDBOptions !== 'function') {
+    typeof addon.rocksdbSetOptions !== 'function' || typeof addon.rocksdbSetDBOptions !== 'function' ||
+    typeof addon.rocksdbBatchAppend !== 'function') {
     return { native: null, reason: `${bindings.addonFile} has no RocksDB functions (built before they were added; run npm run build:native)` };
   }
   const a = addon as RocksdbAddon;
@@ -82,6 +90,7 @@ function load(): { native: RocksdbNative | null; reason: string | null } {
       intProperty: (handle, location, name) => a.rocksdbIntProperty(handle, location, name),
       setOptions: (handle, location, options) => a.rocksdbSetOptions(handle, location, options),
       setDBOptions: (handle, location, options) => a.rocksdbSetDBOptions(handle, location, options),
+      batchAppend: a.rocksdbBatchAppend,
     },
   };
 }
