@@ -66,8 +66,12 @@ interface Route {
   counters: MethodCounters | null;
 }
 
-/** One call: the HTTP/2 stream plus the unary call state (streaming calls hang a StreamCall on it). */
-class GrpcStream extends H2Stream implements MessageSink {
+/**
+ * One call: the HTTP/2 stream plus the unary call state (streaming calls hang a
+ * StreamCall on it). A unary handler gets the stream itself as its CallContext:
+ * no context object per call.
+ */
+class GrpcStream extends H2Stream implements MessageSink, CallContext {
   handler: UnaryHandler | null = null;
   call: StreamCall | null = null;
   reader: MessageReader | null = null;
@@ -97,6 +101,18 @@ class GrpcStream extends H2Stream implements MessageSink {
   onGrpcMessage(msg: Buffer): void {
     this.core!.dispatch(this, msg);
   }
+
+  // Cancellation tracking costs an AbortController: made only when a handler
+  // (lock, campaign) looks at the signal; already aborted if the call ended first.
+  get signal(): AbortSignal {
+    if (this.ac === null) {
+      this.ac = new AbortController();
+      if (this.finished) this.ac.abort();
+    }
+    return this.ac.signal;
+  }
+
+  get peerCommonName(): string | null { return peerCommonName(this.conn.socket); }
 }
 
 class Core implements StreamHost {
@@ -263,22 +279,9 @@ class Core implements StreamHost {
       st.counters.started++;
       st.counting = st.counters;
     }
-    // Cancellation tracking costs an AbortController: made only when a handler
-    // (lock, campaign) looks at the signal; already aborted if the call ended first.
-    const ctx: CallContext = {
-      token: st.token,
-      get signal(): AbortSignal {
-        if (st.ac === null) {
-          st.ac = new AbortController();
-          if (st.finished) st.ac.abort();
-        }
-        return st.ac.signal;
-      },
-      get peerCommonName(): string | null { return peerCommonName(st.conn.socket); },
-    };
     let result: Promise<Buffer> | Buffer;
     try {
-      result = handler(msg, ctx);
+      result = handler(msg, st);
     } catch (err) {
       this.fail(st, this.classify(err));
       return;

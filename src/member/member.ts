@@ -177,7 +177,9 @@ export class Member {
   // ---- what the services ask ----
   /** `auth`: the user the request was made as (etcd's RequestHeader username and auth revision), checked when applied. */
   propose(kind: EntryKind, request: Buffer, tReceived?: number, auth?: EntryAuth): Promise<Buffer> {
-    return this.quota.guard(kind, request, () => this.writes.propose(kind, request, tReceived, auth));
+    const refused = this.quota.check(kind, request);
+    if (refused) return Promise.reject(refused);
+    return this.writes.propose(kind, request, tReceived, auth);
   }
   /** Maintenance.Alarm: every action goes through the log, as in etcd 3.4. */
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }
@@ -448,7 +450,7 @@ export class Member {
       if (last) this.requests.settle(reqId, { ok: true, body });
       else this.requests.part(reqId, body);
     },
-    error: (reqId, err) => this.requests.settle(reqId, { ok: false, err }),
+    error: (reqId, err) => { if (this.requests.settle(reqId, { ok: false, err })) this.quota.answeredWith(err); },
     watchData: (streamId, watchId, body, last) => this.watches.onWatchData(streamId, watchId, body, last),
     progress: (streamId, token, rev) => this.watches.onProgress(streamId, token, rev),
     lease: (granted, id, ttl) => { if (granted) this.lessor.granted(id, ttl); else this.lessor.revoked(id); },

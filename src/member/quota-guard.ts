@@ -43,17 +43,12 @@ export class QuotaGuard {
   }
 
   /**
-   * Proposes a write through `propose` unless the quota refuses it; a write the
-   * apply worker answers "database space exceeded" raises the alarm, as etcd's apply does.
+   * A write waiting here was answered with `err`: "database space exceeded"
+   * from the apply worker's quota check raises the alarm, as etcd's apply does.
+   * (Told by the result router rather than by a catch on every write's promise.)
    */
-  guard(kind: EntryKind, request: Buffer, propose: () => Promise<Buffer>): Promise<Buffer> {
-    const refused = this.check(kind, request);
-    if (refused) return Promise.reject(refused);
-    if (this.quota === Infinity) return propose();
-    return propose().catch((err: unknown) => {
-      if (isNoSpace(err)) this.raise();
-      throw err;
-    });
+  answeredWith(err: EtcdError): void {
+    if (this.quota !== Infinity && isNoSpace(err)) this.raise();
   }
 
   /** etcd's quotaKVServer check: null when the write may be proposed. */

@@ -81,10 +81,10 @@ export class RequestTable {
     if (p) (p.parts ??= []).push(body);
   }
 
-  /** The answer; a request replayed from the log after restart has nobody waiting and is ignored. */
-  settle(reqId: number, outcome: { ok: true; body: Buffer } | { ok: false; err: EtcdError }): void {
+  /** The answer; a request replayed from the log after restart has nobody waiting and is ignored. True if one waited. */
+  settle(reqId: number, outcome: { ok: true; body: Buffer } | { ok: false; err: EtcdError }): boolean {
     const p = this.find(reqId);
-    if (!p) return;
+    if (!p) return false;
     this.pending.delete(keyOf(reqId));
     const tApplied = performance.now();
     if (outcome.ok) p.resolve(p.parts ? Buffer.concat([...p.parts, outcome.body]) : outcome.body);
@@ -92,6 +92,7 @@ export class RequestTable {
     this.observer.answered();
     // The response is written by the promise's continuation, which runs before this microtask.
     queueMicrotask(() => this.tracker.record(p.clock, tApplied, performance.now()));
+    return true;
   }
 
   fail(reqId: number, err: EtcdError): void {
