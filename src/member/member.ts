@@ -456,6 +456,7 @@ export class Member {
     lease: (granted, id, ttl) => { if (granted) this.lessor.granted(id, ttl); else this.lessor.revoked(id); },
     snapshotInstalled: (r) => this.snapshots.onInstalled(r),
     auth: (n) => this.authGate.onNotice(n.state, n.effect),
+    drained: () => this.requests.answersHandedOut(),
   };
 
   async stop(): Promise<void> {

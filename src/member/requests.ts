@@ -37,6 +37,10 @@ export class RequestTable {
   private readonly pending = new Map<number, Pending>();
   private nextReqId: number;
   private stopped = false;
+  /** Answered requests whose stages are recorded at the end of the chunk of answers (answersWritten). */
+  private readonly stamped: StageClock[] = [];
+  private readonly stampedApplied: number[] = [];
+  private stampQueued = false;
 
   constructor(
     memberId: bigint,
@@ -90,10 +94,30 @@ export class RequestTable {
     if (outcome.ok) p.resolve(p.parts ? Buffer.concat([...p.parts, outcome.body]) : outcome.body);
     else p.reject(outcome.err);
     this.observer.answered();
-    // The response is written by the promise's continuation, which runs before this microtask.
-    queueMicrotask(() => this.tracker.record(p.clock, tApplied, performance.now()));
+    this.stamped.push(p.clock);
+    this.stampedApplied.push(tApplied);
     return true;
   }
+
+  /**
+   * The result router handed out a chunk of answers. Their responses are written by
+   * the promises' continuations, which run in this turn's microtasks ahead of the one
+   * queued here; it then records the stages of the whole chunk with one clock read.
+   * (One microtask per request cost an AsyncResource and a bound function each.)
+   */
+  answersHandedOut(): void {
+    if (this.stamped.length === 0 || this.stampQueued) return;
+    this.stampQueued = true;
+    queueMicrotask(this.recordStamped);
+  }
+
+  private readonly recordStamped = (): void => {
+    this.stampQueued = false;
+    const now = performance.now();
+    for (let i = 0; i < this.stamped.length; i++) this.tracker.record(this.stamped[i]!, this.stampedApplied[i]!, now);
+    this.stamped.length = 0;
+    this.stampedApplied.length = 0;
+  };
 
   fail(reqId: number, err: EtcdError): void {
     const p = this.find(reqId);

@@ -18,6 +18,8 @@ export interface ResultHandlers {
   snapshotInstalled(r: SnapshotInstalled): void;
   /** The auth state changed (or a token was minted); comes before the Applied record of its entry. */
   auth(n: AuthNotice): void;
+  /** A chunk of records was handed out (what they set off runs in this turn's microtasks). */
+  drained(): void;
 }
 
 /** `installPieces`: the pieces of a snapshot-install answer so far, per ring (one install runs at a time). */
@@ -60,7 +62,9 @@ export function startResultLoop(ring: Ring, h: ResultHandlers, poll: BusyPoll, r
       // A bounded chunk, then a turn of the event loop: answering a thousand
       // results in one go would hold back every incoming request meanwhile,
       // and the WAL and apply workers would idle until the burst is over.
-      if (ring.drain(route, RESULTS_PER_TURN) === RESULTS_PER_TURN || poll.shouldPoll()) {
+      const n = ring.drain(route, RESULTS_PER_TURN);
+      if (n > 0) h.drained();
+      if (n === RESULTS_PER_TURN || poll.shouldPoll()) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }

@@ -73,3 +73,22 @@ test('admission stops at maxPending and after stop', async () => {
   await assert.rejects(a.result, (e: unknown) => e instanceof EtcdError && e.message === Errors.stopped().message);
   assert.throws(() => t.admit(), (e: unknown) => e instanceof EtcdError && e.message === Errors.stopped().message);
 });
+
+test('answered requests get their stages recorded once their chunk of answers is handed out', async () => {
+  const stages = new StageHistograms();
+  const t = new RequestTable(1n, 100, new StageTracker(stages), () => {});
+  const a = wait(t);
+  const b = wait(t);
+  t.settle(a.reqId, { ok: true, body: Buffer.from('a') });
+  t.settle(b.reqId, { ok: true, body: Buffer.from('b') });
+  await a.result;
+  assert.deepEqual(stages.snapshot().rpcs, {}, 'nothing recorded before the chunk ends');
+  t.answersHandedOut();
+  t.answersHandedOut();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(stages.snapshot().rpcs['Put']!['total']!.count, 2);
+  t.answersHandedOut();
+  await Promise.resolve();
+  assert.equal(stages.snapshot().rpcs['Put']!['total']!.count, 2, 'recorded once');
+});
