@@ -9,7 +9,7 @@
 
 import { peerCommonName } from '../tls/peer-identity.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CallContext, StreamHandler, UnaryHandler } from '../grpc/rpc.js';
+import { REPLIED, type CallContext, type StreamHandler, type UnaryHandler } from '../grpc/rpc.js';
 import { EtcdError, Errors, GrpcCode } from '../common/errors.js';
 import { jsonToProto, lookupMessage, protoToJson } from './json-pb.js';
 import { JsonIncomplete, JsonStreamReader, JsonSyntaxError, parseFirstValue, type JsonValue } from './json-text.js';
@@ -119,7 +119,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
       };
       let pending: Promise<Buffer> | Buffer;
       try {
-        pending = handler(bytes, ctx);
+        const out = handler(bytes, ctx);
+        // The gateway gives no ctx.reply, so no handler answers through it.
+        if (out === REPLIED) throw new Error(`${r.grpcPath} answered through ctx.reply, which the gateway does not give`);
+        pending = out;
       } catch (err) {
         replyError(res, classify(err), false);
         return;

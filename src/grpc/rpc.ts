@@ -17,10 +17,25 @@ export interface CallContext {
    * etcd takes it as the user when auth is on and the call has no token (AuthInfoFromTLS).
    */
   readonly peerCommonName: string | null;
+  /**
+   * Where the handler may send its answer instead of returning a promise (then it
+   * returns REPLIED): the gRPC server's stream itself, so a write costs no promise
+   * and no continuation per call. Absent elsewhere (the JSON gateway).
+   */
+  readonly reply?: UnaryReply;
 }
 
+/** A unary call's answer given directly: the encoded response, or an error as a handler would throw it. */
+export interface UnaryReply {
+  resolve(body: Buffer): void;
+  reject(err: unknown): void;
+}
+
+/** What a unary handler returns once it has passed its call to ctx.reply (only when the context has one). */
+export const REPLIED: unique symbol = Symbol('etsd.replied');
+
 /** A unary handler gets the raw request bytes and returns raw response bytes; throw EtcdError for a status. */
-export type UnaryHandler = (request: Buffer, ctx?: CallContext) => Promise<Buffer> | Buffer;
+export type UnaryHandler = (request: Buffer, ctx?: CallContext) => Promise<Buffer> | Buffer | typeof REPLIED;
 
 /** A server-streaming handler's view of its call: one request, many responses. */
 export interface ServerStream {

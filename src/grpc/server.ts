@@ -23,7 +23,7 @@ import { EtcdError, Errors, GrpcCode } from '../common/errors.js';
 import {
   MessageReader, encodeGrpcMessage, parseGrpcTimeout, type MessageSink,
 } from './framing.js';
-import type { CallContext, GrpcServerOptions, RpcLog, ServerCall, StreamHandler, UnaryHandler } from './rpc.js';
+import { REPLIED, type CallContext, type GrpcServerOptions, type RpcLog, type ServerCall, type StreamHandler, type UnaryHandler, type UnaryReply } from './rpc.js';
 import { peerCommonName } from '../tls/peer-identity.js';
 import type { MethodCounters } from './call-counters.js';
 import { H2Code, H2Connection, H2Stream, type ConnOptions, type StreamHost } from './http2/connection.js';
@@ -71,7 +71,7 @@ interface Route {
  * StreamCall on it). A unary handler gets the stream itself as its CallContext:
  * no context object per call.
  */
-class GrpcStream extends H2Stream implements MessageSink, CallContext {
+class GrpcStream extends H2Stream implements MessageSink, CallContext, UnaryReply {
   handler: UnaryHandler | null = null;
   call: StreamCall | null = null;
   reader: MessageReader | null = null;
@@ -113,6 +113,11 @@ class GrpcStream extends H2Stream implements MessageSink, CallContext {
   }
 
   get peerCommonName(): string | null { return peerCommonName(this.conn.socket); }
+
+  /** A unary handler answers straight to the stream (CallContext.reply). */
+  get reply(): UnaryReply { return this; }
+  resolve(body: Buffer): void { this.core!.succeed(this, body); }
+  reject(err: unknown): void { this.core!.fail(this, this.core!.classify(err)); }
 }
 
 class Core implements StreamHost {
@@ -279,13 +284,14 @@ class Core implements StreamHost {
       st.counters.started++;
       st.counting = st.counters;
     }
-    let result: Promise<Buffer> | Buffer;
+    let result: Promise<Buffer> | Buffer | typeof REPLIED;
     try {
       result = handler(msg, st);
     } catch (err) {
       this.fail(st, this.classify(err));
       return;
     }
+    if (result === REPLIED) return;
     if (result instanceof Uint8Array) this.succeed(st, result);
     else result.then((body) => this.succeed(st, body), (err: unknown) => this.fail(st, this.classify(err)));
   }

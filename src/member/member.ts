@@ -55,7 +55,7 @@ import { routePeerMessage } from './peer-messages.js';
 import { RaftLoop } from './raft-loop.js';
 import { ReadPath } from './read-path.js';
 import { Reconfig, type MemberOp } from './reconfig.js';
-import { RequestTable } from './requests.js';
+import { RequestTable, type AnswerSink } from './requests.js';
 import { BusyPoll, DEFAULT_BUSY_POLL, NO_BUSY_POLL } from './busy-poll.js';
 import { startResultLoop, type ResultHandlers } from './result-router.js';
 import { SnapshotCoordinator } from './snapshots.js';
@@ -180,6 +180,12 @@ export class Member {
     const refused = this.quota.check(kind, request);
     if (refused) return Promise.reject(refused);
     return this.writes.propose(kind, request, tReceived, auth);
+  }
+  /** The same, answering `sink` (a gRPC stream) instead of a promise; a refusal goes to the sink too. */
+  proposeTo(kind: EntryKind, request: Buffer, auth: EntryAuth | undefined, sink: AnswerSink): void {
+    const refused = this.quota.check(kind, request);
+    if (refused) return sink.reject(refused);
+    this.writes.proposeTo(kind, request, performance.now(), auth, sink);
   }
   /** Maintenance.Alarm: every action goes through the log, as in etcd 3.4. */
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }

@@ -10,10 +10,15 @@ import type { StageClock, StageTracker } from './stage-tracker.js';
 /** A request with no answer after this long gets etcd's "request timed out" (or "no leader"). */
 export const REQUEST_TIMEOUT_MS = 7000;
 
+/** Who hears a request's answer: a promise's resolve and reject, or a gRPC stream itself. */
+export interface AnswerSink {
+  resolve(body: Buffer): void;
+  reject(err: EtcdError): void;
+}
+
 interface Pending {
   reqId: number;
-  resolve: (body: Buffer) => void;
-  reject: (err: EtcdError) => void;
+  sink: AnswerSink;
   parts: Buffer[] | null;
   clock: StageClock;
 }
@@ -75,7 +80,12 @@ export class RequestTable {
   }
 
   add(reqId: number, clock: StageClock, resolve: (body: Buffer) => void, reject: (err: EtcdError) => void): void {
-    this.pending.set(keyOf(reqId), { reqId, resolve, reject, parts: null, clock });
+    this.addSink(reqId, clock, { resolve, reject });
+  }
+
+  /** The request's answer goes to `sink` (a gRPC stream answers itself: no promise per call). */
+  addSink(reqId: number, clock: StageClock, sink: AnswerSink): void {
+    this.pending.set(keyOf(reqId), { reqId, sink, parts: null, clock });
     this.observer.added();
   }
 
@@ -91,8 +101,8 @@ export class RequestTable {
     if (!p) return false;
     this.pending.delete(keyOf(reqId));
     const tApplied = performance.now();
-    if (outcome.ok) p.resolve(p.parts ? Buffer.concat([...p.parts, outcome.body]) : outcome.body);
-    else p.reject(outcome.err);
+    if (outcome.ok) p.sink.resolve(p.parts ? Buffer.concat([...p.parts, outcome.body]) : outcome.body);
+    else p.sink.reject(outcome.err);
     this.observer.answered();
     this.stamped.push(p.clock);
     this.stampedApplied.push(tApplied);
@@ -124,7 +134,7 @@ export class RequestTable {
     if (!p) return;
     this.pending.delete(keyOf(reqId));
     this.failedTotal++;
-    p.reject(err);
+    p.sink.reject(err);
   }
 
   /**
@@ -137,7 +147,7 @@ export class RequestTable {
       if (!p.clock.forwarded) continue;
       this.pending.delete(key);
       this.failedTotal++;
-      p.reject(Errors.leaderChanged());
+      p.sink.reject(Errors.leaderChanged());
     }
   }
 
@@ -152,7 +162,7 @@ export class RequestTable {
         this.pending.delete(key);
         this.failedTotal++;
         this.onExpired(p.reqId);
-        p.reject(noLeader ? Errors.noLeader() : Errors.timeout());
+        p.sink.reject(noLeader ? Errors.noLeader() : Errors.timeout());
       }
     }
   }
@@ -164,7 +174,7 @@ export class RequestTable {
 
   stop(): void {
     this.stopped = true;
-    for (const p of this.pending.values()) p.reject(Errors.stopped());
+    for (const p of this.pending.values()) p.sink.reject(Errors.stopped());
     this.pending.clear();
   }
 }

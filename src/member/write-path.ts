@@ -7,7 +7,7 @@ import { Errors } from '../common/errors.js';
 import type { RaftNode } from '../raft/node.js';
 import { NotLeaderError, ProposalDroppedError } from '../raft/types.js';
 import { EntryKind, encodeEntryData, type EntryAuth } from '../workers/protocol/entry.js';
-import type { RequestTable } from './requests.js';
+import type { AnswerSink, RequestTable } from './requests.js';
 import { newClock, type StageTracker } from './stage-tracker.js';
 
 const RPC_OF_KIND: Record<EntryKind, string> = {
@@ -30,26 +30,33 @@ export class WritePath {
   /** Proposes a write; resolves with the encoded response once applied here. `auth`: who made it, when a token came with it. */
   propose(kind: EntryKind, request: Buffer, tReceived = performance.now(), auth?: EntryAuth): Promise<Buffer> {
     const reqId = this.requests.admit();
+    return new Promise<Buffer>((resolve, reject) => this.proposeAs(reqId, kind, request, tReceived, auth, { resolve, reject }));
+  }
+
+  /** The same, with the answer going to `sink` (a gRPC stream). Throws etcd's refusal when the table is full. */
+  proposeTo(kind: EntryKind, request: Buffer, tReceived: number, auth: EntryAuth | undefined, sink: AnswerSink): void {
+    this.proposeAs(this.requests.admit(), kind, request, tReceived, auth, sink);
+  }
+
+  private proposeAs(reqId: number, kind: EntryKind, request: Buffer, tReceived: number, auth: EntryAuth | undefined, sink: AnswerSink): void {
     const data = encodeEntryData(kind, reqId, request, auth);
-    return new Promise<Buffer>((resolve, reject) => {
-      const clock = newClock(RPC_OF_KIND[kind], tReceived, performance.now());
-      this.requests.add(reqId, clock, resolve, reject);
-      let index: number | null;
-      try {
-        index = this.proposeData(data);
-      } catch (err) {
-        if (!(err instanceof ProposalDroppedError || err instanceof NotLeaderError)) throw err;
-        // No leader known: "no leader". A leader transfer under way (raft drops proposals
-        // meanwhile) or the lead just lost: "leader changed". Both are Unavailable, which clients retry.
-        this.requests.fail(reqId, this.raft.lead === 0n ? Errors.noLeader() : Errors.leaderChanged());
-        return;
-      }
-      if (index === null) {
-        clock.forwarded = true;
-      } else {
-        clock.index = index;
-        this.tracker.proposed(clock);
-      }
-    });
+    const clock = newClock(RPC_OF_KIND[kind], tReceived, performance.now());
+    this.requests.addSink(reqId, clock, sink);
+    let index: number | null;
+    try {
+      index = this.proposeData(data);
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError || err instanceof NotLeaderError)) throw err;
+      // No leader known: "no leader". A leader transfer under way (raft drops proposals
+      // meanwhile) or the lead just lost: "leader changed". Both are Unavailable, which clients retry.
+      this.requests.fail(reqId, this.raft.lead === 0n ? Errors.noLeader() : Errors.leaderChanged());
+      return;
+    }
+    if (index === null) {
+      clock.forwarded = true;
+    } else {
+      clock.index = index;
+      this.tracker.proposed(clock);
+    }
   }
 }

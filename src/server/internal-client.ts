@@ -7,7 +7,7 @@ import type { BidiStream } from '../grpc/stream.js';
 import { WatchStream } from './watch-service.js';
 import { readAs, withAuth, type Caller } from './auth-check.js';
 import { EtcdError, GrpcCode } from '../common/errors.js';
-import type { UnaryHandler } from '../grpc/rpc.js';
+import { REPLIED, type UnaryHandler } from '../grpc/rpc.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -137,7 +137,10 @@ export function asClientv3Errors(handlers: Map<string, UnaryHandler>): Map<strin
   for (const [path, h] of handlers) {
     out.set(path, async (req, ctx) => {
       try {
-        return await h(req, ctx);
+        const out = await h(req, ctx);
+        // These services answer by returning (async handlers): none hands its call to ctx.reply.
+        if (out === REPLIED) throw new Error(`${path} answered through ctx.reply, past the clientv3 error wrapper`);
+        return out;
       } catch (err) {
         if (err instanceof EtcdError && err.code !== GrpcCode.UNKNOWN) throw new EtcdError(GrpcCode.UNKNOWN, err.message);
         throw err;

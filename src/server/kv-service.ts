@@ -3,9 +3,9 @@ import type { RequestOp, TxnRequest } from '../proto/kv-types.js';
 import { EntryKind } from '../workers/protocol/entry.js';
 import { checkSortOptions } from '../storage/mvcc/range.js';
 import { Errors } from '../common/errors.js';
-import type { UnaryHandler } from '../grpc/rpc.js';
+import { REPLIED, type CallContext, type UnaryHandler } from '../grpc/rpc.js';
 import type { Member } from '../member/member.js';
-import { readAs, withAuth, type Caller } from './auth-check.js';
+import { authInfo, readAs, withAuth } from './auth-check.js';
 
 /** Extra bytes etcd's InternalRaftRequest wrapper adds around a request (header with a 64-bit id, field tag, length). */
 function raftRequestSize(requestBytes: number): number {
@@ -33,8 +33,18 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
   });
 
   // Writes carry the caller into the log; the apply worker checks them (etcd's authApplierV3).
-  const propose = (kind: EntryKind, req: Buffer, caller: Caller | undefined) =>
-    withAuth(member, caller, (ai) => member.propose(kind, req, undefined, ai));
+  // Over gRPC the answer goes straight to the call's stream (ctx.reply): no promise per write.
+  const propose = (kind: EntryKind, req: Buffer, caller: CallContext | undefined): ReturnType<UnaryHandler> => {
+    const reply = caller?.reply;
+    if (reply !== undefined) {
+      const ai = authInfo(member, caller);
+      if (!(ai instanceof Promise)) {
+        member.proposeTo(kind, req, ai, reply);
+        return REPLIED;
+      }
+    }
+    return withAuth(member, caller, (ai) => member.propose(kind, req, undefined, ai));
+  };
 
   h.set('/etcdserverpb.KV/Put', (req, ctx) => {
     const p = codec.decodePutRequest(req);
