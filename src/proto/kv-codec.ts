@@ -489,6 +489,45 @@ export function decodePutRequest(buf: Uint8Array): PutRequest {
   return readPutRequest(r, r.end);
 }
 
+/** What the KV service checks of a PutRequest (etcd's checkPutRequest), without the bytes. */
+export interface PutRequestFacts {
+  keyLength: number;
+  valueLength: number;
+  /** lease != 0 */
+  leased: boolean;
+  ignoreValue: boolean;
+  ignoreLease: boolean;
+}
+
+const putFacts: PutRequestFacts = { keyLength: 0, valueLength: 0, leased: false, ignoreValue: false, ignoreLease: false };
+
+/**
+ * Reads a PutRequest as decodePutRequest does (the same fields win, the same
+ * errors for malformed bytes) but keeps only what the service checks: no views,
+ * no message object, no bigint. The server proposes the request's own bytes, so
+ * a Put is otherwise never decoded on the main thread. The result is reused:
+ * valid until the next call.
+ */
+export function scanPutRequest(buf: Uint8Array): Readonly<PutRequestFacts> {
+  const r = new ProtoReader(buf);
+  const f = putFacts;
+  f.keyLength = 0; f.valueLength = 0; f.leased = false; f.ignoreValue = false; f.ignoreLease = false;
+  while (r.pos < r.end) {
+    const tag = r.readTag();
+    switch (tag) {
+      case T1_LDELIM: f.keyLength = r.readLength(); r.pos += f.keyLength; break;
+      case T2_LDELIM: f.valueLength = r.readLength(); r.pos += f.valueLength; break;
+      case T3_VARINT: r.readVarint64(); f.leased = (r.lo | r.hi) !== 0; break;
+      case T4_VARINT: r.readBool(); break;
+      case T5_VARINT: f.ignoreValue = r.readBool(); break;
+      case T6_VARINT: f.ignoreLease = r.readBool(); break;
+      default: r.skipField(tag & 7);
+    }
+  }
+  checkEnd(r, r.end);
+  return f;
+}
+
 export function encodePutRequest(m: PutRequest): Buffer {
   const size = sizePutRequest(m);
   const buf = Buffer.allocUnsafe(size);

@@ -47,8 +47,10 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
   };
 
   h.set('/etcdserverpb.KV/Put', (req, ctx) => {
-    const p = codec.decodePutRequest(req);
-    checkPut(p);
+    const p = codec.scanPutRequest(req);
+    if (p.keyLength === 0) throw Errors.emptyKey();
+    if (p.ignoreValue && p.valueLength !== 0) throw Errors.valueProvided();
+    if (p.ignoreLease && p.leased) throw Errors.leaseProvided();
     checkSize(req);
     return propose(EntryKind.Put, req, ctx);
   });

@@ -609,3 +609,24 @@ test('a range_end present on the wire but empty means "to the end" (etcd reads i
   assert.deepEqual([...decodeDeleteRangeRequest(present).rangeEnd], [0]);
   assert.equal(decodeRangeRequest(Buffer.from('0a0161', 'hex')).rangeEnd.length, 0); // absent: single key
 });
+
+test('scanPutRequest reads what decodePutRequest reads (last field wins, unknown fields skipped) and rejects what it rejects', () => {
+  const cases: Buffer[] = [
+    C.encodePutRequest({ key: Buffer.from('k'), value: Buffer.alloc(300, 1), lease: 0n, prevKv: true, ignoreValue: false, ignoreLease: false }),
+    C.encodePutRequest({ key: Buffer.alloc(0), value: Buffer.alloc(0), lease: 7n, prevKv: false, ignoreValue: true, ignoreLease: true }),
+    C.encodePutRequest({ key: Buffer.from('key'), value: Buffer.from('v'), lease: -1n, prevKv: false, ignoreValue: true, ignoreLease: false }),
+    // key twice (the last wins), an unknown varint field 9 and an unknown bytes field 10, lease then lease 0.
+    Buffer.from([0x0a, 0x01, 0x61, 0x0a, 0x00, 0x48, 0x05, 0x52, 0x02, 0x01, 0x02, 0x18, 0x05, 0x18, 0x00, 0x30, 0x01]),
+  ];
+  for (const b of cases) {
+    const d = C.decodePutRequest(b);
+    const f = C.scanPutRequest(b);
+    assert.deepEqual({ ...f }, {
+      keyLength: d.key.length, valueLength: d.value.length, leased: d.lease !== 0n, ignoreValue: d.ignoreValue, ignoreLease: d.ignoreLease,
+    }, b.toString('hex'));
+  }
+  for (const bad of [Buffer.from([0x0a, 0x05, 0x61]), Buffer.from([0x18, 0xff]), Buffer.from([0x0b]), Buffer.from([0x12, 0x80])]) {
+    assert.throws(() => C.decodePutRequest(bad), ProtoDecodeError, bad.toString('hex'));
+    assert.throws(() => C.scanPutRequest(bad), ProtoDecodeError, bad.toString('hex'));
+  }
+});
