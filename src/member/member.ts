@@ -177,15 +177,13 @@ export class Member {
   // ---- what the services ask ----
   /** `auth`: the user the request was made as (etcd's RequestHeader username and auth revision), checked when applied. */
   propose(kind: EntryKind, request: Buffer, tReceived?: number, auth?: EntryAuth): Promise<Buffer> {
-    const refused = this.quota.check(kind, request);
-    if (refused) return Promise.reject(refused);
-    return this.writes.propose(kind, request, tReceived, auth);
+    return new Promise<Buffer>((resolve, reject) => this.proposeTo(kind, request, auth, { resolve, reject }, tReceived));
   }
-  /** The same, answering `sink` (a gRPC stream) instead of a promise; a refusal goes to the sink too. */
-  proposeTo(kind: EntryKind, request: Buffer, auth: EntryAuth | undefined, sink: AnswerSink): void {
+  /** The same, answering `sink` (a gRPC stream) instead of a promise; the quota's refusal goes to the sink too. */
+  proposeTo(kind: EntryKind, request: Buffer, auth: EntryAuth | undefined, sink: AnswerSink, tReceived = performance.now()): void {
     const refused = this.quota.check(kind, request);
     if (refused) return sink.reject(refused);
-    this.writes.proposeTo(kind, request, performance.now(), auth, sink);
+    this.writes.proposeTo(kind, request, tReceived, auth, sink);
   }
   /** Maintenance.Alarm: every action goes through the log, as in etcd 3.4. */
   alarm(request: Buffer): Promise<Buffer> { return this.writes.propose(EntryKind.Alarm, request); }

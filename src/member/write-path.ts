@@ -29,16 +29,12 @@ export class WritePath {
 
   /** Proposes a write; resolves with the encoded response once applied here. `auth`: who made it, when a token came with it. */
   propose(kind: EntryKind, request: Buffer, tReceived = performance.now(), auth?: EntryAuth): Promise<Buffer> {
-    const reqId = this.requests.admit();
-    return new Promise<Buffer>((resolve, reject) => this.proposeAs(reqId, kind, request, tReceived, auth, { resolve, reject }));
+    return new Promise<Buffer>((resolve, reject) => this.proposeTo(kind, request, tReceived, auth, { resolve, reject }));
   }
 
-  /** The same, with the answer going to `sink` (a gRPC stream). Throws etcd's refusal when the table is full. */
+  /** The same, with the answer going to `sink` (a gRPC stream). Throws etcd's refusal when the table is full or stopping. */
   proposeTo(kind: EntryKind, request: Buffer, tReceived: number, auth: EntryAuth | undefined, sink: AnswerSink): void {
-    this.proposeAs(this.requests.admit(), kind, request, tReceived, auth, sink);
-  }
-
-  private proposeAs(reqId: number, kind: EntryKind, request: Buffer, tReceived: number, auth: EntryAuth | undefined, sink: AnswerSink): void {
+    const reqId = this.requests.admit();
     const data = encodeEntryData(kind, reqId, request, auth);
     const clock = newClock(RPC_OF_KIND[kind], tReceived, performance.now());
     this.requests.addSink(reqId, clock, sink);

@@ -35,15 +35,12 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
   // Writes carry the caller into the log; the apply worker checks them (etcd's authApplierV3).
   // Over gRPC the answer goes straight to the call's stream (ctx.reply): no promise per write.
   const propose = (kind: EntryKind, req: Buffer, caller: CallContext | undefined): ReturnType<UnaryHandler> => {
+    const ai = authInfo(member, caller);
+    if (ai instanceof Promise) return ai.then((a) => member.propose(kind, req, undefined, a));
     const reply = caller?.reply;
-    if (reply !== undefined) {
-      const ai = authInfo(member, caller);
-      if (!(ai instanceof Promise)) {
-        member.proposeTo(kind, req, ai, reply);
-        return REPLIED;
-      }
-    }
-    return withAuth(member, caller, (ai) => member.propose(kind, req, undefined, ai));
+    if (reply === undefined) return member.propose(kind, req, undefined, ai);
+    member.proposeTo(kind, req, ai, reply);
+    return REPLIED;
   };
 
   h.set('/etcdserverpb.KV/Put', (req, ctx) => {
