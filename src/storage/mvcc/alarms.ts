@@ -38,7 +38,11 @@ export class AlarmStore {
       .sort((a, b) => (a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : a.alarm - b.alarm));
   }
 
-  has(type: AlarmType): boolean { return this.alarms.some((a) => a.alarm === type); }
+  /** Asked twice per applied write: a loop, not some() with a closure. */
+  has(type: AlarmType): boolean {
+    for (let i = 0; i < this.alarms.length; i++) if (this.alarms[i]!.alarm === type) return true;
+    return false;
+  }
 
   /** Bits for Shared.Alarms: 1 << type of every raised alarm. */
   get bits(): number { let b = 0; for (const a of this.alarms) b |= 1 << a.alarm; return b; }

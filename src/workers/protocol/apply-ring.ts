@@ -47,6 +47,17 @@ export function readEntry(view: Uint8Array): RingEntry {
 }
 
 /**
+ * readEntry for Ring.drainInPlace: the record at `at` (`len` bytes) of the
+ * ring's data area, its entry data copied out (kept past the drain).
+ */
+export function copyEntryAt(area: Buffer, at: number, len: number): RingEntry {
+  if (len < APPLY_RECORD_HEADER_BYTES) throw new Error(`apply ring record of ${len} bytes is shorter than its header`);
+  const data = Buffer.allocUnsafe(len - APPLY_RECORD_HEADER_BYTES);
+  area.copy(data, 0, at + APPLY_RECORD_HEADER_BYTES, at + len);
+  return { index: area.readDoubleLE(at), term: area.readDoubleLE(at + 8), data };
+}
+
+/**
  * The parts of an install-snapshot record. The worker applies and publishes
  * the entries before it, then answers SnapshotInstalled (result-ring.ts).
  */

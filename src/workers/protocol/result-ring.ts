@@ -194,8 +194,20 @@ export function writeResultOk(ring: Ring, reqId: number, body: Uint8Array): void
     writeBlocking(ring, [h, body.subarray(at, at + piece)]);
     at += piece;
   }
-  writeBlocking(ring, encodeResultOk(reqId, at === 0 ? body : body.subarray(at)));
+  // The last (usually only) piece: the header and the parts list are reused, as
+  // writeBlocking copies them into the ring before it returns.
+  OK_HEADER.writeDoubleLE(reqId, 1);
+  OK_PARTS[1] = at === 0 ? body : body.subarray(at);
+  try {
+    writeBlocking(ring, OK_PARTS);
+  } finally {
+    OK_PARTS[1] = EMPTY;
+  }
 }
+
+const EMPTY = new Uint8Array(0);
+const OK_HEADER = Buffer.alloc(9, ResultType.Ok);
+const OK_PARTS: Uint8Array[] = [OK_HEADER, EMPTY];
 
 /** Writes a WatchResponse for a stream, in pieces when it is larger than a ring record may be. */
 export function writeWatchData(ring: Ring, streamId: number, watchId: number, body: Uint8Array): void {

@@ -147,6 +147,8 @@ export class Ring {
   private readonly words: Int32Array;
   private readonly mask: number;
   private readonly spin: number;
+  /** The data area as one Buffer (drainInPlace), made on first use. */
+  private area: Buffer | null = null;
   private readonly door: Int32Array | null;
 
   // Producer-side state. cachedTail is a lower bound of the real tail.
@@ -209,12 +211,12 @@ export class Ring {
   /** Write one record made of several pieces, without concatenating them. */
   tryWriteParts(parts: Uint8Array[]): boolean {
     let len = 0;
-    for (const p of parts) len += p.length;
-    const view = this.reserve(len);
-    if (view === null) return false;
-    let at = 0;
-    for (const p of parts) {
-      view.set(p, at);
+    for (let i = 0; i < parts.length; i++) len += parts[i]!.length;
+    let at = this.reserveAt(len);
+    if (at < 0) return false;
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      this.bytes.set(p, at);
       at += p.length;
     }
     this.commit();
@@ -227,6 +229,12 @@ export class Ring {
    * reservation may be open at a time.
    */
   reserve(len: number): Uint8Array | null {
+    const start = this.reserveAt(len);
+    return start < 0 ? null : this.bytes.subarray(start, start + len);
+  }
+
+  /** reserve() as the offset of the record's payload in the data area (-1: no room now), without a view. */
+  private reserveAt(len: number): number {
     if (this.reservedAt !== -1) throw new Error('ring: reserve() called with a reservation open; commit() first');
     if (!Number.isInteger(len) || len < 0) throw new RangeError(`ring record length must be a non-negative integer, got ${len}`);
     if (len > this.maxPayload) throw new RingRecordTooLargeError(len, this.maxPayload);
@@ -238,15 +246,14 @@ export class Ring {
     const need = skip + size;
     if (!this.hasSpace(head, need)) {
       this.lastNeed = need;
-      return null;
+      return -1;
     }
     this.lastNeed = 0;
     this.reservedAt = head;
     this.reservedPos = skip === 0 ? pos : 0;
     this.reservedLen = len;
     this.reservedSkip = skip;
-    const start = this.reservedPos + RING_RECORD_HEADER_BYTES;
-    return this.bytes.subarray(start, start + len);
+    return this.reservedPos + RING_RECORD_HEADER_BYTES;
   }
 
   /**
@@ -391,6 +398,21 @@ export class Ring {
    * error propagates. Returns the number of records handed out.
    */
   drain(fn: (view: Uint8Array) => void, max = Infinity): number {
+    return this.walk(max, (at, len) => fn(this.bytes.subarray(at, at + len)));
+  }
+
+  /**
+   * drain() without a view per record: `fn` gets the whole data area and the
+   * record's offset and length in it (valid only during the call), for a
+   * consumer that copies records out anyway.
+   */
+  drainInPlace(fn: (area: Buffer, at: number, len: number) => void, max = Infinity): number {
+    const area = (this.area ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength));
+    return this.walk(max, (at, len) => fn(area, at, len));
+  }
+
+  /** The consumer's loop: hands each record's payload offset and length to `visit`, then releases them. */
+  private walk(max: number, visit: (at: number, len: number) => void): number {
     const start = Atomics.load(this.ctl, TAIL);
     const head = (this.cachedHead = Atomics.load(this.ctl, HEAD));
     let tail = start;
@@ -410,7 +432,7 @@ export class Ring {
         }
         tail = (tail + align8(RING_RECORD_HEADER_BYTES + len)) | 0;
         count++;
-        fn(this.bytes.subarray(pos + RING_RECORD_HEADER_BYTES, pos + RING_RECORD_HEADER_BYTES + len));
+        visit(pos + RING_RECORD_HEADER_BYTES, len);
       }
     } finally {
       if (tail !== start) this.release(tail);
