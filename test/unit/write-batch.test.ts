@@ -87,3 +87,33 @@ test('the addon refuses a malformed staged record and adds nothing after it', { 
     assert.equal(get(db, 'x'), undefined);
   });
 });
+
+test('lanes reach RocksDB in lane order whatever the order of adding; reservePut writes a record in place', async () => {
+  await withDb(async (db) => {
+    const b = new ReusableBatch(db, 3);
+    // Added first, but in lane 2: written last, so it wins over lane 0's put of the same key.
+    let at = b.reservePut(2, 1, 4);
+    let s = b.stageOf(2);
+    s.write('x', at, 'latin1');
+    s.write('last', at + 1, 'latin1');
+    b.put(Buffer.from('x'), Buffer.from('first'));
+    // Within a lane the later record wins: 'z' is deleted, then put again.
+    b.del(Buffer.from('z'));
+    at = b.reservePut(1, 1, 0);
+    b.stageOf(1).write('y', at, 'latin1');
+    b.put(Buffer.from('z'), Buffer.from('kept'));
+    // A reservation past the first stage size moves the lane's buffer: stageOf is read after it.
+    const big = Buffer.alloc(100_000, 9);
+    at = b.reservePut(1, 3, big.length);
+    s = b.stageOf(1);
+    s.write('big', at, 'latin1');
+    big.copy(s, at + 3);
+    assert.equal(b.length, 6);
+    b.write();
+    assert.equal(get(db, 'x')?.toString(), 'last');
+    assert.deepEqual(get(db, 'y'), Buffer.alloc(0));
+    assert.equal(get(db, 'z')?.toString(), 'kept');
+    assert.deepEqual(get(db, 'big'), big);
+    assert.equal(b.length, 0);
+  });
+});

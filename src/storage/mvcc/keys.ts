@@ -20,9 +20,15 @@ export const MAX_REV = 2 ** 48 - 1;
 
 export function latestKey(key: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(1 + key.length);
-  out[0] = PREFIX_LATEST;
-  out.set(key, 1);
+  writeLatestKeyAt(out, 0, key);
   return out;
+}
+
+/** latestKey(key) written at `at` (1 + key.length bytes); returns the offset past it. */
+export function writeLatestKeyAt(out: Buffer, at: number, key: Uint8Array): number {
+  out[at] = PREFIX_LATEST;
+  out.set(key, at + 1);
+  return at + 1 + key.length;
 }
 
 /** First 'l' key past every user key (the "to infinity" bound). */
@@ -51,11 +57,21 @@ function writeEscaped(key: Uint8Array, out: Buffer, at: number): number {
 
 /** 'k' key for (userKey, rev). */
 export function historyKey(key: Uint8Array, rev: number): Buffer {
-  const out = Buffer.allocUnsafe(1 + escapedLength(key) + 6);
-  out[0] = PREFIX_HISTORY;
-  const at = writeEscaped(key, out, 1);
-  out.writeUIntBE(MAX_REV - rev, at, 6);
+  const out = Buffer.allocUnsafe(historyKeyLength(key));
+  writeHistoryKeyAt(out, 0, key, rev);
   return out;
+}
+
+export function historyKeyLength(key: Uint8Array): number {
+  return 1 + escapedLength(key) + 6;
+}
+
+/** historyKey(key, rev) written at `at` (historyKeyLength(key) bytes); returns the offset past it. */
+export function writeHistoryKeyAt(out: Buffer, at: number, key: Uint8Array, rev: number): number {
+  out[at] = PREFIX_HISTORY;
+  const end = writeEscaped(key, out, at + 1);
+  out.writeUIntBE(MAX_REV - rev, end, 6);
+  return end + 6;
 }
 
 /** Lower bound of all history entries of keys >= key (no revision part). */
@@ -96,12 +112,20 @@ export function decodeHistoryKey(k: Uint8Array): DecodedHistoryKey {
   return { key: raw.subarray(0, n), rev: MAX_REV - b.readUIntBE(end, 6) };
 }
 
+export const BY_REV_KEY_BYTES = 11;
+
 export function byRevKey(rev: number, sub: number): Buffer {
-  const out = Buffer.allocUnsafe(11);
-  out[0] = PREFIX_BYREV;
-  out.writeUIntBE(rev, 1, 6);
-  out.writeUInt32BE(sub, 7);
+  const out = Buffer.allocUnsafe(BY_REV_KEY_BYTES);
+  writeByRevKeyAt(out, 0, rev, sub);
   return out;
+}
+
+/** byRevKey(rev, sub) written at `at` (BY_REV_KEY_BYTES); returns the offset past it. */
+export function writeByRevKeyAt(out: Buffer, at: number, rev: number, sub: number): number {
+  out[at] = PREFIX_BYREV;
+  out.writeUIntBE(rev, at + 1, 6);
+  out.writeUInt32BE(sub, at + 7);
+  return at + BY_REV_KEY_BYTES;
 }
 
 export function decodeByRevKey(k: Uint8Array): { rev: number; sub: number } {

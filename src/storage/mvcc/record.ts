@@ -17,14 +17,30 @@ export interface StoredVersion {
 
 export function encodeVersion(v: StoredVersion): Buffer {
   const out = Buffer.allocUnsafe(RECORD_HEADER + v.value.length);
-  out[0] = v.tombstone ? TOMBSTONE : 0;
-  out.writeUIntBE(v.createRevision, 1, 6);
-  out.writeUIntBE(v.modRevision, 7, 6);
-  out.writeUIntBE(v.version, 13, 6);
-  out.writeBigInt64BE(v.lease, 19);
-  out.writeUInt32BE(v.sub, 27);
-  out.set(v.value, RECORD_HEADER);
+  writeVersionAt(out, 0, v);
   return out;
+}
+
+/** encodeVersion(v) written at `at` (RECORD_HEADER + v.value.length bytes); returns the offset past it. */
+export function writeVersionAt(out: Buffer, at: number, v: StoredVersion): number {
+  out[at] = v.tombstone ? TOMBSTONE : 0;
+  out.writeUIntBE(v.createRevision, at + 1, 6);
+  out.writeUIntBE(v.modRevision, at + 7, 6);
+  out.writeUIntBE(v.version, at + 13, 6);
+  writeLease(out, at + 19, v.lease);
+  out.writeUInt32BE(v.sub, at + 27);
+  out.set(v.value, at + RECORD_HEADER);
+  return at + RECORD_HEADER + v.value.length;
+}
+
+/** i64 big-endian; the common lease 0 without BigInt arithmetic (writeBigInt64BE allocates). */
+function writeLease(out: Buffer, at: number, lease: bigint): void {
+  if (lease === 0n) {
+    out.writeUInt32BE(0, at);
+    out.writeUInt32BE(0, at + 4);
+  } else {
+    out.writeBigInt64BE(lease, at);
+  }
 }
 
 export function decodeVersion(b: Buffer): StoredVersion {

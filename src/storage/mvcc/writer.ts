@@ -1,10 +1,27 @@
 import type { RocksLevel } from '@nxtedition/rocksdb';
 import { ReusableBatch } from '../write-batch.js';
-import { attachKey, byRevKey, historyKey, latestKey, leaseKey, metaKey } from './keys.js';
+import {
+  BY_REV_KEY_BYTES, attachKey, historyKeyLength, leaseKey, metaKey, writeByRevKeyAt, writeHistoryKeyAt, writeLatestKeyAt,
+} from './keys.js';
 import { DbReader, type LatestSource } from './reader.js';
-import { encodeVersion, type StoredVersion } from './record.js';
+import { RECORD_HEADER, writeVersionAt, type StoredVersion } from './record.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The batch's lanes (write-batch.ts): 'l' records (and leases, attachments,
+ * meta), then 'k', then 'r', each family together. RocksDB inserts a batch's
+ * records into the memtable's skiplist in batch order and starts each search
+ * from where the previous insert ended: a put's three records interleaved sent
+ * every search across the key space from the top, where the by-revision
+ * records, all past the previous batch's, now land next to each other (a batch
+ * of 64 puts: RocksDB's write 5.1-5.8 -> 4.4-4.8 us per put; bench/writer.ts
+ * times this path).
+ */
+const LANE_LATEST = 0;
+const LANE_HISTORY = 1;
+const LANE_BY_REV = 2;
+const LANES = 3;
 
 interface KeyMeta { tombstone: boolean; createRevision: number; version: number; lease: bigint }
 const TOMBSTONE_META: KeyMeta = { tombstone: true, createRevision: 0, version: 0, lease: 0n };
@@ -74,19 +91,6 @@ export class MvccWriter implements LatestSource {
   readonly reader: DbReader;
   private readonly batch: ReusableBatch;
   private overlay = new Map<string, { key: Buffer; v: StoredVersion }>();
-  /**
-   * The batch's 'k' and 'r' records, added to it at flush after its 'l'
-   * records, each family together. RocksDB inserts a batch's records into the
-   * memtable's skiplist in batch order and starts each search from where the
-   * previous insert ended: a put's three records interleaved sent every search
-   * across the key space from the top, where the by-revision records, all past
-   * the previous batch's, now land next to each other (a batch of 64 puts:
-   * RocksDB's write 5.1-5.8 -> 4.4-4.8 us per put; bench/writer.ts times this path).
-   */
-  private readonly histKeys: Buffer[] = [];
-  private readonly histValues: Buffer[] = [];
-  private readonly byRevKeys: Buffer[] = [];
-  private readonly byRevValues: Buffer[] = [];
   /** Every change since the last takeChanges(), in (revision, sub) order: the watch event stream. */
   private changes: { key: Buffer; v: StoredVersion }[] = [];
   state: WriterState;
@@ -111,7 +115,7 @@ export class MvccWriter implements LatestSource {
 
   constructor(readonly db: RocksLevel) {
     this.reader = new DbReader(db);
-    this.batch = new ReusableBatch(db);
+    this.batch = new ReusableBatch(db, LANES);
     this.state = loadWriterState(db);
   }
 
@@ -221,14 +225,20 @@ export class MvccWriter implements LatestSource {
     this.write(key, k, v);
   }
 
-  /** `k`: the key as a latin1 string (the maps' key). */
+  /** `k`: the key as a latin1 string (the maps' key). Each record is written in place, in its family's lane. */
   private write(key: Buffer, k: string, v: StoredVersion): void {
-    const enc = encodeVersion(v);
-    this.batch.put(latestKey(key), enc);
-    this.histKeys.push(historyKey(key, v.modRevision));
-    this.histValues.push(enc);
-    this.byRevKeys.push(byRevKey(v.modRevision, v.sub));
-    this.byRevValues.push(key);
+    const b = this.batch;
+    const vlen = RECORD_HEADER + v.value.length;
+    // A reservation may move its lane's buffer: each stageOf() is read after its reservePut().
+    let at = b.reservePut(LANE_LATEST, 1 + key.length, vlen);
+    let s = b.stageOf(LANE_LATEST);
+    writeVersionAt(s, writeLatestKeyAt(s, at, key), v);
+    at = b.reservePut(LANE_HISTORY, historyKeyLength(key), vlen);
+    s = b.stageOf(LANE_HISTORY);
+    writeVersionAt(s, writeHistoryKeyAt(s, at, key, v.modRevision), v);
+    at = b.reservePut(LANE_BY_REV, BY_REV_KEY_BYTES, key.length);
+    s = b.stageOf(LANE_BY_REV);
+    s.set(key, writeByRevKeyAt(s, at, v.modRevision, v.sub));
     this.overlay.set(k, { key, v });
     this.remember(k, { tombstone: v.tombstone, createRevision: v.createRevision, version: v.version, lease: v.lease });
     this.changes.push({ key, v });
@@ -291,9 +301,6 @@ export class MvccWriter implements LatestSource {
     applied.writeUIntBE(this.state.appliedTerm, 6, 6);
     this.batch.put(META_APPLIED, applied);
     this.batch.put(META_REV, u48(this.state.rev));
-    for (let i = 0; i < this.histKeys.length; i++) this.batch.put(this.histKeys[i]!, this.histValues[i]!);
-    for (let i = 0; i < this.byRevKeys.length; i++) this.batch.put(this.byRevKeys[i]!, this.byRevValues[i]!);
-    this.histKeys.length = this.histValues.length = this.byRevKeys.length = this.byRevValues.length = 0;
     this.overlay.clear();
     this.batch.write(sync);
   }
