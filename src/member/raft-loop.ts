@@ -167,20 +167,24 @@ export class RaftLoop {
    * A restored snapshot writes nothing here: its state goes to RocksDB when it is installed.
    */
   private persist(w: PersistWrites, barrierSeq: number | null): void {
-    const toWal: Uint8Array[][] = w.entries.map((e) => [
-      walRecordHeader((e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry) | (this.hooks.direct(e) ? WAL_DIRECT : 0), e.index, e.term),
-      e.data,
-    ]);
     const hs = w.hardState;
-    if (hs) {
-      toWal.push([walRecordHeader(RecordType.HardState | (w.lazy ? WAL_LAZY : 0), 0, hs.term),
-        encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit })]);
+    if (w.entries.length === 0 && barrierSeq === null) {
+      if (hs === null) return;
+      const record = [walRecordHeader(RecordType.HardState | (w.lazy ? WAL_LAZY : 0), 0, hs.term), encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit })];
+      // A lone commit-index HardState waits in the ring for the next batch's wake-up: the WAL
+      // worker writes it unsynced anyway, and waking it for that cost a wake per commit.
+      if (w.lazy) this.walOut.sendQuiet([record]);
+      else this.walOut.sendAll([record]);
+      return;
     }
-    if (barrierSeq !== null) toWal.push([walRecordHeader(WAL_BARRIER, barrierSeq, 0)]);
-    if (toWal.length === 0) return;
-    // A lone commit-index HardState waits in the ring for the next batch's wake-up: the WAL
-    // worker writes it unsynced anyway, and waking it for that cost a wake per commit.
-    if (w.entries.length === 0 && hs !== null && w.lazy && barrierSeq === null) this.walOut.sendQuiet(toWal);
-    else this.walOut.sendAll(toWal);
+    const out = this.walOut;
+    out.batch(() => {
+      for (const e of w.entries) {
+        const type = (e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry) | (this.hooks.direct(e) ? WAL_DIRECT : 0);
+        out.sendOp(type, e.index, e.term, e.data);
+      }
+      if (hs) out.sendOp(RecordType.HardState | (w.lazy ? WAL_LAZY : 0), 0, hs.term, encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit }));
+      if (barrierSeq !== null) out.sendOp(WAL_BARRIER, barrierSeq, 0);
+    });
   }
 }

@@ -1,13 +1,18 @@
 import type { Ring } from './ring/ring.js';
+import { OP_HEADER_BYTES, opHeader, writeOpHeader } from './protocol/header.js';
 
 /**
  * The main thread's producer side of a ring: writes at once when there is
  * room, otherwise queues (bounded by the caller's admission checks) and drains
  * in order as the consumer frees space. The main thread never blocks.
  */
+const EMPTY = new Uint8Array(0);
+
 export class Outbox {
   private queue: Uint8Array[][] = [];
   private draining = false;
+  private readonly head = Buffer.allocUnsafe(OP_HEADER_BYTES);
+  private readonly headParts: Uint8Array[] = [this.head, EMPTY];
 
   constructor(readonly ring: Ring, private readonly onError: (err: unknown) => void) {}
 
@@ -19,14 +24,37 @@ export class Outbox {
 
   get queued(): number { return this.queue.length; }
 
-  /** Sends a batch of records with one wake-up of the consumer. */
-  sendAll(records: Uint8Array[][]): void {
+  /**
+   * Sends one record of an op header (header.ts: type, a, b) and a payload.
+   * When the ring has room the header is written from one reused buffer: no
+   * header buffer and parts list per record. Otherwise both are made and queued.
+   */
+  sendOp(type: number, a: number, b: number, payload: Uint8Array = EMPTY): void {
+    if (this.queue.length === 0) {
+      writeOpHeader(this.head, type, a, b);
+      this.headParts[1] = payload;
+      const done = this.ring.tryWriteParts(this.headParts);
+      this.headParts[1] = EMPTY;
+      if (done) return;
+    }
+    this.send([opHeader(type, a, b), payload]);
+  }
+
+  /** Runs `fn`, whose sends wake the consumer once, at the end. */
+  batch(fn: () => void): void {
     this.ring.cork();
     try {
-      for (const r of records) this.send(r);
+      fn();
     } finally {
       this.ring.uncork();
     }
+  }
+
+  /** Sends a batch of records with one wake-up of the consumer. */
+  sendAll(records: Uint8Array[][]): void {
+    this.batch(() => {
+      for (const r of records) this.send(r);
+    });
   }
 
   /**

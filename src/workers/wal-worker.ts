@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Ring } from './ring/ring.js';
 import { DURABLE_NOTICE_BYTES, WAL_BARRIER, WAL_DIRECT, WAL_LAZY, WAL_RELEASE, writeDurableNotice } from './protocol/wal-ring.js';
 import { writeEntry } from './protocol/apply-ring.js';
+import { OP_HEADER_BYTES } from './protocol/header.js';
 import { SharedHistogram, type SharedHistogramLayout } from '../common/shared-histogram.js';
 import { Wal } from '../storage/wal/wal.js';
 import { RecordType, type WalRecord } from '../storage/wal/record.js';
@@ -67,14 +68,17 @@ function main(): void {
     let needSync = false;
     let barrier = -1;
     let entries = 0;
-    inRing.drain((view) => {
-      const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
-      const type = b[0]!;
-      const index = b.readDoubleLE(1);
+    inRing.drainInPlace((area, at, len) => {
+      if (len < OP_HEADER_BYTES) throw new Error(`WAL ring record of ${len} bytes is shorter than its header`);
+      const type = area[at]!;
+      const index = area.readDoubleLE(at + 1);
       if (type === WAL_RELEASE) { release = Math.max(release, index); return; }
       if (type === WAL_BARRIER) { barrier = Math.max(barrier, index); needSync = true; return; }
       const lazy = (type & WAL_LAZY) !== 0;
-      const rec: WalRecord = { type: type & ~(WAL_LAZY | WAL_DIRECT), index, term: b.readDoubleLE(9), data: Buffer.from(b.subarray(17)) };
+      // One copy of the payload, no view per record: it outlives the drain (direct entries, held records).
+      const data = Buffer.allocUnsafe(len - OP_HEADER_BYTES);
+      area.copy(data, 0, at + OP_HEADER_BYTES, at + len);
+      const rec: WalRecord = { type: type & ~(WAL_LAZY | WAL_DIRECT), index, term: area.readDoubleLE(at + 9), data };
       batch.push(rec);
       if ((type & WAL_DIRECT) !== 0) direct.push(rec);
       if (!lazy) needSync = true;

@@ -7,10 +7,15 @@ export const OP_HEADER_BYTES = 17;
 
 export function opHeader(type: number, a: number, b: number): Buffer {
   const h = Buffer.allocUnsafe(OP_HEADER_BYTES);
+  writeOpHeader(h, type, a, b);
+  return h;
+}
+
+/** opHeader into an existing buffer of at least OP_HEADER_BYTES. */
+export function writeOpHeader(h: Buffer, type: number, a: number, b: number): void {
   h[0] = type;
   h.writeDoubleLE(a, 1);
   h.writeDoubleLE(b, 9);
-  return h;
 }
 
 export interface OpHead { type: number; a: number; b: number }
