@@ -5,7 +5,9 @@
 import { EtcdError, type GrpcCode } from '../common/errors.js';
 import type { Ring } from '../workers/ring/ring.js';
 import type { BusyPoll } from './busy-poll.js';
-import { ResultType, decodeResult, decodeSnapshotInstalled, type AuthNotice, type SnapshotInstalled } from '../workers/protocol/result-ring.js';
+import {
+  ResultType, decodeResult, decodeSnapshotInstalled, readResultAt, type AuthNotice, type InPlaceResults, type SnapshotInstalled,
+} from '../workers/protocol/result-ring.js';
 
 export interface ResultHandlers {
   applied(index: number, synced: boolean): void;
@@ -50,19 +52,25 @@ const RESULTS_PER_TURN = 128;
 /** Drains a result ring for as long as the member runs; `before` runs ahead of each chunk. */
 export function startResultLoop(ring: Ring, h: ResultHandlers, poll: BusyPoll, running: () => boolean, onFatal: (err: unknown) => void, before?: () => void): void {
   const installPieces: Buffer[] = [];
+  // Answers, applied notices and watch data are read in place (the common records).
+  const hot: InPlaceResults = {
+    answer: (reqId, body) => h.answer(reqId, body, true),
+    applied: (index, synced) => h.applied(index, synced),
+    watchData: (streamId, watchId, body) => h.watchData(streamId, watchId, body, true),
+  };
   poll.watch(ring);
   const loop = async () => {
     while (running()) {
       // Before the first record, not before the drain: what was written before a record is visible once it is.
       let first = true;
-      const route = (view: Uint8Array) => {
+      const route = (area: Buffer, at: number, len: number) => {
         if (first && before) { first = false; before(); }
-        routeResult(view, h, installPieces);
+        if (!readResultAt(area, at, len, hot)) routeResult(area.subarray(at, at + len), h, installPieces);
       };
       // A bounded chunk, then a turn of the event loop: answering a thousand
       // results in one go would hold back every incoming request meanwhile,
       // and the WAL and apply workers would idle until the burst is over.
-      const n = ring.drain(route, RESULTS_PER_TURN);
+      const n = ring.drainInPlace(route, RESULTS_PER_TURN);
       if (n > 0) h.drained();
       if (n === RESULTS_PER_TURN || poll.shouldPoll()) {
         await new Promise<void>((resolve) => setImmediate(resolve));

@@ -163,19 +163,65 @@ export type Result =
   | { type: ResultType.Auth; notice: AuthNotice };
 
 /** Decodes a result record; `body` is copied out so it outlives the ring slot. */
+// Offsets of the records read in place (readers below, and decodeResult).
+const REQ_ID_AT = 1;
+const OK_BODY_AT = 9;
+const WATCH_ID_AT = 9;
+const WATCH_BODY_AT = 17;
+const APPLIED_INDEX_AT = 1;
+const APPLIED_SYNCED_AT = 17;
+
+/**
+ * The hot records read where they lie in a ring's data area (Ring.drainInPlace):
+ * Ok answers, Applied notices and watch data, without a view or a result object
+ * each. Returns false for any other type (decode those with decodeResult).
+ */
+export function readResultAt(area: Buffer, at: number, len: number, to: InPlaceResults): boolean {
+  // A record too short for its type goes to decodeResult, which refuses it.
+  switch (area[at]) {
+    case ResultType.Ok:
+      if (len < OK_BODY_AT) return false;
+      to.answer(area.readDoubleLE(at + REQ_ID_AT), copyOut(area, at + OK_BODY_AT, at + len));
+      return true;
+    case ResultType.Applied:
+      if (len <= APPLIED_SYNCED_AT) return false;
+      to.applied(area.readDoubleLE(at + APPLIED_INDEX_AT), area[at + APPLIED_SYNCED_AT] === 1);
+      return true;
+    case ResultType.WatchData:
+      if (len < WATCH_BODY_AT) return false;
+      to.watchData(area.readDoubleLE(at + REQ_ID_AT), area.readDoubleLE(at + WATCH_ID_AT), copyOut(area, at + WATCH_BODY_AT, at + len));
+      return true;
+    default: return false;
+  }
+}
+
+/** Where readResultAt hands what it read. */
+export interface InPlaceResults {
+  answer(reqId: number, body: Buffer): void;
+  applied(index: number, synced: boolean): void;
+  watchData(streamId: number, watchId: number, body: Buffer): void;
+}
+
+/** Bytes [start, end) of the area in a buffer of their own (the ring's space is reused once released). */
+function copyOut(area: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  area.copy(out, 0, start, end);
+  return out;
+}
+
 export function decodeResult(view: Uint8Array): Result {
   const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
   switch (b[0]) {
-    case ResultType.Ok: return { type: ResultType.Ok, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
+    case ResultType.Ok: return { type: ResultType.Ok, reqId: b.readDoubleLE(REQ_ID_AT), body: Buffer.from(b.subarray(OK_BODY_AT)) };
     case ResultType.OkPart: return { type: ResultType.OkPart, reqId: b.readDoubleLE(1), body: Buffer.from(b.subarray(9)) };
     case ResultType.Error: return { type: ResultType.Error, reqId: b.readDoubleLE(1), code: b[9]!, message: b.toString('utf8', 10) };
     case ResultType.WatchData:
-      return { type: ResultType.WatchData, streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), body: Buffer.from(b.subarray(17)) };
+      return { type: ResultType.WatchData, streamId: b.readDoubleLE(REQ_ID_AT), watchId: b.readDoubleLE(WATCH_ID_AT), body: Buffer.from(b.subarray(WATCH_BODY_AT)) };
     case ResultType.WatchPart:
       return { type: ResultType.WatchPart, streamId: b.readDoubleLE(1), watchId: b.readDoubleLE(9), body: Buffer.from(b.subarray(17)) };
     case ResultType.Progress: return { type: ResultType.Progress, streamId: b.readDoubleLE(1), token: b.readDoubleLE(9), rev: b.readDoubleLE(17) };
     case ResultType.Lease: return { type: ResultType.Lease, granted: b[1] === 1, id: b.readBigInt64LE(2), ttl: b.readDoubleLE(10) };
-    case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(1), rev: b.readDoubleLE(9), synced: b[17] === 1 };
+    case ResultType.Applied: return { type: ResultType.Applied, index: b.readDoubleLE(APPLIED_INDEX_AT), rev: b.readDoubleLE(9), synced: b[APPLIED_SYNCED_AT] === 1 };
     case ResultType.SnapshotInstalled: return { type: ResultType.SnapshotInstalled, piece: Buffer.from(b.subarray(1)) };
     case ResultType.SnapshotInstalledPart: return { type: ResultType.SnapshotInstalledPart, piece: Buffer.from(b.subarray(1)) };
     case ResultType.Auth: return { type: ResultType.Auth, notice: decodeAuthNotice(Buffer.from(b.subarray(1))) };
