@@ -302,7 +302,6 @@ async function main(): Promise<void> {
     return encodeAuthResponse(hdr(writer.state.rev), out.response);
   };
 
-  /** Applies one entry; its answer, or null when there is none now (none at all, or a physical compaction's, sent after its sweep). */
   /** A Put past its auth check (none without auth): synchronous, so the batch loop calls it without a promise. */
   const applyPut = (p: PutRequest): Buffer => {
     const fits = guard(EntryKind.Put, costPut(p));
@@ -311,6 +310,7 @@ async function main(): Promise<void> {
     return codec.encodePutResponseBytes(hdr(r.header.revision), r.prevKv);
   };
 
+  /** Applies one entry; its answer, or null when there is none now (none at all, or a physical compaction's, sent after its sweep). */
   const applyOne = async (
     kind: EntryKind, request: Buffer, ai: AuthInfo, index: number, reqId: number, pre: Predecoded,
   ): Promise<Buffer | null> => {

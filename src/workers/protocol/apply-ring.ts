@@ -41,14 +41,9 @@ export function writeEntry(ring: Ring, index: number, term: number, data: Uint8A
 export interface RingEntry { index: number; term: number; data: Buffer }
 
 /** Reads an entry record; data is a view valid only inside the ring's drain callback. */
-export function readEntry(view: Uint8Array): RingEntry {
-  const b = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
-  return { index: b.readDoubleLE(0), term: b.readDoubleLE(8), data: b.subarray(APPLY_RECORD_HEADER_BYTES) };
-}
-
 /**
- * readEntry for Ring.drainInPlace: the record at `at` (`len` bytes) of the
- * ring's data area, its entry data copied out (kept past the drain).
+ * A raft entry's record read with Ring.drainInPlace: the record at `at` (`len`
+ * bytes) of the ring's data area, its entry data copied out (kept past the drain).
  */
 export function copyEntryAt(area: Buffer, at: number, len: number): RingEntry {
   if (len < APPLY_RECORD_HEADER_BYTES) throw new Error(`apply ring record of ${len} bytes is shorter than its header`);

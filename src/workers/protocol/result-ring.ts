@@ -9,8 +9,11 @@ import { RecordError, field, isArray, isBoolean, isNumber, packRecord, toBigInt,
 
 /** Records the apply worker and the shards send back to the main thread. */
 export const enum ResultType {
+  /** A request's answer: f64 reqId | body (writeResultOk). */
   Ok = 1,
+  /** f64 reqId | u8 gRPC code | utf8 message. */
   Error = 2,
+  /** f64 applied index | f64 revision | u8 synced (encodeApplied). */
   Applied = 3,
   /** A leading piece of a response too large for one ring record; the final piece comes as Ok. */
   OkPart = 4,
@@ -30,13 +33,6 @@ export const enum ResultType {
    * the token table must do: u8 type | record { state, effect } (see encodeAuthNotice).
    */
   Auth = 11,
-}
-
-export function encodeResultOk(reqId: number, body: Uint8Array): Uint8Array[] {
-  const h = Buffer.allocUnsafe(9);
-  h[0] = ResultType.Ok;
-  h.writeDoubleLE(reqId, 1);
-  return [h, body];
 }
 
 /**
