@@ -117,3 +117,20 @@ test('lanes reach RocksDB in lane order whatever the order of adding; reservePut
     assert.equal(b.length, 0);
   });
 });
+
+test('without the addon the staged records are replayed through the binding, lanes in order', async () => {
+  await withDb(async (db) => {
+    const b = new ReusableBatch(db, 2);
+    // What the batch does when the addon is not loaded (src/native/rocksdb.ts): no WriteBatch external to append to.
+    (b as unknown as { ext: object | null }).ext = null;
+    const at = b.reservePut(1, 1, 2);
+    b.stageOf(1).write('kv2', at, 'latin1');
+    b.put(Buffer.from('k'), Buffer.from('v1'));
+    b.put(Buffer.from('gone'), Buffer.from('x'));
+    b.del(Buffer.from('gone'));
+    b.write();
+    assert.equal(get(db, 'k')?.toString(), 'v2', 'lane 1 after lane 0');
+    assert.equal(get(db, 'gone'), undefined);
+    assert.equal(b.length, 0);
+  });
+});
