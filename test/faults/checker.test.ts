@@ -169,12 +169,12 @@ function wh(resps: WatchEventRec[][], streams: [number, number][] = [[0, 2]], st
 
 test('a correct watch passes, with a resume in the middle', () => {
   assert.deepEqual(checkLogShape(LOG, 2), []);
-  assert.deepEqual(checkWatch(wh([[LOG[0]!, LOG[1]!], [LOG[2]!]]), LOG).anomalies, []);
-  assert.deepEqual(checkWatch(wh([[LOG[0]!, LOG[1]!], [LOG[2]!, LOG[3]!], [LOG[4]!]], [[0, 2], [1, 4]], [0, 1, 1]), LOG).anomalies, []);
+  assert.deepEqual(checkWatch(wh([[LOG[0]!, LOG[1]!], [LOG[2]!]]), LOG, 6).anomalies, []);
+  assert.deepEqual(checkWatch(wh([[LOG[0]!, LOG[1]!], [LOG[2]!, LOG[3]!], [LOG[4]!]], [[0, 2], [1, 4]], [0, 1, 1]), LOG, 6).anomalies, []);
 });
 
 test('watch anomalies are caught each by its own check', () => {
-  const c = (h: WatchHistory) => checks(checkWatch(h, LOG).anomalies);
+  const c = (h: WatchHistory) => checks(checkWatch(h, LOG, 6).anomalies);
   assert.deepEqual(c(wh([[LOG[0]!], [LOG[2]!]])), ['reliable']); // gap: b@3 missing
   assert.deepEqual(c(wh([[LOG[0]!, LOG[1]!], [LOG[1]!, LOG[2]!]])), ['atomic', 'unique']); // duplicate
   assert.deepEqual(c(wh([[LOG[1]!], [LOG[0]!]])), ['ordered']);
@@ -184,8 +184,16 @@ test('watch anomalies are caught each by its own check', () => {
   assert.deepEqual(c(wh([[LOG[0]!, LOG[1]!], [LOG[3]!]], [[0, 2], [1, 4]], [0, 1])), ['reliable', 'resumable']);
   // One revision split in two responses (a txn writing two keys at revision 7).
   const log2 = [...LOG, E('c', 'x', 7, null), E('d', 'y', 7, null)];
-  assert.deepEqual(checks(checkWatch(wh([LOG, [log2[5]!], [log2[6]!]]), log2).anomalies), ['atomic']);
+  assert.deepEqual(checks(checkWatch(wh([LOG, [log2[5]!], [log2[6]!]]), log2, 7).anomalies), ['atomic']);
   assert.deepEqual(checkLogShape([LOG[0]!, { ...LOG[2]!, prevKv: null }], 2).map((x) => x.check), ['prev-kv']);
+});
+
+test('an event past the log (committed after the sentinel) is not compared with it; one inside it still is', () => {
+  // A write of unknown outcome that committed at revision 8, after the sentinel at 6: the log stops at 6.
+  const late = E('a', 'late', 8, null);
+  assert.deepEqual(checkWatch(wh([LOG, [late]]), LOG, 6).anomalies, []);
+  assert.deepEqual(checks(checkWatch(wh([LOG, [late]]), LOG, 8).anomalies), ['log-equal']);
+  assert.deepEqual(checks(checkWatch(wh([LOG, [late], [LOG[4]!]]), LOG, 6).anomalies), ['atomic', 'ordered', 'unique']);
 });
 
 test('the log is checked against the KV history: lost acknowledged writes and writes from nowhere', () => {

@@ -114,7 +114,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
     for (let i = 0; i < cluster.size; i++) logs.push({ member: cluster.label(i), events: await fetchLog(cluster.endpoint(i), o.prefix, startRevision, sentinel) });
     const log = logs[0]!.events;
     const lin = checkLinearizability(rec.ops, log);
-    const w = checkWatch(watcher.history, log);
+    const w = checkWatch(watcher.history, log, sentinel);
     const anomalies = [
       ...lin.anomalies,
       ...checkRevisions(rec.ops),
