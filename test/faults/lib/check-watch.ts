@@ -94,7 +94,7 @@ export function checkLogAgainstHistory(ops: KvOp[], log: WatchEventRec[]): Anoma
  * the sentinel, may deliver it: such an event is past the log and is checked
  * for order, uniqueness and atomicity only.
  */
-export function checkWatch(w: WatchHistory, log: WatchEventRec[], until: number): { anomalies: Anomaly[]; events: number } {
+export function checkWatch(w: WatchHistory, log: WatchEventRec[], until: number): { anomalies: Anomaly[]; events: number; pastLog: number } {
   const s = new Sink();
   const truth = new RevisionLog(log);
   const logAt = new Map<string, WatchEventRec>(log.map((e) => [`${e.modRevision}/${e.key}`, e]));
@@ -102,6 +102,7 @@ export function checkWatch(w: WatchHistory, log: WatchEventRec[], until: number)
   const revResponse = new Map<number, number>();
   let last = 0;
   let events = 0;
+  let pastLog = 0;
   w.responses.forEach((r, ri) => {
     for (const e of r.events) {
       events++;
@@ -113,9 +114,9 @@ export function checkWatch(w: WatchHistory, log: WatchEventRec[], until: number)
       const at = revResponse.get(e.modRevision);
       if (at !== undefined && at !== ri) s.add('atomic', `revision ${e.modRevision} split across responses ${at} and ${ri}`);
       revResponse.set(e.modRevision, ri);
-      if (e.modRevision > until) continue;
+      if (e.modRevision > until) { pastLog++; continue; }
       const t = logAt.get(id);
-      if (!t || t.type !== e.type || t.value !== e.value) s.add('log-equal', `delivered ${ev(e)}, the log has ${t ? ev(t) : 'no such event'}`);
+      if (!t || t.type !== e.type || t.value !== e.value) s.add('log-equal', `delivered ${ev(e)}, the log (to the sentinel at ${until}) has ${t ? ev(t) : 'no such event'}`);
       const prev = truth.at(e.key, e.modRevision - 1);
       if (!sameSnap(prev, e.prevKv)) s.add('prev-kv', `delivered ${ev(e)} with prev_kv ${JSON.stringify(e.prevKv)}, the key was ${JSON.stringify(prev)}`);
     }
@@ -132,5 +133,5 @@ export function checkWatch(w: WatchHistory, log: WatchEventRec[], until: number)
       s.add('resumable', `stream ${st.stream} from revision ${st.startRevision} on ${st.member} began with ${ev(first)}, the log's next event is ${want ? ev(want) : 'none'}`);
     }
   }
-  return { anomalies: s.anomalies, events };
+  return { anomalies: s.anomalies, events, pastLog };
 }

@@ -39,6 +39,8 @@ export interface RunReport {
   failed: number;
   linChecked: number;
   watchEvents: number;
+  /** Of them, delivered past the log's end (committed after the sentinel). */
+  watchPastLog: number;
   watchStreams: number;
   logEvents: number;
   searchSteps: number;
@@ -127,7 +129,7 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
     const count = (x: string) => rec.ops.filter((op) => op.outcome === x).length;
     return {
       fault, seed: o.seed, ops: rec.ops.length, ok: count('ok'), unknown: count('unknown'), failed: count('fail'),
-      linChecked: lin.checked, watchEvents: w.events, watchStreams: watcher.history.streams.length, logEvents: log.length,
+      linChecked: lin.checked, watchEvents: w.events, watchPastLog: w.pastLog, watchStreams: watcher.history.streams.length, logEvents: log.length,
       searchSteps: lin.steps, durationMs: Date.now() - t0, anomalies, history: rec.ops, log, watch: watcher.history,
     };
   } finally {
@@ -139,6 +141,6 @@ export async function runOnce(cluster: Cluster, o: RunOptions): Promise<RunRepor
 
 export function summary(r: RunReport): string {
   return `${r.fault.kind}${r.fault.target ? `(${r.fault.target})` : ''} seed ${r.seed}: ${r.ops} ops (${r.ok} ok, ${r.unknown} unknown, ${r.failed} failed), ` +
-    `${r.linChecked} checked for linearizability (${r.searchSteps} steps), watch ${r.watchEvents} events over ${r.watchStreams} streams, log ${r.logEvents} events, ` +
+    `${r.linChecked} checked for linearizability (${r.searchSteps} steps), watch ${r.watchEvents} events over ${r.watchStreams} streams${r.watchPastLog > 0 ? ` (${r.watchPastLog} past the log's sentinel)` : ''}, log ${r.logEvents} events, ` +
     `${r.fault.failoverMs !== undefined ? `failover ${r.fault.failoverMs} ms, ` : ''}${r.fault.heldMs !== undefined ? `fault held ${r.fault.heldMs} ms, ` : ''}${r.durationMs} ms, anomalies ${r.anomalies.length}`;
 }
