@@ -168,9 +168,11 @@ export class RaftLoop {
    */
   private persist(w: PersistWrites, barrierSeq: number | null): void {
     const hs = w.hardState;
+    const hsType = RecordType.HardState | (w.lazy ? WAL_LAZY : 0);
+    const hsBytes = hs === null ? null : encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit });
     if (w.entries.length === 0 && barrierSeq === null) {
-      if (hs === null) return;
-      const record = [walRecordHeader(RecordType.HardState | (w.lazy ? WAL_LAZY : 0), 0, hs.term), encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit })];
+      if (hs === null || hsBytes === null) return;
+      const record = [walRecordHeader(hsType, 0, hs.term), hsBytes];
       // A lone commit-index HardState waits in the ring for the next batch's wake-up: the WAL
       // worker writes it unsynced anyway, and waking it for that cost a wake per commit.
       if (w.lazy) this.walOut.sendQuiet([record]);
@@ -183,7 +185,7 @@ export class RaftLoop {
         const type = (e.type === EntryType.ConfChange ? RecordType.ConfChangeEntry : RecordType.Entry) | (this.hooks.direct(e) ? WAL_DIRECT : 0);
         out.sendOp(type, e.index, e.term, e.data);
       }
-      if (hs) out.sendOp(RecordType.HardState | (w.lazy ? WAL_LAZY : 0), 0, hs.term, encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit }));
+      if (hs !== null && hsBytes !== null) out.sendOp(hsType, 0, hs.term, hsBytes);
       if (barrierSeq !== null) out.sendOp(WAL_BARRIER, barrierSeq, 0);
     });
   }

@@ -1,5 +1,6 @@
 import * as codec from '../proto/kv-codec.js';
 import type { RequestOp, TxnRequest } from '../proto/kv-types.js';
+import type { PutRequestFacts } from '../proto/kv-codec.js';
 import { EntryKind } from '../workers/protocol/entry.js';
 import { checkSortOptions } from '../storage/mvcc/range.js';
 import { Errors } from '../common/errors.js';
@@ -44,10 +45,7 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
   };
 
   h.set('/etcdserverpb.KV/Put', (req, ctx) => {
-    const p = codec.scanPutRequest(req);
-    if (p.keyLength === 0) throw Errors.emptyKey();
-    if (p.ignoreValue && p.valueLength !== 0) throw Errors.valueProvided();
-    if (p.ignoreLease && p.leased) throw Errors.leaseProvided();
+    checkPutFacts(codec.scanPutRequest(req));
     checkSize(req);
     return propose(EntryKind.Put, req, ctx);
   });
@@ -76,10 +74,15 @@ export function kvHandlers(member: Member): Map<string, UnaryHandler> {
   return h;
 }
 
+/** etcd's checkPutRequest, on what scanPutRequest reads (a Put) or a txn's decoded put. */
+function checkPutFacts(p: Readonly<PutRequestFacts>): void {
+  if (p.keyLength === 0) throw Errors.emptyKey();
+  if (p.ignoreValue && p.valueLength !== 0) throw Errors.valueProvided();
+  if (p.ignoreLease && p.leased) throw Errors.leaseProvided();
+}
+
 function checkPut(p: { key: Buffer; value: Buffer; lease: bigint; ignoreValue: boolean; ignoreLease: boolean }): void {
-  if (p.key.length === 0) throw Errors.emptyKey();
-  if (p.ignoreValue && p.value.length !== 0) throw Errors.valueProvided();
-  if (p.ignoreLease && p.lease !== 0n) throw Errors.leaseProvided();
+  checkPutFacts({ keyLength: p.key.length, valueLength: p.value.length, leased: p.lease !== 0n, ignoreValue: p.ignoreValue, ignoreLease: p.ignoreLease });
 }
 
 /** etcd's checkTxnRequest / checkRequestOp. */

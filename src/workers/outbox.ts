@@ -1,13 +1,13 @@
 import type { Ring } from './ring/ring.js';
 import { OP_HEADER_BYTES, opHeader, writeOpHeader } from './protocol/header.js';
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * The main thread's producer side of a ring: writes at once when there is
  * room, otherwise queues (bounded by the caller's admission checks) and drains
  * in order as the consumer frees space. The main thread never blocks.
  */
-const EMPTY = new Uint8Array(0);
-
 export class Outbox {
   private queue: Uint8Array[][] = [];
   private draining = false;

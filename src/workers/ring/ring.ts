@@ -147,7 +147,7 @@ export class Ring {
   private readonly words: Int32Array;
   private readonly mask: number;
   private readonly spin: number;
-  /** The data area as one Buffer (drainInPlace), made on first use. */
+  /** The data area as one Buffer (what drain and drainInPlace walk), made on first use. */
   private area: Buffer | null = null;
   private readonly door: Int32Array | null;
 
@@ -398,7 +398,7 @@ export class Ring {
    * error propagates. Returns the number of records handed out.
    */
   drain(fn: (view: Uint8Array) => void, max = Infinity): number {
-    return this.walk(max, (at, len) => fn(this.bytes.subarray(at, at + len)));
+    return this.walk(max, (area, at, len) => fn(area.subarray(at, at + len)));
   }
 
   /**
@@ -407,12 +407,12 @@ export class Ring {
    * consumer that copies records out anyway.
    */
   drainInPlace(fn: (area: Buffer, at: number, len: number) => void, max = Infinity): number {
-    const area = (this.area ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength));
-    return this.walk(max, (at, len) => fn(area, at, len));
+    return this.walk(max, fn);
   }
 
-  /** The consumer's loop: hands each record's payload offset and length to `visit`, then releases them. */
-  private walk(max: number, visit: (at: number, len: number) => void): number {
+  /** The consumer's loop: hands each record's payload offset and length in the data area to `visit`, then releases them. */
+  private walk(max: number, visit: (area: Buffer, at: number, len: number) => void): number {
+    const area = (this.area ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength));
     const start = Atomics.load(this.ctl, TAIL);
     const head = (this.cachedHead = Atomics.load(this.ctl, HEAD));
     let tail = start;
@@ -432,7 +432,7 @@ export class Ring {
         }
         tail = (tail + align8(RING_RECORD_HEADER_BYTES + len)) | 0;
         count++;
-        visit(pos + RING_RECORD_HEADER_BYTES, len);
+        visit(area, pos + RING_RECORD_HEADER_BYTES, len);
       }
     } finally {
       if (tail !== start) this.release(tail);
