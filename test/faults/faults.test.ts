@@ -155,14 +155,22 @@ test('etsd: power cut (every member killed -9, unsynced writes dropped)', async 
 // reads with what it had while the majority moves on. Found with seeds 7-9 of
 // `node scripts/faults.mjs --fault partition-leader --ops 200 --failpoints
 // rangeBeforeReadIndex=error` (10-14 anomalies each); seed 7 under no fault
-// at all is caught too (one stale read, by the revision-order check).
+// at all is caught too (one stale read, by the revision-order check). Whether
+// a client reads from the cut-off leader after the majority has moved on is
+// timing (a CI run with a 118 ms failover saw none with seed 7), so the test
+// tries seeds 7, 8, 9 until one is caught.
 test('the checkers catch etsd serving linearizable reads without ReadIndex', async (t) => {
   const cluster = await Cluster.start('etsd', 3, { ETSD_FAILPOINTS: 'rangeBeforeReadIndex=error' });
   try {
-    const r = await runOnce(cluster, { fault: 'partition-leader', seed: 7, ops: OPS, prefix: '/faults-ci/bug/no-read-index/' });
-    t.diagnostic(summary(r));
-    const kinds = new Set(r.anomalies.map((a) => a.check));
-    assert.ok(kinds.has('linearizable') || kinds.has('revision-order'), `stale linearizable reads went unnoticed: ${[...kinds].join(', ') || 'no anomalies'}`);
+    const seen: string[] = [];
+    for (const seed of [7, 8, 9]) {
+      const r = await runOnce(cluster, { fault: 'partition-leader', seed, ops: OPS, prefix: `/faults-ci/bug/no-read-index/${seed}/` });
+      t.diagnostic(summary(r));
+      const kinds = new Set(r.anomalies.map((a) => a.check));
+      if (kinds.has('linearizable') || kinds.has('revision-order')) return;
+      seen.push(`seed ${seed}: ${[...kinds].join(', ') || 'no anomalies'}`);
+    }
+    assert.fail(`stale linearizable reads went unnoticed: ${seen.join('; ')}`);
   } finally {
     await cluster.close();
   }
